@@ -117,7 +117,10 @@ def decode_image_bytes(data: bytes, *, name: str, max_pixels: int = MAX_IMAGE_PI
     except InvalidImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidImageError(f"{name}: image is too large to decode safely ({exc}).") from exc
+        raise InvalidImageError(
+            f"{name}: the image's pixel count exceeds the limit of {max_pixels} "
+            f"(decompression-bomb guard: {exc}); resize the image."
+        ) from exc
     except UnidentifiedImageError as exc:
         raise InvalidImageError(
             f"{name}: not an image (the content is not PNG, JPEG or another known format)."

@@ -1,0 +1,8 @@
+"""Optional face refinement (GFPGAN) behind the ``Refiner`` protocol.
+
+``gfpgan`` is imported lazily by callers that need it (spandrel is the optional 'refine' extra).
+"""
+
+from sketch2face.refine.base import NoRefiner, RefineResult, Refiner, upscale_bicubic
+
+__all__ = ["NoRefiner", "RefineResult", "Refiner", "upscale_bicubic"]

@@ -1,0 +1,5 @@
+"""Object storage for images: one :class:`ObjectStore` interface, local folder or S3-compatible."""
+
+from sketch2face.storage.base import ObjectNotFoundError, ObjectStore, StorageError, open_store
+
+__all__ = ["ObjectNotFoundError", "ObjectStore", "StorageError", "open_store"]

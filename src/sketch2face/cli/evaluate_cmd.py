@@ -1,0 +1,105 @@
+"""`sketch2face evaluate`: score a model on (sketch, photo) pairs and write a JSON report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sketch2face.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``evaluate`` sub-command."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score generated faces against real photos (SSIM, PSNR, identity, rank-1)",
+        description=(
+            "Generate a face for each sketch and compare it with its real photo. Pairs come from two "
+            "folders matched by file stem (--sketches/--photos) or from a prepared dataset's manifest "
+            "(--manifest DIR --split test). Writes a JSON report and prints a table."
+        ),
+    )
+    source = parser.add_argument_group("pairs (one of)")
+    source.add_argument("--sketches", type=Path, metavar="DIR", help="folder of sketches")
+    source.add_argument("--photos", type=Path, metavar="DIR", help="folder of real photos (same stems)")
+    source.add_argument("--manifest", type=Path, metavar="DATASET_DIR", help="prepared dataset folder")
+    source.add_argument("--split", default="test", choices=("train", "val", "test"), help="manifest split")
+    parser.add_argument("--report", type=Path, required=True, metavar="REPORT.json", help="JSON report path")
+    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the packaged model)")
+    parser.add_argument("--refine", action="store_true", help="also refine with GFPGAN and score it")
+    parser.add_argument("--gfpgan-weights", type=Path, metavar="PATH", help="GFPGANv1.3/1.4 .pth")
+    parser.add_argument("--sheet", type=Path, metavar="SHEET.png", help="write a comparison sheet")
+    parser.add_argument("--sheet-pairs", type=int, default=8, help="rows in the sheet (default 8)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    parser.add_argument("--batch-size", type=int, default=8, help="pairs per generator batch (8)")
+    parser.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--lpips-weights", metavar="PATH", help="LPIPS backbone weights (hook)")
+    parser.add_argument("--inception-weights", metavar="PATH", help="FID Inception weights (hook)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+
+
+def _resolve_pairs(args: argparse.Namespace) -> tuple[list[Path], list[Path], dict[str, int], bool]:
+    """(sketch paths, photo paths, unmatched counts, prepared?) from the chosen input."""
+    from sketch2face.evaluation.evaluate import pair_by_stem, pairs_from_manifest
+
+    if args.manifest is not None:
+        if args.sketches is not None or args.photos is not None:
+            raise ConfigError("use either --manifest or --sketches/--photos, not both.")
+        pairs = pairs_from_manifest(args.manifest, args.split)
+        unmatched = {"sketches": 0, "photos": 0}
+        prepared = True
+    else:
+        if args.sketches is None or args.photos is None:
+            raise ConfigError("give --sketches DIR and --photos DIR, or --manifest DATASET_DIR.")
+        stem_pairs = pair_by_stem(args.sketches, args.photos)
+        pairs = stem_pairs.pairs
+        unmatched = {
+            "sketches": len(stem_pairs.unmatched_sketches),
+            "photos": len(stem_pairs.unmatched_photos),
+        }
+        prepared = False
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ConfigError(f"--limit must be >= 1, got {args.limit}.")
+        pairs = pairs[: args.limit]
+    return [s for s, _ in pairs], [p for _, p in pairs], unmatched, prepared
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the report (and sheet), print the table."""
+    from sketch2face.evaluation.evaluate import evaluate_pairs
+    from sketch2face.pipeline import Sketch2Face
+
+    sketches, photos, unmatched, prepared = _resolve_pairs(args)
+    refiner = None
+    if args.refine or args.gfpgan_weights is not None:
+        from sketch2face.refine.gfpgan import load_refiner
+
+        # An explicit --gfpgan-weights must load (strict); the env var alone only warns.
+        refiner, notice = load_refiner(args.gfpgan_weights, strict=args.gfpgan_weights is not None)
+        if notice:
+            print(notice)
+    pipeline = Sketch2Face.from_pretrained(args.checkpoint, device=args.device, refiner=refiner)
+    skipped = f" ({unmatched['sketches']} sketches, {unmatched['photos']} photos without a pair)"
+    print(f"evaluating {len(sketches)} pairs" + (skipped if any(unmatched.values()) else ""))
+    report = evaluate_pairs(
+        pipeline,
+        sketches,
+        photos,
+        refine=args.refine and refiner is not None,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        progress=not args.no_progress,
+        prepared=prepared,
+        sheet_path=args.sheet,
+        sheet_pairs=args.sheet_pairs,
+        lpips_weights=args.lpips_weights,
+        inception_weights=args.inception_weights,
+    )
+    report.unmatched = unmatched
+    report.save(args.report)
+    print(report.summary_table())
+    print(f"report: {args.report}" + (f"\nsheet: {args.sheet}" if args.sheet else ""))
+    return 0

@@ -1,0 +1,93 @@
+"""``sketch2face users``: create the first admin (and other accounts) from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from sketch2face.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``users`` sub-command with ``create`` and ``list``."""
+    parser = subparsers.add_parser("users", help="manage web accounts (first admin, listing)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None,
+        help="data folder of `sketch2face serve` (default ./instance or SKETCH2FACE_DATA_DIR)",
+    )
+    actions = parser.add_subparsers(dest="users_action", metavar="ACTION")
+    create = actions.add_parser("create", help="create an account")
+    create.add_argument("--username", required=True)
+    create.add_argument("--admin", action="store_true", help="give the account the admin role")
+    create.add_argument(
+        "--password-stdin", action="store_true",
+        help="read the password from the first line of stdin (for scripts); else prompt twice",
+    )
+    create.set_defaults(func=run_create)
+    listing = actions.add_parser("list", help="list accounts")
+    listing.set_defaults(func=run_list)
+    parser.set_defaults(func=lambda _a: parser.print_help() or 2)
+
+
+def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from sketch2face.web import create_app
+    from sketch2face.web.settings import WebSettings
+
+    settings = WebSettings.from_env()
+    if args.data_dir is not None:
+        settings = settings.replace(data_dir=args.data_dir)
+    # the CLI signs nobody in, so a throwaway key is fine when none is configured
+    return create_app(settings.replace(secret_key=settings.secret_key or "cli-" + "0" * 32))
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise ConfigError("the passwords differ; run the command again.")
+    return password
+
+
+def run_create(args: argparse.Namespace) -> int:
+    """Create one account (admin with --admin)."""
+    from sketch2face.web import audit
+    from sketch2face.web.auth import DuplicateUsernameError, create_user
+    from sketch2face.web.db import new_session
+    from sketch2face.web.models import ROLE_ADMIN, ROLE_INVESTIGATOR
+    from sketch2face.web.security import normalise_username, password_problem, username_problem
+
+    username = normalise_username(args.username)
+    if problem := username_problem(username):
+        raise ConfigError(problem)
+    password = _read_password(args)
+    if problem := password_problem(password):
+        raise ConfigError(problem)
+    app = _app(args)
+    with app.app_context(), new_session(app) as session:
+        try:
+            user = create_user(session, username, password, ROLE_ADMIN if args.admin else ROLE_INVESTIGATOR)
+        except DuplicateUsernameError as exc:
+            raise ConfigError(str(exc)) from exc
+        audit.record(session, audit.USER_CREATE, None, username=user.username, via="cli", role=user.role)
+        session.commit()
+        print(f"created {user.role} account '{user.username}'")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print accounts."""
+    import sqlalchemy as sa
+
+    from sketch2face.web.db import new_session
+    from sketch2face.web.models import User
+
+    app = _app(args)
+    with new_session(app) as session:
+        for user in session.scalars(sa.select(User).order_by(User.username)):
+            state = "active" if user.is_active else "disabled"
+            print(f"{user.username}\t{user.role}\t{state}\t{user.created_at:%Y-%m-%d}")
+    return 0

@@ -1,0 +1,229 @@
+"""Training data: a split decoded once into uint8 arrays (cached as .npy), and a torch Dataset.
+
+Attribute encoding (``ATTRIBUTE_NAMES``, a fixed 16-float vector; unknown values are -1):
+
+- ``hair``, ``gender``, ``earring``, ``smile``, ``frontal_face``: the FS2K 0/1 labels;
+- ``hair_color_0..4``: one-hot of FS2K ``hair_color`` (all -1 when unknown);
+- ``lip_r/g/b``, ``eye_r/g/b``: FS2K mean lip / eye colours divided by 255.
+
+Photos without annotations (CelebA, CUHK) therefore get a vector of -1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sketch2face.data.align import IMAGE_SIZE_PX
+from sketch2face.data.manifest import MANIFEST_NAME, SPLITS, file_sha256, read_manifest
+from sketch2face.data.transforms import PairedTransform
+from sketch2face.errors import DatasetError, InvalidImageError
+from sketch2face.imaging import load_image, u8_to_tensor
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR = "cache"
+_BINARY_ATTRIBUTES = ("hair", "gender", "earring", "smile", "frontal_face")
+HAIR_COLOR_CLASSES = 5
+ATTRIBUTE_NAMES: tuple[str, ...] = (
+    *_BINARY_ATTRIBUTES,
+    *(f"hair_color_{i}" for i in range(HAIR_COLOR_CLASSES)),
+    "lip_r",
+    "lip_g",
+    "lip_b",
+    "eye_r",
+    "eye_g",
+    "eye_b",
+)
+ATTRIBUTE_DIM = len(ATTRIBUTE_NAMES)
+
+
+def encode_attributes(attributes: Mapping[str, Any]) -> np.ndarray:
+    """Encode FS2K-style annotations as the fixed float32 vector described in the module doc."""
+    vec = np.full(ATTRIBUTE_DIM, -1.0, dtype=np.float32)
+    for i, name in enumerate(_BINARY_ATTRIBUTES):
+        value = attributes.get(name)
+        if isinstance(value, (int, float)):  # bool is an int too
+            vec[i] = 1.0 if float(value) > 0.5 else 0.0
+    hair_color = attributes.get("hair_color")
+    if isinstance(hair_color, (int, float)) and 0 <= int(hair_color) < HAIR_COLOR_CLASSES:
+        start = len(_BINARY_ATTRIBUTES)
+        vec[start : start + HAIR_COLOR_CLASSES] = 0.0
+        vec[start + int(hair_color)] = 1.0
+    offset = len(_BINARY_ATTRIBUTES) + HAIR_COLOR_CLASSES
+    for j, key in enumerate(("lip_color", "eye_color")):
+        colour = attributes.get(key)
+        if isinstance(colour, (list, tuple)) and len(colour) == 3:
+            vec[offset + 3 * j : offset + 3 * j + 3] = np.clip(
+                np.asarray(colour, np.float32) / 255.0, 0, 1
+            )
+    return vec
+
+
+@dataclass(frozen=True)
+class PairArrays:
+    """One split as uint8 arrays: ``sketches``/``photos`` (N, 256, 256, 3), ids and attributes."""
+
+    sketches: np.ndarray
+    photos: np.ndarray
+    ids: list[str]
+    attributes: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _cache_paths(dataset_dir: Path, split: str) -> tuple[Path, Path, Path]:
+    cache = dataset_dir / CACHE_DIR
+    return (
+        cache / f"{split}_sketches.npy",
+        cache / f"{split}_photos.npy",
+        cache / f"{split}_meta.json",
+    )
+
+
+def load_split_u8(dataset_dir: str | os.PathLike, split: str, *, mmap: bool = True) -> PairArrays:
+    """Load a split as uint8 arrays, decoding the PNGs only when the cache is missing or stale.
+
+    The cache (``<dataset>/cache/<split>_{sketches,photos}.npy``) is tied to the manifest's sha256
+    and rebuilt when the manifest changes. With ``mmap`` the arrays are memory-mapped read-only
+    (shared by DataLoader workers instead of copied).
+    """
+    root = Path(dataset_dir)
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}.")
+    manifest_path = root / MANIFEST_NAME
+    rows = [r for r in read_manifest(manifest_path) if r.split == split]
+    manifest_sha = file_sha256(manifest_path)
+    sketch_path, photo_path, meta_path = _cache_paths(root, split)
+    ids = [r.id for r in rows]
+    attributes = [dict(r.attributes) for r in rows]
+    if _cache_is_fresh(meta_path, sketch_path, photo_path, manifest_sha, ids):
+        mode = "r" if mmap else None
+        return PairArrays(
+            np.load(sketch_path, mmap_mode=mode),
+            np.load(photo_path, mmap_mode=mode),
+            ids,
+            attributes,
+        )
+
+    logger.info("decoding %d %s pairs of %s into the uint8 cache", len(rows), split, root)
+    sketch_path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (len(rows), IMAGE_SIZE_PX, IMAGE_SIZE_PX, 3)
+    tag = f".tmp-{os.getpid()}"
+    tmp_sketch = sketch_path.with_name(sketch_path.name + tag)
+    tmp_photo = photo_path.with_name(photo_path.name + tag)
+    try:
+        sketches = np.lib.format.open_memmap(tmp_sketch, mode="w+", dtype=np.uint8, shape=shape)
+        photos = np.lib.format.open_memmap(tmp_photo, mode="w+", dtype=np.uint8, shape=shape)
+        for i, row in enumerate(rows):
+            sketches[i] = _load_cell(root / row.sketch)
+            photos[i] = _load_cell(root / row.photo)
+        sketches.flush()
+        photos.flush()
+        del sketches, photos
+        os.replace(tmp_sketch, sketch_path)
+        os.replace(tmp_photo, photo_path)
+    finally:
+        tmp_sketch.unlink(missing_ok=True)
+        tmp_photo.unlink(missing_ok=True)
+    meta = {"manifest_sha256": manifest_sha, "split": split, "count": len(rows), "ids": ids}
+    tmp_meta = meta_path.with_name(meta_path.name + tag)
+    tmp_meta.write_text(json.dumps(meta), encoding="utf-8")
+    os.replace(tmp_meta, meta_path)
+    mode = "r" if mmap else None
+    return PairArrays(
+        np.load(sketch_path, mmap_mode=mode), np.load(photo_path, mmap_mode=mode), ids, attributes
+    )
+
+
+def _cache_is_fresh(
+    meta_path: Path, sketch_path: Path, photo_path: Path, sha: str, ids: list[str]
+) -> bool:
+    if not (meta_path.is_file() and sketch_path.is_file() and photo_path.is_file()):
+        return False
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return meta.get("manifest_sha256") == sha and meta.get("ids") == ids
+
+
+def _load_cell(path: Path) -> np.ndarray:
+    try:
+        image_u8 = load_image(path)
+    except InvalidImageError as exc:
+        raise DatasetError(
+            f"{exc} The dataset is damaged; rebuild it with `sketch2face prepare --force`."
+        ) from exc
+    if image_u8.shape != (IMAGE_SIZE_PX, IMAGE_SIZE_PX, 3):
+        raise DatasetError(
+            f"{path} is {image_u8.shape[1]}x{image_u8.shape[0]}, "
+            f"expected {IMAGE_SIZE_PX}x{IMAGE_SIZE_PX}; "
+            "rebuild the dataset with `sketch2face prepare --force`."
+        )
+    return image_u8
+
+
+class PairedSketchDataset(Dataset):
+    """(sketch_t, photo_t, attributes_t) samples of one split; tensors in [-1, 1], 3x256x256.
+
+    ``attributes_t`` is the float32 vector of :func:`encode_attributes` (length ``ATTRIBUTE_DIM``).
+    With ``augment`` a :class:`PairedTransform` (same crop and flip for both images) is applied;
+    each DataLoader worker draws from its own generator seeded from ``seed`` and torch's per-worker
+    seed.
+    """
+
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike,
+        split: str = "train",
+        *,
+        augment: bool = False,
+        seed: int = 0,
+        transform: PairedTransform | None = None,
+    ) -> None:
+        self.arrays = load_split_u8(dataset_dir, split)
+        if len(self.arrays) == 0:
+            raise DatasetError(
+                f"split {split!r} of {dataset_dir} is empty; "
+                "prepare more data or use another split."
+            )
+        self.split = split
+        self.augment = augment
+        self.seed = seed
+        self.transform = transform or PairedTransform()
+        self.attributes_t = torch.from_numpy(
+            np.stack([encode_attributes(a) for a in self.arrays.attributes])
+        )  # (N, ATTRIBUTE_DIM)
+        self._rng: np.random.Generator | None = None
+        self._rng_key: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def _generator(self) -> np.random.Generator:
+        info = torch.utils.data.get_worker_info()
+        key = (
+            info.seed if info is not None else -1
+        )  # torch gives each worker (and epoch) its own seed
+        if self._rng is None or self._rng_key != key:
+            self._rng = np.random.default_rng([self.seed, (key + 1) & 0xFFFFFFFFFFFF])
+            self._rng_key = key
+        return self._rng
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sketch_u8 = np.array(self.arrays.sketches[index])  # copy: the cache is a read-only memmap
+        photo_u8 = np.array(self.arrays.photos[index])
+        if self.augment:
+            sketch_u8, photo_u8 = self.transform(sketch_u8, photo_u8, self._generator())
+        return u8_to_tensor(sketch_u8), u8_to_tensor(photo_u8), self.attributes_t[index]

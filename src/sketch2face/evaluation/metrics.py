@@ -1,0 +1,213 @@
+"""Image and identity metrics for generated faces against their real photos.
+
+SSIM (the headline number) is computed exactly like ``tf.image.ssim(a, b, max_val=255)`` on RGB,
+the most likely definition behind the reference project's 0.74: an 11x11 Gaussian window with
+sigma 1.5, K1 = 0.01, K2 = 0.03, population (not sample) covariances, the SSIM map taken over the
+'valid' region only (5 px border dropped), averaged over pixels and then over the R, G, B channels.
+In scikit-image that is::
+
+    structural_similarity(a, b, channel_axis=2, data_range=255, gaussian_weights=True,
+                          sigma=1.5, use_sample_covariance=False)
+
+(skimage's window is 2*int(3.5*sigma + 0.5) + 1 = 11 taps and it crops (11-1)//2 = 5 px per side, i.e.
+the same valid region). ``ssim_gray`` applies the same window to the BT.601 luma
+Y = 0.299 R + 0.587 G + 0.114 B (float, not rounded), the MATLAB ``rgb2gray`` convention of most
+face-sketch papers.
+
+Identity uses dlib's ResNet face descriptor (128-D, ``dlib_face_recognition_resnet_model_v1``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from sketch2face.facemodels import FACE_RECOGNITION_RESNET, SHAPE_PREDICTOR_5, dlib_model_path
+
+#: Exact SSIM settings (see the module docstring).
+SSIM_KWARGS = {
+    "data_range": 255,
+    "gaussian_weights": True,
+    "sigma": 1.5,
+    "use_sample_covariance": False,
+    "K1": 0.01,
+    "K2": 0.03,
+}
+SSIM_METHOD = (
+    "skimage structural_similarity on RGB uint8: gaussian 11x11 window sigma 1.5, K1 0.01, K2 0.03, "
+    "data_range 255, population covariance, valid region, mean over channels "
+    "(= tf.image.ssim(max_val=255)); ssim_gray: same on BT.601 luma"
+)
+#: PSNR of identical images (MSE 0) is reported as this cap instead of infinity (JSON has no inf).
+PSNR_MAX_DB = 100.0
+#: dlib's documented threshold: descriptors closer than 0.6 (euclidean) are the same person.
+DLIB_SAME_PERSON_DISTANCE = 0.6
+EMBEDDING_DIM = 128
+_LUMA_BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+
+def _check_pair(a_u8: np.ndarray, b_u8: np.ndarray) -> None:
+    if a_u8.shape != b_u8.shape:
+        raise ValueError(f"images differ in shape: {a_u8.shape} vs {b_u8.shape}; resize one first")
+    if a_u8.ndim != 3 or a_u8.shape[2] != 3:
+        raise ValueError(f"expected HxWx3 RGB images, got {a_u8.shape}")
+    if min(a_u8.shape[:2]) < 11:
+        raise ValueError(f"images of {a_u8.shape[1]}x{a_u8.shape[0]} are smaller than the 11 px SSIM window")
+
+
+def ssim(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
+    """RGB SSIM in [-1, 1] (1 = identical), tf.image.ssim-compatible; see the module docstring."""
+    _check_pair(a_u8, b_u8)
+    return float(structural_similarity(a_u8, b_u8, channel_axis=2, **SSIM_KWARGS))
+
+
+def to_luma(image_u8: np.ndarray) -> np.ndarray:
+    """BT.601 luma as float64 in [0, 255] (not rounded)."""
+    return image_u8.astype(np.float64) @ _LUMA_BT601
+
+
+def ssim_gray(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
+    """SSIM on BT.601 luma with the same Gaussian window as :func:`ssim`."""
+    _check_pair(a_u8, b_u8)
+    return float(structural_similarity(to_luma(a_u8), to_luma(b_u8), **SSIM_KWARGS))
+
+
+def psnr(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
+    """PSNR in dB over all pixels and channels, data range 255; identical images give PSNR_MAX_DB."""
+    _check_pair(a_u8, b_u8)
+    mse = float(np.mean((a_u8.astype(np.float64) - b_u8.astype(np.float64)) ** 2))
+    if mse == 0.0:
+        return PSNR_MAX_DB
+    return min(PSNR_MAX_DB, 10.0 * math.log10(255.0**2 / mse))
+
+
+@dataclass(frozen=True)
+class FaceEmbedding:
+    """A 128-D dlib face descriptor and whether a face was detected (else the whole image was used)."""
+
+    vector: np.ndarray
+    face_found: bool
+
+
+class FaceEmbedder:
+    """dlib HOG detector + 5-point landmarks + ResNet descriptor (offline, CPU).
+
+    If no face is detected (common for poor generations at 256 px), the whole image is used as the
+    face box: our inputs are already 256x256 face crops, so the landmarks are still placed on the
+    face and the 150 px face chip dlib extracts is comparable. ``face_found`` records which it was.
+    """
+
+    def __init__(self, *, num_jitters: int = 1) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_5)))
+        self._encoder = dlib.face_recognition_model_v1(str(dlib_model_path(FACE_RECOGNITION_RESNET)))
+        self.num_jitters = num_jitters
+        self._lock = threading.Lock()
+
+    def embed(self, image_u8: np.ndarray) -> FaceEmbedding:
+        """The 128-D descriptor of the largest face (or of the whole image when none is found)."""
+        image_u8 = np.ascontiguousarray(image_u8)
+        if image_u8.ndim != 3 or image_u8.shape[2] != 3 or image_u8.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image_u8.shape} {image_u8.dtype}")
+        height, width = image_u8.shape[:2]
+        with self._lock:
+            rects = list(self._detector(image_u8, 0))
+            if not rects:
+                rects = list(self._detector(image_u8, 1))
+            face_found = bool(rects)
+            if rects:
+                best = max(rects, key=lambda r: r.width() * r.height())
+                box = self._dlib.rectangle(best.left(), best.top(), best.right(), best.bottom())
+            else:
+                box = self._dlib.rectangle(0, 0, width - 1, height - 1)
+            shape = self._predictor(image_u8, box)
+            descriptor = self._encoder.compute_face_descriptor(image_u8, shape, self.num_jitters)
+        return FaceEmbedding(np.asarray(descriptor, dtype=np.float32), face_found)
+
+    def embed_many(self, images_u8: list[np.ndarray]) -> tuple[np.ndarray, list[bool]]:
+        """(N, 128) float32 descriptors and the per-image face_found flags."""
+        results = [self.embed(img) for img in images_u8]
+        vectors = np.stack([r.vector for r in results]) if results else np.zeros((0, EMBEDDING_DIM), np.float32)
+        return vectors, [r.face_found for r in results]
+
+
+_default_embedder: FaceEmbedder | None = None
+_embedder_lock = threading.Lock()
+
+
+def default_embedder() -> FaceEmbedder:
+    """A process-wide FaceEmbedder (loading the dlib ResNet takes ~1 s)."""
+    global _default_embedder
+    with _embedder_lock:
+        if _default_embedder is None:
+            _default_embedder = FaceEmbedder()
+        return _default_embedder
+
+
+def identity_similarity(emb_a: np.ndarray, emb_b: np.ndarray) -> float:
+    """Cosine similarity of two face descriptors, in [-1, 1]."""
+    a = np.asarray(emb_a, dtype=np.float64).ravel()
+    b = np.asarray(emb_b, dtype=np.float64).ravel()
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / denom) if denom > 0 else 0.0
+
+
+def identity_distance(emb_a: np.ndarray, emb_b: np.ndarray) -> float:
+    """Euclidean distance of two descriptors (dlib: < 0.6 means the same person)."""
+    return float(np.linalg.norm(np.asarray(emb_a, np.float64).ravel() - np.asarray(emb_b, np.float64).ravel()))
+
+
+def is_same_person(emb_a: np.ndarray, emb_b: np.ndarray) -> bool:
+    """dlib's convention: euclidean distance below DLIB_SAME_PERSON_DISTANCE."""
+    return identity_distance(emb_a, emb_b) < DLIB_SAME_PERSON_DISTANCE
+
+
+def rank1(generated_embs: np.ndarray, real_embs: np.ndarray) -> float:
+    """Fraction of generated faces whose nearest real photo (euclidean) is their own (row i <-> i)."""
+    gen = np.asarray(generated_embs, dtype=np.float64)
+    real = np.asarray(real_embs, dtype=np.float64)
+    if gen.ndim != 2 or gen.shape != real.shape:
+        raise ValueError(f"expected two (N, D) arrays of equal shape, got {gen.shape} and {real.shape}")
+    if len(gen) == 0:
+        raise ValueError("rank1 needs at least one pair")
+    # (N, N) squared distances, generated i against real j
+    dist = (gen**2).sum(1)[:, None] + (real**2).sum(1)[None, :] - 2.0 * gen @ real.T
+    return float(np.mean(np.argmin(dist, axis=1) == np.arange(len(gen))))
+
+
+#: Why LPIPS / FID are not computed; reported under ``unavailable`` in every EvalReport.
+LPIPS_UNAVAILABLE = (
+    "needs backbone weights; none available offline (the `lpips` package is not installed and its "
+    "AlexNet/VGG backbone is downloaded at first use)"
+)
+FID_UNAVAILABLE = (
+    "needs Inception-v3 weights; none available offline (pass --inception-weights when an FID "
+    "implementation is added)"
+)
+
+
+def lpips_unavailable_reason(weights_path: str | None = None) -> str:
+    """The reason LPIPS cannot be computed here (hook for a future implementation)."""
+    try:
+        import lpips  # noqa: F401
+    except ImportError:
+        if weights_path:
+            return f"`lpips` package not installed (weights {weights_path} given); pip install lpips"
+        return LPIPS_UNAVAILABLE
+    if not weights_path:
+        return "needs backbone weights (--lpips-weights PATH); none available offline"
+    return "LPIPS with user-given backbone weights is not implemented yet"
+
+
+def fid_unavailable_reason(weights_path: str | None = None) -> str:
+    """The reason FID cannot be computed here (hook for a future implementation)."""
+    if weights_path:
+        return f"FID is not implemented yet (Inception weights {weights_path} given)"
+    return FID_UNAVAILABLE

@@ -1,0 +1,98 @@
+"""Losses: adversarial (BCE with logits), pixel L1, and the contextual loss of Mechrez et al. 2018."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sketch2face.errors import CheckpointError, WeightsNotFoundError
+
+
+class GANLoss(nn.Module):
+    """Vanilla GAN loss on raw logits: the numerically stable form of sigmoid + BCE."""
+
+    def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
+        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+def contextual_loss(
+    x_features: torch.Tensor, y_features: torch.Tensor, *, band_width: float = 0.5, eps: float = 1e-5
+) -> torch.Tensor:
+    """Contextual loss CX(x, y) (Mechrez et al., ECCV 2018, eq. 1-5), averaged over the batch.
+
+    Treats each spatial position as a feature vector and asks that every target feature has a close
+    match somewhere in the generated image, so it tolerates the small misalignments between a sketch
+    and its photo that make pixel losses blurry. Inputs: (N, C, H, W); cost O((HW)^2) per image.
+    """
+    x = x_features.float()
+    y = y_features.float()
+    n, c = x.shape[:2]
+    y_mean = y.mean(dim=(0, 2, 3), keepdim=True)  # centre both by the target mean (paper, §3)
+    x = F.normalize((x - y_mean).reshape(n, c, -1), dim=1)  # (N, C, P)
+    y = F.normalize((y - y_mean).reshape(n, c, -1), dim=1)
+    cosine = torch.bmm(x.transpose(1, 2), y)  # (N, Px, Py)
+    dist = (1.0 - cosine).clamp_min(0.0)
+    rel = dist / (dist.min(dim=1, keepdim=True).values + eps)  # normalise per target feature
+    w = torch.exp((1.0 - rel) / band_width)
+    cx = w / w.sum(dim=1, keepdim=True)
+    cx_score = cx.max(dim=1).values.mean(dim=1)  # (N,)
+    return -torch.log(cx_score + eps).mean()
+
+
+class VGG19Features(nn.Module):
+    """VGG19 feature extractor for the contextual loss, from a user-given torchvision state dict.
+
+    No weights are downloaded: pass the path of ``vgg19-dcbb9e9d.pth`` (or any torchvision VGG19
+    state dict). ``layers`` are indices into ``vgg19().features`` (21 = conv4_2 after ReLU ... 22).
+    """
+
+    MEAN = (0.485, 0.456, 0.406)
+    STD = (0.229, 0.224, 0.225)
+
+    def __init__(self, weights_path: str | Path, layers: Sequence[int] = (13, 22)) -> None:
+        super().__init__()
+        path = Path(weights_path)
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"VGG19 weights not found at {path}; give the path of a torchvision VGG19 state dict "
+                "or set loss.contextual_backbone = 'discriminator'."
+            )
+        try:
+            from torchvision.models import vgg19
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise WeightsNotFoundError(
+                "VGG19 contextual loss needs torchvision: pip install 'sketch2face[refine]'"
+            ) from exc
+        net = vgg19(weights=None)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except Exception as exc:
+            raise CheckpointError(f"{path} is not a torchvision VGG19 state dict ({exc}).") from exc
+        self.layers = tuple(sorted(layers))
+        self.features = net.features[: self.layers[-1] + 1].eval()
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(self.STD).view(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        x = ((image + 1.0) / 2.0 - self.mean) / self.std
+        out: list[torch.Tensor] = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.layers:
+                out.append(x)
+        return out
+
+
+def pooled(features: torch.Tensor, size_px: int) -> torch.Tensor:
+    """Average-pool a feature map to at most ``size_px`` square to bound contextual-loss cost."""
+    if features.shape[-1] <= size_px and features.shape[-2] <= size_px:
+        return features
+    return F.adaptive_avg_pool2d(features, size_px)

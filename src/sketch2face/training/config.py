@@ -1,0 +1,176 @@
+"""Training configuration: frozen dataclasses, loaded from TOML with ``a.b=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sketch2face.errors import ConfigError
+from sketch2face.models.patchgan import DiscriminatorConfig
+from sketch2face.models.unet import GeneratorConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the prepared dataset is and how batches are drawn."""
+
+    dataset_dir: str = "datasets/fs2k_celeba"
+    train_split: str = "train"
+    val_split: str = "val"
+    batch_size: int = 8
+    augment: bool = True  # same flip + resize-crop jitter on sketch and photo (pix2pix 286->256)
+    jitter_px: int = 30
+    sources: tuple[str, ...] = ()  # restrict to these manifest sources (empty = all)
+    #: "source:k" repeats that source's pairs k times per epoch (e.g. artist sketches over synthetic)
+    oversample: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Generator loss = gan * L_GAN + l1 * L1 + contextual * CX."""
+
+    gan: float = 1.0
+    l1: float = 100.0  # pix2pix §3.1
+    contextual: float = 1.0
+    contextual_backbone: str = "discriminator"  # or "vgg19" (needs vgg19_weights)
+    vgg19_weights: str = ""
+    contextual_pool_px: int = 16  # features pooled to this size: CX costs O((px^2)^2)
+    contextual_band_width: float = 0.5
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam for both networks, constant LR then linear decay to zero (pix2pix policy)."""
+
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_start_fraction: float = 0.5  # of max_steps
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Device, precision and reproducibility."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (fp16 only on CUDA, with a GradScaler)
+    channels_last: bool = True
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 = all cores
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Length of the run, output folder and how often to log, sample, evaluate and save."""
+
+    out_dir: str = "runs/default"
+    max_steps: int = 20000
+    log_every: int = 20
+    sample_every: int = 500
+    eval_every: int = 1000
+    eval_pairs: int = 64
+    checkpoint_every: int = 500
+    init_from: str = ""  # warm start: a checkpoint whose network weights are loaded (not optimisers)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; stored as JSON in every checkpoint."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """Stable JSON text."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    try:
+        if tp is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if tp in (int, float, str):
+            return tp(value)
+        if origin is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            (item_tp, _ellipsis) = typing.get_args(tp)
+            return tuple(_coerce(v, item_tp, key) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config key {key!r}: cannot use {value!r} as {tp}") from exc
+    return value
+
+
+def _build(cls: Any, values: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown config key {prefix + key!r}; valid keys: {', '.join(sorted(fields))}"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {prefix + key!r} must be a table")
+            kwargs[key] = _build(tp, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, tp, prefix + key)
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig from a nested dict; unknown keys are errors."""
+    return typing.cast(TrainConfig, _build(TrainConfig, values, ""))
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like section.key=value")
+    dotted, raw = override.split("=", 1)
+    parts = dotted.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a section")
+    node[parts[-1]] = raw.strip()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Load a TOML config (or the defaults) and apply ``section.key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            tree = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
+    for override in overrides or []:
+        _apply_override(tree, override)
+    return config_from_dict(tree)

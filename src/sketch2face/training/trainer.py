@@ -1,0 +1,408 @@
+"""Pix2pix training: one step = discriminator update, then generator update through the frozen D.
+
+Launch: ``sketch2face train --config configs/pix2pix_fs2k_celeba.toml`` on one device, or
+``torchrun --nproc_per_node=N -m sketch2face.cli.main train --config ...`` for DDP (no code change).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from sketch2face.errors import CheckpointError
+from sketch2face.imaging import batch_to_u8, make_grid, save_png
+from sketch2face.models.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    load_weights,
+    restore_optimizers,
+    save_checkpoint,
+)
+from sketch2face.models.losses import GANLoss, VGG19Features, contextual_loss, pooled
+from sketch2face.models.patchgan import PatchGANDiscriminator
+from sketch2face.models.unet import UNetGenerator
+from sketch2face.runtime import autocast, resolve_device, resolve_precision, seed_everything, set_threads
+from sketch2face.training.config import TrainConfig
+from sketch2face.training.distributed import DistInfo, all_reduce_mean, cleanup_distributed, init_distributed
+from sketch2face.training.schedule import linear_decay_factor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PairTensors:
+    """Training pairs as NHWC uint8 tensors (decoded once; cheap to index)."""
+
+    sketches: torch.Tensor  # (N, H, W, 3) uint8
+    photos: torch.Tensor  # (N, H, W, 3) uint8
+    manifest_sha256: str = ""
+    #: virtual row -> stored row; repeats rows to oversample a source without copying images
+    indices: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.sketches.shape[0] if self.indices is None else self.indices.shape[0])
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Map virtual row numbers to stored rows."""
+        return idx if self.indices is None else self.indices[idx]
+
+    @classmethod
+    def from_arrays(cls, sketches: np.ndarray, photos: np.ndarray, manifest_sha256: str = "") -> PairTensors:
+        """Wrap uint8 NHWC numpy arrays (no copy)."""
+        if sketches.shape != photos.shape or sketches.dtype != np.uint8:
+            raise ValueError(f"expected equal uint8 NHWC arrays, got {sketches.shape} and {photos.shape}")
+        return cls(torch.from_numpy(sketches), torch.from_numpy(photos), manifest_sha256)
+
+
+def to_model_input(batch_u8: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return batch_u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def paired_jitter(
+    sketch_t: torch.Tensor, photo_t: torch.Tensor, jitter_px: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random flip and resize-crop (pix2pix: 256 -> 286 -> random 256) on sketch and photo."""
+    n, _, h, w = sketch_t.shape
+    both = torch.cat([sketch_t, photo_t], dim=1)  # (N, 6, H, W): one op keeps them aligned
+    flip = torch.rand(n, generator=generator) < 0.5
+    both[flip] = both[flip].flip(-1)
+    if jitter_px > 0:
+        big = F.interpolate(both, size=(h + jitter_px, w + jitter_px), mode="bilinear", align_corners=False)
+        ys = torch.randint(0, jitter_px + 1, (n,), generator=generator)
+        xs = torch.randint(0, jitter_px + 1, (n,), generator=generator)
+        both = torch.stack([big[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))])
+    return both[:, :3].contiguous(), both[:, 3:].contiguous()
+
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    return net.module if isinstance(net, DistributedDataParallel) else net
+
+
+class Pix2PixTrainer:
+    """Owns the two networks, their optimisers, and the training loop with resume."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        train_data: PairTensors,
+        val_data: PairTensors | None = None,
+        *,
+        show_progress: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.dist: DistInfo = init_distributed(resolve_device(cfg.runtime.device).type)
+        device = resolve_device(cfg.runtime.device)
+        if device.type == "cuda" and self.dist.is_distributed:
+            device = torch.device("cuda", self.dist.local_rank)
+        self.device = device
+        self.amp_dtype = resolve_precision(cfg.runtime.precision, device)
+        set_threads(cfg.runtime.threads)
+        seed_everything(cfg.runtime.seed + self.dist.rank)
+        self.train_data = train_data
+        self.val_data = val_data
+        self.show_progress = show_progress and self.dist.is_main_process
+        self.out_dir = Path(cfg.run.out_dir)
+        self.memory_format = torch.channels_last if cfg.runtime.channels_last else torch.contiguous_format
+
+        self.generator = UNetGenerator(cfg.generator)
+        self.discriminator = PatchGANDiscriminator(cfg.discriminator)
+        for net in (self.generator, self.discriminator):
+            net.apply(_init_weights)
+            net.to(device=device, memory_format=self.memory_format)
+        self.opt_g = torch.optim.Adam(
+            self.generator.parameters(), lr=cfg.optim.lr_g, betas=(cfg.optim.beta1, cfg.optim.beta2)
+        )
+        self.opt_d = torch.optim.Adam(
+            self.discriminator.parameters(), lr=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2)
+        )
+        # float16 needs loss scaling; bf16 and fp32 do not
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.gan_loss = GANLoss()
+        self.vgg: VGG19Features | None = None
+        if cfg.loss.contextual > 0 and cfg.loss.contextual_backbone == "vgg19":
+            self.vgg = VGG19Features(cfg.loss.vgg19_weights).to(device)
+        elif cfg.loss.contextual_backbone not in ("discriminator", "vgg19"):
+            raise ValueError("loss.contextual_backbone must be 'discriminator' or 'vgg19'")
+        self.step = 0
+        self.best_val_ssim = -math.inf
+        if cfg.run.init_from:
+            self._warm_start(cfg.run.init_from)
+        self._resume_if_possible()
+        if self.dist.is_distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            self.generator = DistributedDataParallel(self.generator, device_ids=ids)
+            self.discriminator = DistributedDataParallel(self.discriminator, device_ids=ids)
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def last_checkpoint_path(self) -> Path:
+        """Where the resumable checkpoint lives."""
+        return self.out_dir / "checkpoints" / "last.safetensors"
+
+    def _warm_start(self, path: str) -> None:
+        ckpt = load_checkpoint(path)
+        gen_state = ckpt.group("generator")
+        own = self.generator.state_dict()
+        # new parts (e.g. attribute projection) keep their change-nothing init
+        shared = {k: v for k, v in gen_state.items() if k in own}
+        load_weights(self.generator, {**{k: v for k, v in own.items() if k not in shared}, **shared}, ckpt.path, "generator")
+        disc = ckpt.group("discriminator")
+        if disc:
+            load_weights(self.discriminator, disc, ckpt.path, "discriminator")
+        log.info("warm-started from %s (step %d)", path, ckpt.step)
+
+    def _resume_if_possible(self) -> None:
+        path = self.last_checkpoint_path
+        if not path.is_file():
+            return
+        ckpt = load_checkpoint(path)
+        if ckpt.generator_config != self.cfg.generator:
+            raise CheckpointError(
+                f"{path} was written for generator {ckpt.generator_config}, but the config asks for "
+                f"{self.cfg.generator}; use another run.out_dir or the matching config."
+            )
+        self.load_state(ckpt)
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def load_state(self, ckpt: Checkpoint) -> None:
+        """Restore networks, optimisers, step and RNG from a checkpoint."""
+        load_weights(self.generator, ckpt.group("generator"), ckpt.path, "generator")
+        load_weights(self.discriminator, ckpt.group("discriminator"), ckpt.path, "discriminator")
+        restore_optimizers(ckpt, {"generator": self.opt_g, "discriminator": self.opt_d})
+        self.step = ckpt.step
+        self.best_val_ssim = float(ckpt.metrics.get("best_val_ssim", -math.inf))
+        rng = ckpt.tensors.get("rng.torch")
+        if rng is not None:
+            torch.set_rng_state(rng.to(torch.uint8))
+
+    def save(self, path: Path, metrics: dict[str, Any] | None = None) -> Path:
+        """Write a resumable checkpoint (networks, optimisers, step, RNG, config, data hash)."""
+        return save_checkpoint(
+            path,
+            generator=_unwrap(self.generator),
+            discriminator=_unwrap(self.discriminator),
+            generator_config=self.cfg.generator,
+            discriminator_config=self.cfg.discriminator,
+            optimizers={"generator": self.opt_g, "discriminator": self.opt_d},
+            step=self.step,
+            config_json=self.cfg.to_json(),
+            manifest_sha256=self.train_data.manifest_sha256,
+            metrics={"best_val_ssim": self.best_val_ssim, **(metrics or {})},
+            extra_tensors={"rng.torch": torch.get_rng_state()},
+        )
+
+    # ------------------------------------------------------------------ one step
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deterministic batch for ``step``: epoch permutations seeded by (seed, epoch), sharded by rank."""
+        n = len(self.train_data)
+        bs = self.cfg.data.batch_size
+        per_rank = max(1, n // self.dist.world_size)
+        steps_per_epoch = max(1, per_rank // bs)
+        epoch, offset = divmod(step, steps_per_epoch)
+        gen = torch.Generator().manual_seed(self.cfg.runtime.seed * 100_003 + epoch)
+        perm = torch.randperm(n, generator=gen)[self.dist.rank :: self.dist.world_size]
+        idx = perm[offset * bs : (offset + 1) * bs]
+        rows = self.train_data.rows(idx)
+        sketch = to_model_input(self.train_data.sketches[rows])
+        photo = to_model_input(self.train_data.photos[rows])
+        if self.cfg.data.augment:
+            aug = torch.Generator().manual_seed(self.cfg.runtime.seed * 7919 + step * 31 + self.dist.rank)
+            sketch, photo = paired_jitter(sketch, photo, self.cfg.data.jitter_px, aug)
+        return (
+            sketch.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
+            photo.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
+        )
+
+    def _contextual(
+        self,
+        fake: torch.Tensor,
+        real: torch.Tensor,
+        fake_feats: list[torch.Tensor],
+        real_feats: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """Contextual loss over VGG19 features (when configured) or the discriminator's own."""
+        px = self.cfg.loss.contextual_pool_px
+        bw = self.cfg.loss.contextual_band_width
+        if self.vgg is not None:
+            with torch.no_grad():
+                real_feats = self.vgg(real)
+            fake_feats = self.vgg(fake)
+        else:
+            # the two deepest D feature maps (32x32 and 31x31 for the 70x70 PatchGAN)
+            fake_feats, real_feats = fake_feats[-2:], real_feats[-2:]
+        losses = [
+            contextual_loss(pooled(f, px), pooled(r, px), band_width=bw)
+            for f, r in zip(fake_feats, real_feats)
+        ]
+        return torch.stack(losses).mean()
+
+    def train_step(self, sketch: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+        """One pix2pix iteration (pix2pix_model.optimize_parameters order); returns the losses."""
+        cfg = self.cfg
+        factor = linear_decay_factor(self.step, cfg.run.max_steps, cfg.optim.decay_start_fraction)
+        for group in self.opt_g.param_groups:
+            group["lr"] = cfg.optim.lr_g * factor
+        for group in self.opt_d.param_groups:
+            group["lr"] = cfg.optim.lr_d * factor
+        self.generator.train()
+        self.discriminator.train()
+        with autocast(self.device, self.amp_dtype):
+            fake = self.generator(sketch)
+
+        # --- discriminator: real pairs -> 1, generated pairs (detached) -> 0
+        self.discriminator.requires_grad_(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        with autocast(self.device, self.amp_dtype):
+            # real-pair features double as the contextual-loss target (saves one D forward)
+            real_logits, real_feats = self.discriminator(sketch, photo, return_features=True)
+            loss_d_real = self.gan_loss(real_logits, True)
+            loss_d_fake = self.gan_loss(self.discriminator(sketch, fake.detach()), False)
+            loss_d = 0.5 * (loss_d_real + loss_d_fake)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+
+        # --- generator through the frozen discriminator (unwrapped: D's grads are not synced here)
+        self.discriminator.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        with autocast(self.device, self.amp_dtype):
+            logits, fake_feats = _unwrap(self.discriminator)(sketch, fake, return_features=True)
+            loss_g_gan = self.gan_loss(logits, True)
+            loss_g_l1 = F.l1_loss(fake.float(), photo.float())
+            loss_g_cx = (
+                self._contextual(fake, photo, fake_feats, [f.detach() for f in real_feats])
+                if cfg.loss.contextual > 0
+                else torch.zeros((), device=self.device)
+            )
+            loss_g = cfg.loss.gan * loss_g_gan + cfg.loss.l1 * loss_g_l1 + cfg.loss.contextual * loss_g_cx
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        self.discriminator.requires_grad_(True)
+        self.step += 1
+        losses = torch.stack([loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_cx, loss_g]).detach().float()
+        losses = all_reduce_mean(losses, self.dist).cpu().tolist()
+        return dict(zip(["D_real", "D_fake", "G_gan", "G_l1", "G_cx", "G_total"], losses))
+
+    # ------------------------------------------------------------------ evaluation and samples
+    @torch.no_grad()
+    def generate(self, sketches_u8: torch.Tensor, batch_size: int = 8) -> list[np.ndarray]:
+        """Generate faces for (N,H,W,3) uint8 sketches with the generator in eval mode."""
+        net = _unwrap(self.generator)
+        was_training = net.training
+        net.eval()
+        out: list[np.ndarray] = []
+        for i in range(0, sketches_u8.shape[0], batch_size):
+            x = to_model_input(sketches_u8[i : i + batch_size]).to(self.device)
+            with autocast(self.device, self.amp_dtype):
+                y = net(x.contiguous(memory_format=self.memory_format))
+            out.extend(batch_to_u8(y.float()))
+        net.train(was_training)
+        return out
+
+    def validate(self) -> dict[str, float]:
+        """Mean SSIM / PSNR on the first ``run.eval_pairs`` validation pairs."""
+        if self.val_data is None or len(self.val_data) == 0:
+            return {}
+        from sketch2face.evaluation.metrics import psnr, ssim
+
+        n = min(self.cfg.run.eval_pairs, len(self.val_data))
+        # evenly spaced over the split, so every source in it is represented
+        rows = self.val_data.rows(torch.linspace(0, len(self.val_data) - 1, n).long())
+        fakes = self.generate(self.val_data.sketches[rows])
+        reals = self.val_data.photos[rows].numpy()
+        return {
+            "val_ssim": float(np.mean([ssim(f, r) for f, r in zip(fakes, reals)])),
+            "val_psnr": float(np.mean([min(psnr(f, r), 100.0) for f, r in zip(fakes, reals)])),
+        }
+
+    def write_samples(self, path: Path, n: int = 6) -> Path:
+        """Sample grid PNG: rows of sketch | generated | real from the validation (or train) set."""
+        data = self.val_data if self.val_data is not None and len(self.val_data) else self.train_data
+        picked = data.rows(torch.linspace(0, len(data) - 1, min(n, len(data))).long())
+        fakes = self.generate(data.sketches[picked])
+        rows = [
+            [data.sketches[int(i)].numpy(), fake, data.photos[int(i)].numpy()]
+            for i, fake in zip(picked, fakes)
+        ]
+        return save_png(make_grid(rows), path)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, stop_at_step: int | None = None) -> dict[str, float]:
+        """Train until ``run.max_steps`` (or ``stop_at_step``); resumable; returns the last losses."""
+        cfg = self.cfg
+        end = cfg.run.max_steps if stop_at_step is None else min(stop_at_step, cfg.run.max_steps)
+        main = self.dist.is_main_process
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        log_path = self.out_dir / "metrics.csv"
+        fields = ["step", "time_s", "images_per_s", "lr_g", "D_real", "D_fake", "G_gan", "G_l1", "G_cx", "G_total", "val_ssim", "val_psnr"]
+        if main and not log_path.exists():
+            with log_path.open("w", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=fields).writeheader()
+        bar = tqdm(total=cfg.run.max_steps, initial=self.step, disable=not self.show_progress, desc="train", dynamic_ncols=True)
+        last: dict[str, float] = {}
+        window_start, window_images = time.perf_counter(), 0
+        t0 = time.perf_counter()
+        try:
+            while self.step < end:
+                sketch, photo = self._batch(self.step)
+                losses = self.train_step(sketch, photo)
+                window_images += sketch.shape[0] * self.dist.world_size
+                last = losses
+                bar.update(1)
+                if not main:
+                    continue
+                step = self.step
+                row: dict[str, Any] = {}
+                if step % cfg.run.log_every == 0 or step == cfg.run.max_steps:
+                    elapsed = time.perf_counter() - window_start
+                    ips = window_images / max(elapsed, 1e-9)
+                    window_start, window_images = time.perf_counter(), 0
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k != "G_total"} | {"img/s": f"{ips:.1f}"})
+                    row = {"step": step, "time_s": round(time.perf_counter() - t0, 1), "images_per_s": round(ips, 2), "lr_g": self.opt_g.param_groups[0]["lr"], **losses}
+                if step % cfg.run.eval_every == 0 or step == cfg.run.max_steps:
+                    metrics = self.validate()
+                    if metrics:
+                        row = row or {"step": step}
+                        row.update(metrics)
+                        log.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+                        if metrics["val_ssim"] > self.best_val_ssim:
+                            self.best_val_ssim = metrics["val_ssim"]
+                            self.save(self.out_dir / "checkpoints" / "best.safetensors", metrics)
+                if row:
+                    with log_path.open("a", newline="") as fh:
+                        csv.DictWriter(fh, fieldnames=fields).writerow(row)
+                if step % cfg.run.sample_every == 0 or step == cfg.run.max_steps:
+                    self.write_samples(self.out_dir / "samples" / f"step_{step:07d}.png")
+                if step % cfg.run.checkpoint_every == 0 or step in (cfg.run.max_steps, end):
+                    self.save(self.last_checkpoint_path)
+        finally:
+            bar.close()
+            cleanup_distributed()
+        return last
+
+
+def _init_weights(module: nn.Module) -> None:
+    """pix2pix init: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

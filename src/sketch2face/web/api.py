@@ -1,0 +1,303 @@
+"""JSON/PNG model API under /api/v1, authenticated by per-user bearer tokens (no cookies, no CSRF)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, g, jsonify, request, url_for
+from flask_limiter.util import get_remote_address
+
+from sketch2face import __version__
+from sketch2face.storage import ObjectNotFoundError
+from sketch2face.web import audit
+from sketch2face.web.access import get_owned_generation
+from sketch2face.web.db import get_session
+from sketch2face.web.extensions import get_settings, get_store
+from sketch2face.web.generation import IMAGE_KINDS, LIKENESS_NOTICE, GenerationOptions, generate_for
+from sketch2face.web.models import ApiToken, Generation, User, utcnow
+from sketch2face.web.security import hash_api_token
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+F = TypeVar("F", bound=Callable[..., Any])
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def api_user_key() -> str:
+    """Rate-limit key: the token (hashed) when one is sent, else the client address."""
+    token = _bearer()
+    if token:
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+    return f"ip:{get_remote_address()}"
+
+
+def token_required(view: F) -> F:
+    """Resolve ``Authorization: Bearer <token>`` to an active user in ``g.api_user``, else 401."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        token = _bearer()
+        if token is None:
+            return _unauthorized("Send an API token: `Authorization: Bearer <token>` (create one on /tokens).")
+        session = get_session()
+        row = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_api_token(token)))
+        if row is None or row.revoked_at is not None or not row.user.is_active:
+            return _unauthorized("The API token is unknown, revoked, or its account is disabled.")
+        now = utcnow()
+        last = row.last_used_at
+        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) > timedelta(minutes=1):
+            row.last_used_at = now  # throttled: not a write on every call
+            session.commit()
+        g.api_user = row.user
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def _unauthorized(message: str) -> Response:
+    response = jsonify(error=message, status=401)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="sketch2face"'
+    return response
+
+
+def generation_json(generation: Generation) -> dict[str, Any]:
+    """Public JSON view of a generation, with absolute image URLs."""
+    return {
+        "id": generation.id,
+        "created_at": generation.created_at.isoformat(),
+        "owner": generation.user.username if generation.user else None,
+        "case_number": generation.case_number,
+        "notes": generation.notes,
+        "source": generation.source,
+        "refine": generation.refine_requested,
+        "model_version": generation.model_version,
+        "timings_ms": generation.timings_ms,
+        "notices": generation.notices,
+        "notice": LIKENESS_NOTICE,
+        "images": {
+            kind: url_for("api.image", generation_id=generation.id, kind=kind, _external=True)
+            for kind in generation.image_keys
+        },
+    }
+
+
+def _wants_png() -> bool:
+    fmt = request.args.get("format") or request.form.get("format")
+    if fmt:
+        if fmt not in ("png", "json"):
+            abort(400, description="format must be 'png' or 'json'.")
+        return fmt == "png"
+    best = request.accept_mimetypes.best_match(["application/json", "image/png"])
+    return best == "image/png"
+
+
+@bp.post("/generate")
+@token_required
+def generate() -> Any:
+    """Multipart ``sketch`` (+ refine, case_number, notes, seed) -> JSON (default) or PNG."""
+    upload = request.files.get("sketch")
+    if upload is None:
+        abort(400, description="Send the sketch as a multipart file field named 'sketch'.")
+    seed_text = request.form.get("seed")
+    try:
+        seed = int(seed_text) if seed_text not in (None, "") else None
+    except ValueError:
+        abort(400, description="seed must be an integer.")
+    try:
+        options = GenerationOptions(
+            refine=request.form.get("refine", "0").lower() in _TRUE,
+            case_number=request.form.get("case_number"),
+            notes=request.form.get("notes"),
+            source="api",
+            seed=seed,
+        )
+        want_png = _wants_png()
+        user: User = g.api_user
+        generation = generate_for(user, upload.read(), options)
+    except ValueError as exc:  # InvalidImageError is a ValueError too
+        abort(400, description=str(exc))
+    location = url_for("api.get_generation", generation_id=generation.id, _external=True)
+    if want_png:
+        kind = "refined" if generation.refined_key else "face"
+        data = get_store().get(generation.image_keys[kind])
+        response = Response(data, status=201, mimetype="image/png")
+        response.headers["X-Generation-Id"] = generation.id
+        response.headers["X-Sketch2face-Notice"] = LIKENESS_NOTICE
+    else:
+        response = jsonify(generation_json(generation))
+        response.status_code = 201
+    response.headers["Location"] = location
+    return response
+
+
+@bp.get("/generations/<generation_id>")
+@token_required
+def get_generation(generation_id: str) -> Any:
+    """Metadata and image URLs of one of your generations (someone else's: 404)."""
+    generation = get_owned_generation(generation_id, g.api_user)
+    session = get_session()
+    audit.record(session, audit.VIEW, g.api_user, generation_id=generation.id, via="api")
+    session.commit()
+    return jsonify(generation_json(generation))
+
+
+@bp.get("/generations/<generation_id>/images/<kind>")
+@token_required
+def image(generation_id: str, kind: str) -> Any:
+    """One PNG of a generation (audited as a download)."""
+    if kind not in IMAGE_KINDS:
+        abort(404, description=f"kind must be one of {', '.join(IMAGE_KINDS)}.")
+    generation = get_owned_generation(generation_id, g.api_user)
+    key = generation.image_keys.get(kind) or abort(404, description="This generation has no such image.")
+    try:
+        data = get_store().get(key)
+    except ObjectNotFoundError:
+        abort(404, description="The image file is missing from storage.")
+    session = get_session()
+    audit.record(session, audit.DOWNLOAD, g.api_user, generation_id=generation.id, kind=kind, via="api")
+    session.commit()
+    return Response(data, mimetype="image/png")
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """The OpenAPI 3.1 description of this API."""
+    return jsonify(openapi_document(get_settings().max_upload_bytes))
+
+
+def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
+    """Hand-written OpenAPI document (small enough that a generator would add more than it saves)."""
+    error = {"$ref": "#/components/schemas/Error"}
+    json_error = {"application/json": {"schema": error}}
+    generation_schema = {
+        "type": "object",
+        "required": ["id", "created_at", "model_version", "images", "notice"],
+        "properties": {
+            "id": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "owner": {"type": "string"},
+            "case_number": {"type": ["string", "null"]},
+            "notes": {"type": ["string", "null"]},
+            "source": {"type": "string", "enum": ["upload", "canvas", "api"]},
+            "refine": {"type": "boolean"},
+            "model_version": {"type": "string"},
+            "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+            "notices": {"type": "array", "items": {"type": "string"}},
+            "notice": {"type": "string", "const": LIKENESS_NOTICE},
+            "images": {
+                "type": "object",
+                "properties": {k: {"type": "string", "format": "uri"} for k in IMAGE_KINDS},
+                "required": ["sketch", "face"],
+            },
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sketch2face API",
+            "version": __version__,
+            "description": "Turn a facial sketch into a generated face. Every output is a "
+            f"generated likeness, not a photograph of a real person. Uploads up to {max_upload_bytes} bytes.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Create a token on /tokens."}
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "status"],
+                    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+                },
+                "Generation": generation_schema,
+            },
+        },
+        "paths": {
+            "/generate": {
+                "post": {
+                    "summary": "Generate a face from a sketch",
+                    "parameters": [
+                        {
+                            "name": "format", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": ["json", "png"]},
+                            "description": "Overrides the Accept header: png returns the (refined) face.",
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["sketch"],
+                                    "properties": {
+                                        "sketch": {"type": "string", "format": "binary"},
+                                        "refine": {"type": "boolean", "default": False},
+                                        "case_number": {"type": "string", "maxLength": 64},
+                                        "notes": {"type": "string", "maxLength": 4000},
+                                        "seed": {"type": "integer"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "Created. JSON by default; PNG with Accept: image/png or format=png "
+                            "(then X-Generation-Id names the record).",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Generation"}},
+                                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                            },
+                        },
+                        "400": {"description": "Not a usable image or bad option", "content": json_error},
+                        "401": {"description": "Missing or bad token", "content": json_error},
+                        "413": {"description": "Upload too large", "content": json_error},
+                        "429": {"description": "Rate limited", "content": json_error},
+                        "503": {"description": "Model unavailable", "content": json_error},
+                    },
+                }
+            },
+            "/generations/{id}": {
+                "get": {
+                    "summary": "One of your generations",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {
+                            "description": "The generation",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Generation"}}},
+                        },
+                        "401": {"description": "Missing or bad token", "content": json_error},
+                        "404": {"description": "Not found or not yours", "content": json_error},
+                    },
+                }
+            },
+            "/generations/{id}/images/{kind}": {
+                "get": {
+                    "summary": "One image of a generation",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {"name": "kind", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": list(IMAGE_KINDS)}},
+                    ],
+                    "responses": {
+                        "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                        "404": {"description": "Not found or not yours", "content": json_error},
+                    },
+                }
+            },
+        },
+    }

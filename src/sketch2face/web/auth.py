@@ -1,0 +1,196 @@
+"""Accounts: sign in/out, password change, open sign-up (off by default), admin user management."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sketch2face.web import audit
+from sketch2face.web.db import get_session
+from sketch2face.web.extensions import get_settings
+from sketch2face.web.forms import LoginForm, PasswordChangeForm, RegisterForm, UserCreateForm
+from sketch2face.web.models import ROLE_INVESTIGATOR, ROLES, User, utcnow
+from sketch2face.web.security import (
+    hash_password,
+    needs_rehash,
+    normalise_username,
+    verify_password,
+)
+
+bp = Blueprint("auth", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DuplicateUsernameError(ValueError):
+    """The username is taken."""
+
+
+def admin_required(view: F) -> F:
+    """Allow only signed-in admins (others get 403)."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_admin:
+            abort(403, description="This page is for administrators.")
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def create_user(session: Session, username: str, password: str, role: str = ROLE_INVESTIGATOR) -> User:
+    """Add and commit a user; raises DuplicateUsernameError (also under a concurrent insert)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    name = normalise_username(username)
+    if session.scalar(sa.select(User.id).where(User.username == name)) is not None:
+        raise DuplicateUsernameError(f"The username '{name}' is already taken; choose another.")
+    user = User(username=name, password_hash=hash_password(password), role=role)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # two admins creating the same name at once
+        session.rollback()
+        raise DuplicateUsernameError(f"The username '{name}' is already taken; choose another.") from exc
+    return user
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative redirects after sign-in (no open redirect)."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return url_for("studio.new")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Sign in (rate limited per IP, see create_app)."""
+    if current_user.is_authenticated:
+        return redirect(url_for("studio.new"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        session = get_session()
+        name = normalise_username(form.username.data or "")
+        user = session.scalar(sa.select(User).where(User.username == name))
+        ok = verify_password(user.password_hash if user else None, form.password.data or "")
+        if user is None or not ok or not user.is_active:
+            audit.record(session, audit.SIGN_IN_FAILED, None, username=name[:64])
+            session.commit()
+            flash("Wrong username or password, or the account is disabled.", "error")
+            return render_template("login.html", form=form), 401
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(form.password.data or "")
+        audit.record(session, audit.SIGN_IN, user)
+        session.commit()
+        login_user(user)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", form=form, open_signup=get_settings().open_signup)
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Any:
+    """Sign out (POST + CSRF, so a link elsewhere cannot sign you out)."""
+    session = get_session()
+    audit.record(session, audit.SIGN_OUT, current_user)
+    session.commit()
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password() -> Any:
+    """Change one's password; other sessions of this user are signed out."""
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        user: User = current_user._get_current_object()
+        if not verify_password(user.password_hash, form.current_password.data or ""):
+            form.current_password.errors.append("The current password is wrong.")
+            return render_template("password.html", form=form), 400
+        session = get_session()
+        user.password_hash = hash_password(form.new_password.data or "")
+        user.password_changed_at = utcnow()
+        user.session_nonce = secrets.token_hex(8)
+        audit.record(session, audit.PASSWORD_CHANGE, user)
+        session.commit()
+        login_user(user)  # re-issue this session with the new nonce
+        flash("Your password was changed. Other sessions were signed out.", "success")
+        return redirect(url_for("studio.new"))
+    return render_template("password.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Any:
+    """Open sign-up, only when SKETCH2FACE_OPEN_SIGNUP is on; new accounts are investigators."""
+    if not get_settings().open_signup:
+        abort(404, description="Accounts are created by an administrator.")
+    form = RegisterForm()
+    if form.validate_on_submit():
+        session = get_session()
+        try:
+            user = create_user(session, form.username.data or "", form.password.data or "")
+        except DuplicateUsernameError as exc:
+            form.username.errors.append(str(exc))
+            return render_template("register.html", form=form), 409
+        audit.record(session, audit.USER_CREATE, user, via="open_signup")
+        session.commit()
+        login_user(user)
+        return redirect(url_for("studio.new"))
+    return render_template("register.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/admin/users", methods=["GET", "POST"])
+@admin_required
+def users() -> Any:
+    """Admin: list accounts and create new ones."""
+    session = get_session()
+    form = UserCreateForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = create_user(
+                session, form.username.data or "", form.password.data or "", form.role.data
+            )
+        except DuplicateUsernameError as exc:
+            form.username.errors.append(str(exc))
+            status = 409
+        else:
+            audit.record(session, audit.USER_CREATE, current_user, new_user=user.username, role=user.role)
+            session.commit()
+            flash(f"Account '{user.username}' created.", "success")
+            return redirect(url_for("auth.users"))
+    elif form.errors:
+        status = 400
+    accounts = session.scalars(sa.select(User).order_by(User.username)).all()
+    return render_template("users.html", form=form, users=accounts), status
+
+
+@bp.post("/admin/users/<int:user_id>/active")
+@admin_required
+def set_active(user_id: int) -> Any:
+    """Admin: enable or disable an account (disabling signs it out everywhere)."""
+    session = get_session()
+    user = session.get(User, user_id) or abort(404)
+    if user.id == current_user.id:
+        flash("You cannot disable your own account.", "error")
+        return redirect(url_for("auth.users"))
+    user.is_active = request.form.get("active") == "1"
+    if not user.is_active:
+        user.session_nonce = secrets.token_hex(8)
+    audit.record(session, audit.USER_UPDATE, current_user, target=user.username, active=user.is_active)
+    session.commit()
+    flash(f"Account '{user.username}' {'enabled' if user.is_active else 'disabled'}.", "success")
+    return redirect(url_for("auth.users"))

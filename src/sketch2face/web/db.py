@@ -1,0 +1,114 @@
+"""Database engine, per-request session and Alembic upgrade (flaskr's ``get_db`` pattern)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session, sessionmaker
+
+from sketch2face.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_EXT = "sketch2face.db"
+
+
+def make_engine(url: str) -> sa.Engine:
+    """Create an engine; SQLite gets foreign keys on and a busy timeout for threaded servers."""
+    kwargs: dict[str, Any] = {"future": True, "pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        raise ConfigError(
+            f"cannot use database URL {engine_safe(url)}: {exc}; for PostgreSQL use "
+            "postgresql+psycopg://user:pass@host/db and `pip install 'sketch2face[postgres]'`."
+        ) from exc
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
+            cursor.close()
+
+    return engine
+
+
+def engine_safe(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable URL>"
+
+
+def init_app(app: Flask, url: str) -> None:
+    """Bind an engine + session factory to ``app`` and close the request session on teardown."""
+    engine = make_engine(url)
+    app.extensions[_EXT] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+
+
+def get_engine(app: Flask | None = None) -> sa.Engine:
+    """The app's engine."""
+    factory: sessionmaker[Session] = (app or current_app).extensions[_EXT]
+    bind = factory.kw["bind"]
+    assert isinstance(bind, sa.Engine)
+    return bind
+
+
+def get_session() -> Session:
+    """The request's session (created on first use, closed at teardown)."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions[_EXT]()
+    session: Session = g.db_session
+    return session
+
+
+def new_session(app: Flask) -> Session:
+    """A standalone session (CLI, background work); the caller closes it."""
+    session: Session = app.extensions[_EXT]()
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def alembic_config(url: str) -> Any:
+    """An Alembic ``Config`` pointing at the packaged migrations and ``url``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(engine: sa.Engine) -> None:
+    """Run ``alembic upgrade head`` on ``engine``.
+
+    On PostgreSQL an advisory lock serialises concurrent upgrades (several gunicorn workers
+    starting at once); SQLite's own write lock does the same there.
+    """
+    from alembic import command
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(7243129)"))
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+    log.info("database %s is at the latest schema", engine_safe(str(engine.url)))

@@ -1,0 +1,155 @@
+"""``generate_for``: sketch bytes -> model -> object store -> database row, shared by pages and API.
+
+Order matters for consistency: images are written first, then the row and its audit event are
+committed in one transaction; if anything fails, the transaction is rolled back and every object
+already written is deleted, so a failure leaves neither a half record nor an orphaned file.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from sketch2face.errors import InvalidImageError
+from sketch2face.imaging import decode_image_bytes
+from sketch2face.storage import StorageError
+from sketch2face.web import audit
+from sketch2face.web.db import get_session
+from sketch2face.web.extensions import get_model_client, get_settings, get_store
+from sketch2face.web.models import Generation, User, utcnow
+
+log = logging.getLogger(__name__)
+
+LIKENESS_NOTICE = "Generated likeness, not a photograph of a real person."
+IMAGE_KINDS = ("sketch", "face", "refined")
+SOURCES = ("upload", "canvas", "api")
+MAX_CASE_CHARS = 64
+MAX_NOTES_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """What the user chose besides the sketch."""
+
+    refine: bool = False
+    case_number: str | None = None
+    notes: str | None = None
+    source: str = "upload"
+    seed: int | None = None
+
+    def cleaned(self) -> GenerationOptions:
+        """Trimmed copy; raises ValueError with a user-facing message on bad values."""
+        case = (self.case_number or "").strip() or None
+        notes = (self.notes or "").strip() or None
+        if case is not None and len(case) > MAX_CASE_CHARS:
+            raise ValueError(f"The case number can be at most {MAX_CASE_CHARS} characters.")
+        if notes is not None and len(notes) > MAX_NOTES_CHARS:
+            raise ValueError(f"Notes can be at most {MAX_NOTES_CHARS} characters.")
+        if self.source not in SOURCES:
+            raise ValueError(f"Unknown source {self.source!r}.")
+        return GenerationOptions(self.refine, case, notes, self.source, self.seed)
+
+
+def _png(image_u8: np.ndarray, *, comment: str | None = None) -> bytes:
+    """PNG bytes; generated images carry the likeness notice in a tEXt chunk."""
+    info = PngInfo()
+    if comment:
+        info.add_text("Comment", comment)
+        info.add_text("Software", "sketch2face")
+    buf = io.BytesIO()
+    Image.fromarray(image_u8).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def decode_sketch(image_bytes: bytes) -> np.ndarray:
+    """Decode an uploaded sketch with the app's byte and pixel limits (real decoding, not the name)."""
+    settings = get_settings()
+    if not image_bytes:
+        raise InvalidImageError("The upload is empty (0 bytes); choose an image file or draw a sketch.")
+    if len(image_bytes) > settings.max_upload_bytes:
+        raise InvalidImageError(
+            f"The upload is {len(image_bytes)} bytes; the limit is {settings.max_upload_bytes}."
+        )
+    return decode_image_bytes(
+        image_bytes, name="the uploaded sketch", max_pixels=settings.max_image_pixels
+    )
+
+
+def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> Generation:
+    """Validate, generate, store and record one generation for ``user``."""
+    options = options.cleaned()
+    sketch_u8 = decode_sketch(image_bytes)
+    started = time.perf_counter()
+    output = get_model_client().generate(sketch_u8, refine=options.refine, seed=options.seed)
+    model_ms = (time.perf_counter() - started) * 1000
+
+    generation = Generation(id=uuid.uuid4().hex, user_id=user.id, created_at=utcnow())
+    prefix = f"generations/{user.id}/{generation.id}"
+    comment = f"sketch2face: {LIKENESS_NOTICE} Model {output.model_version}."
+    images = {"sketch": (sketch_u8, None), "face": (output.face_u8, comment)}
+    if output.refined_u8 is not None:
+        images["refined"] = (output.refined_u8, comment)
+
+    store = get_store()
+    session = get_session()
+    written: list[str] = []
+    try:
+        for kind, (image_u8, text) in images.items():
+            key = f"{prefix}/{kind}.png"
+            store.put(key, _png(image_u8, comment=text), content_type="image/png")
+            written.append(key)
+        generation.case_number = options.case_number
+        generation.notes = options.notes
+        generation.source = options.source
+        generation.refine_requested = options.refine
+        generation.sketch_key = f"{prefix}/sketch.png"
+        generation.face_key = f"{prefix}/face.png"
+        generation.refined_key = f"{prefix}/refined.png" if "refined" in images else None
+        generation.model_version = output.model_version
+        generation.timings_ms = {**output.timings_ms, "model_call": round(model_ms, 1)}
+        generation.details = {"notices": output.notices, "face_found": output.face_found}
+        session.add(generation)
+        audit.record(
+            session, audit.GENERATE, user, generation_id=generation.id,
+            case_number=options.case_number, source=options.source, refine=options.refine,
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _delete_quietly(written)
+        raise
+    log.info("generation %s for user %s in %.0f ms", generation.id, user.id, model_ms)
+    return generation
+
+
+def delete_generation(user: User, generation: Generation) -> None:
+    """Delete the row (with an audit event) and then its images.
+
+    The row goes first: a crash after the commit can leave unreferenced files (logged) but never a
+    row pointing at missing images.
+    """
+    session = get_session()
+    keys = list(generation.image_keys.values())
+    audit.record(
+        session, audit.DELETE, user, generation_id=generation.id,
+        owner_id=generation.user_id, case_number=generation.case_number,
+    )
+    session.delete(generation)
+    session.commit()
+    _delete_quietly(keys)
+
+
+def _delete_quietly(keys: list[str]) -> None:
+    store = get_store()
+    for key in keys:
+        try:
+            store.delete(key)
+        except StorageError:
+            log.exception("could not delete object %s; remove it by hand", key)

@@ -1,0 +1,205 @@
+"""``ModelClient``: how the web tier reaches the model, in-process or over HTTP.
+
+Both clients take a decoded sketch and return a :class:`ModelOutput`, so ``generation.py`` does not
+know which one it talks to. The in-process client loads ONE ``Sketch2Face`` per process, lazily,
+on the first generation (never at import or app creation, never per request).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from sketch2face.errors import InvalidImageError, Sketch2FaceError
+from sketch2face.imaging import decode_image_bytes, encode_png
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailableError(Sketch2FaceError):
+    """The model could not be loaded or the model server could not be reached."""
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What one generation returns, whichever client ran it."""
+
+    input_u8: np.ndarray  # the prepared 256x256 sketch the network saw
+    face_u8: np.ndarray  # 256x256 generated face
+    refined_u8: np.ndarray | None  # 512x512 refined face, or None
+    model_version: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    face_found: bool = True  # False: no face detected on the sketch, it was centred and padded
+
+
+class ModelClient(Protocol):
+    """Turns one decoded sketch into a :class:`ModelOutput`."""
+
+    def generate(self, sketch_u8: np.ndarray, *, refine: bool, seed: int | None) -> ModelOutput:
+        """Run the model; raise InvalidImageError for bad input, ModelUnavailableError otherwise."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Small status dict for health pages."""
+        ...
+
+
+class InProcessModelClient:
+    """Runs ``Sketch2Face`` in this process; loaded once, on first use, shared by all threads."""
+
+    def __init__(self, checkpoint: str | None = None, device: str | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.device = device
+        self._pipeline: Any | None = None
+        self._load_lock = threading.Lock()
+        # One forward pass at a time: on CPU each pass already uses every core, and the refiner
+        # keeps per-call state. Concurrent requests queue here instead of thrashing.
+        self._run_lock = threading.Lock()
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the pipeline has been loaded yet."""
+        return self._pipeline is not None
+
+    def pipeline(self) -> Any:
+        """The shared pipeline, loading it on first call (double-checked locking)."""
+        if self._pipeline is None:
+            with self._load_lock:
+                if self._pipeline is None:
+                    started = time.perf_counter()
+                    try:
+                        from sketch2face.pipeline import Sketch2Face
+                    except ImportError as exc:
+                        raise ModelUnavailableError(
+                            f"the sketch2face pipeline cannot be imported ({exc}); reinstall sketch2face."
+                        ) from exc
+                    try:
+                        self._pipeline = Sketch2Face.from_pretrained(
+                            self.checkpoint, device=self.device
+                        )
+                    except Sketch2FaceError:
+                        raise
+                    except Exception as exc:  # torch raises many types; name the checkpoint
+                        raise ModelUnavailableError(
+                            f"loading the model from {self.checkpoint or 'the packaged default'} "
+                            f"failed: {exc}; check SKETCH2FACE_CHECKPOINT."
+                        ) from exc
+                    log.info(
+                        "loaded %s in %.0f ms",
+                        getattr(self._pipeline, "model_version", "model"),
+                        (time.perf_counter() - started) * 1000,
+                    )
+        return self._pipeline
+
+    def generate(self, sketch_u8: np.ndarray, *, refine: bool, seed: int | None) -> ModelOutput:
+        """Run the pipeline on one sketch."""
+        pipe = self.pipeline()
+        with self._run_lock:
+            result = pipe([sketch_u8], refine=refine, seed=seed)
+        return ModelOutput(
+            input_u8=result.inputs[0],
+            face_u8=result.faces[0],
+            refined_u8=result.refined[0] if result.refined else None,
+            model_version=str(pipe.model_version),
+            timings_ms={k: float(v) for k, v in result.timings_ms.items()},
+            notices=list(result.notices),
+            face_found=bool(getattr(result, "face_found", [True])[0]),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Mode and load state."""
+        version = getattr(self._pipeline, "model_version", None)
+        return {"mode": "in-process", "loaded": self.is_loaded, "model_version": version}
+
+
+class RemoteModelClient:
+    """Calls ``sketch2face serve-model`` (see :mod:`sketch2face.web.model_server`) over HTTP."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, timeout_s: float = 120.0) -> None:
+        import requests
+
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = requests.Session()
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def generate(self, sketch_u8: np.ndarray, *, refine: bool, seed: int | None) -> ModelOutput:
+        """POST the sketch as PNG; decode the base64 PNGs of the JSON answer."""
+        import requests
+
+        data = {"refine": "1" if refine else "0"}
+        if seed is not None:
+            data["seed"] = str(seed)
+        files = {"sketch": ("sketch.png", io.BytesIO(encode_png(sketch_u8)), "image/png")}
+        url = f"{self.base_url}/v1/generate"
+        try:
+            response = self._session.post(url, data=data, files=files, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise ModelUnavailableError(
+                f"the model server at {self.base_url} did not answer ({exc}); is "
+                "`sketch2face serve-model` running and SKETCH2FACE_MODEL_URL right?"
+            ) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code == 400:
+            raise InvalidImageError(str(body.get("error", "the model server rejected the image")))
+        if response.status_code != 200:
+            raise ModelUnavailableError(
+                f"the model server at {self.base_url} answered {response.status_code}: "
+                f"{body.get('error', response.text[:200])}"
+            )
+        images = body["images"]
+
+        def png(name: str) -> np.ndarray | None:
+            b64 = images.get(name)
+            if b64 is None:
+                return None
+            return decode_image_bytes(base64.b64decode(b64), name=f"model server {name} image")
+
+        face = png("face")
+        model_input = png("input")
+        if face is None or model_input is None:
+            raise ModelUnavailableError(f"the model server at {self.base_url} sent no face image")
+        return ModelOutput(
+            input_u8=model_input,
+            face_u8=face,
+            refined_u8=png("refined"),
+            model_version=str(body.get("model_version", "unknown")),
+            timings_ms={k: float(v) for k, v in body.get("timings_ms", {}).items()},
+            notices=list(body.get("notices", [])),
+            face_found=bool(body.get("face_found", True)),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Mode and server URL."""
+        return {"mode": "remote", "url": self.base_url}
+
+
+def model_output_to_json(output: ModelOutput) -> dict[str, Any]:
+    """The JSON body the model server sends (inverse of ``RemoteModelClient.generate``)."""
+
+    def b64(image_u8: np.ndarray | None) -> str | None:
+        return None if image_u8 is None else base64.b64encode(encode_png(image_u8)).decode("ascii")
+
+    return {
+        "model_version": output.model_version,
+        "timings_ms": output.timings_ms,
+        "notices": output.notices,
+        "face_found": output.face_found,
+        "images": {
+            "input": b64(output.input_u8),
+            "face": b64(output.face_u8),
+            "refined": b64(output.refined_u8),
+        },
+    }

@@ -1,0 +1,95 @@
+"""``sketch2face serve-model``: a tiny HTTP app exposing the pipeline to remote web tiers.
+
+    POST /v1/generate   multipart: sketch (image file), refine (0/1), seed (int, optional)
+                        -> 200 JSON {model_version, timings_ms, notices, images: {input, face, refined}}
+                           with base64 PNGs (refined null when not refined); 400 {error} for bad images
+    GET  /v1/health     -> {status, model: {...}}
+
+The web tier's :class:`~sketch2face.web.model_client.RemoteModelClient` is its only client. With
+SKETCH2FACE_MODEL_TOKEN set, requests must carry ``Authorization: Bearer <token>``.
+Production: ``gunicorn -w 1 --threads 4 'sketch2face.web.model_server:create_model_app()'``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from sketch2face.errors import InvalidImageError, Sketch2FaceError
+from sketch2face.imaging import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image_bytes
+from sketch2face.web.model_client import (
+    InProcessModelClient,
+    ModelClient,
+    model_output_to_json,
+)
+
+log = logging.getLogger(__name__)
+
+
+def create_model_app(
+    client: ModelClient | None = None,
+    *,
+    token: str | None = None,
+    max_upload_bytes: int = MAX_IMAGE_BYTES,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
+) -> Flask:
+    """Build the model server; defaults come from SKETCH2FACE_CHECKPOINT/DEVICE/MODEL_TOKEN."""
+    if client is None:
+        client = InProcessModelClient(
+            os.environ.get("SKETCH2FACE_CHECKPOINT") or None,
+            os.environ.get("SKETCH2FACE_DEVICE") or None,
+        )
+    if token is None:
+        token = os.environ.get("SKETCH2FACE_MODEL_TOKEN") or None
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes + 64 * 1024
+
+    @app.before_request
+    def check_token() -> Any:
+        if token is None or request.path == "/v1/health":
+            return None
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            return _error(401, "missing or wrong bearer token (SKETCH2FACE_MODEL_TOKEN)")
+        return None
+
+    @app.post("/v1/generate")
+    def generate() -> Any:
+        upload = request.files.get("sketch")
+        if upload is None:
+            return _error(400, "send the sketch as a multipart file field named 'sketch'")
+        try:
+            seed = int(request.form["seed"]) if request.form.get("seed") else None
+        except ValueError:
+            return _error(400, "seed must be an integer")
+        refine = request.form.get("refine", "0").lower() in ("1", "true", "yes", "on")
+        try:
+            sketch_u8 = decode_image_bytes(upload.read(), name="sketch", max_pixels=max_image_pixels)
+            output = client.generate(sketch_u8, refine=refine, seed=seed)
+        except InvalidImageError as exc:
+            return _error(400, str(exc))
+        except Sketch2FaceError as exc:
+            log.exception("generation failed")
+            return _error(503, str(exc))
+        return jsonify(model_output_to_json(output))
+
+    @app.get("/v1/health")
+    def health() -> Any:
+        return jsonify(status="ok", model=client.describe())
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    return app
+
+
+def _error(status: int, message: str) -> Any:
+    response = jsonify(error=message, status=status)
+    response.status_code = status
+    return response

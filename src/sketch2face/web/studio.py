@@ -1,0 +1,224 @@
+"""Studio pages: new generation (upload or canvas), result, history, images, audit log, API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_required
+
+from sketch2face.errors import InvalidImageError
+from sketch2face.storage import ObjectNotFoundError
+from sketch2face.web import audit
+from sketch2face.web.access import get_owned_generation
+from sketch2face.web.auth import admin_required
+from sketch2face.web.db import get_session
+from sketch2face.web.extensions import get_settings, get_store
+from sketch2face.web.forms import TokenCreateForm
+from sketch2face.web.generation import (
+    IMAGE_KINDS,
+    LIKENESS_NOTICE,
+    GenerationOptions,
+    delete_generation,
+    generate_for,
+)
+from sketch2face.web.models import ApiToken, AuditEvent, Generation, utcnow
+from sketch2face.web.security import hash_api_token, new_api_token
+
+bp = Blueprint("studio", __name__)
+
+
+def web_user_key() -> str:
+    """Rate-limit key for page requests: the signed-in user, else the client address."""
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return f"ip:{get_remote_address()}"
+
+
+@bp.app_context_processor
+def _notice() -> dict[str, Any]:
+    return {"likeness_notice": LIKENESS_NOTICE}
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new() -> Any:
+    """Upload or draw a sketch; POST generates and redirects to the result page."""
+    form = {"case_number": "", "notes": "", "refine": False, "source": "upload"}
+    if request.method == "POST":
+        form = {
+            "case_number": request.form.get("case_number", ""),
+            "notes": request.form.get("notes", ""),
+            "refine": request.form.get("refine") in ("1", "on", "true"),
+            "source": request.form.get("source", "upload"),
+        }
+        upload = request.files.get("sketch")
+        error = None
+        if upload is None or not upload.filename:
+            error = "Choose a sketch image or draw one on the canvas."
+        else:
+            try:
+                options = GenerationOptions(
+                    refine=bool(form["refine"]),
+                    case_number=str(form["case_number"]),
+                    notes=str(form["notes"]),
+                    source="canvas" if form["source"] == "canvas" else "upload",
+                )
+                generation = generate_for(current_user._get_current_object(), upload.read(), options)
+            except (InvalidImageError, ValueError) as exc:
+                error = str(exc)
+            else:
+                return redirect(url_for("studio.result", generation_id=generation.id))
+        flash(error, "error")
+        return render_template("new.html", form=form), 400
+    return render_template("new.html", form=form)
+
+
+@bp.get("/generations/<generation_id>")
+@login_required
+def result(generation_id: str) -> Any:
+    """Sketch, face and refined face side by side, with downloads and the likeness notice."""
+    generation = get_owned_generation(generation_id, current_user)
+    session = get_session()
+    audit.record(session, audit.VIEW, current_user, generation_id=generation.id)
+    session.commit()
+    owner = generation.user if generation.user_id != current_user.id else None
+    return render_template("result.html", g_=generation, owner=owner)
+
+
+@bp.get("/generations/<generation_id>/<kind>.png")
+@login_required
+def image(generation_id: str, kind: str) -> Any:
+    """One image of a generation; ``?download=1`` sends it as an attachment (audited)."""
+    if kind not in IMAGE_KINDS:
+        abort(404)
+    generation = get_owned_generation(generation_id, current_user)
+    key = generation.image_keys.get(kind) or abort(404, description="This generation has no such image.")
+    try:
+        data = get_store().get(key)
+    except ObjectNotFoundError:
+        abort(404, description="The image file is missing from storage.")
+    download = request.args.get("download") == "1"
+    response = Response(data, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    if download:
+        case = f"{generation.case_number}-" if generation.case_number else ""
+        safe_case = "".join(c if c.isalnum() or c in "-_" else "_" for c in case)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="sketch2face-{safe_case}{generation.id[:8]}-{kind}.png"'
+        )
+        session = get_session()
+        audit.record(session, audit.DOWNLOAD, current_user, generation_id=generation.id, kind=kind)
+        session.commit()
+    return response
+
+
+@bp.post("/generations/<generation_id>/delete")
+@login_required
+def delete(generation_id: str) -> Any:
+    """Delete a generation and its images."""
+    generation = get_owned_generation(generation_id, current_user)
+    delete_generation(current_user._get_current_object(), generation)
+    flash("The generation and its images were deleted.", "success")
+    return redirect(url_for("studio.history"))
+
+
+@bp.get("/history")
+@login_required
+def history() -> Any:
+    """Own generations (admins: everyone's), newest first, paged, filtered by case number."""
+    settings = get_settings()
+    session = get_session()
+    query = request.args.get("q", "").strip()[:64]
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    show_all = current_user.is_admin and request.args.get("mine") != "1"
+    stmt = sa.select(Generation)
+    if not show_all:
+        stmt = stmt.where(Generation.user_id == current_user.id)
+    if query:
+        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Generation.case_number.ilike(f"%{escaped}%", escape="\\"))
+    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    size = settings.history_page_size
+    rows = session.scalars(
+        stmt.options(sa.orm.joinedload(Generation.user))
+        .order_by(Generation.created_at.desc(), Generation.id.desc())
+        .limit(size)
+        .offset((page - 1) * size)
+    ).all()
+    pages = max((total + size - 1) // size, 1)
+    return render_template(
+        "history.html", rows=rows, q=query, page=page, pages=pages, total=total, show_all=show_all
+    )
+
+
+@bp.get("/admin/audit")
+@admin_required
+def audit_log() -> Any:
+    """Admin: the audit log, newest first, filterable by action and username."""
+    session = get_session()
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    action = request.args.get("action", "").strip()
+    username = request.args.get("user", "").strip().lower()
+    stmt = sa.select(AuditEvent)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if username:
+        stmt = stmt.where(AuditEvent.username == username)
+    size = 50
+    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    events = session.scalars(
+        stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(size).offset((page - 1) * size)
+    ).all()
+    actions = session.scalars(sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    return render_template(
+        "audit.html", events=events, page=page, pages=max((total + size - 1) // size, 1),
+        action=action, user=username, actions=actions, total=total,
+    )
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@login_required
+def tokens() -> Any:
+    """List, create (shown once) and revoke one's API tokens."""
+    session = get_session()
+    form = TokenCreateForm()
+    new_token = None
+    status = 200
+    if form.validate_on_submit():
+        new_token = new_api_token()
+        token = ApiToken(
+            user_id=current_user.id,
+            name=(form.name.data or "").strip(),
+            token_hash=hash_api_token(new_token),
+            prefix=new_token[:10],
+        )
+        session.add(token)
+        session.flush()
+        audit.record(session, audit.TOKEN_CREATE, current_user, token_id=token.id, name=token.name)
+        session.commit()
+    elif form.errors:
+        status = 400
+    rows = session.scalars(
+        sa.select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.created_at.desc())
+    ).all()
+    return render_template("tokens.html", form=form, tokens=rows, new_token=new_token), status
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int) -> Any:
+    """Revoke one of one's own tokens (someone else's: 404)."""
+    session = get_session()
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != current_user.id:
+        abort(404, description="No such token.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit.record(session, audit.TOKEN_REVOKE, current_user, token_id=token.id, name=token.name)
+        session.commit()
+    flash(f"Token '{token.name}' revoked.", "success")
+    return redirect(url_for("studio.tokens"))
+

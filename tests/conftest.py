@@ -1,0 +1,58 @@
+"""Shared test fixtures (keep small; others add theirs here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: ../shared beside the repository: read-only data for tests, never needed by the product.
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared data folder; tests that need it are skipped where it is absent."""
+    if not (SHARED_DIR / "data" / "fixtures").is_dir():
+        pytest.skip(
+            f"shared test data not found at {SHARED_DIR}/data/fixtures (read-only ../shared)"
+        )
+    return SHARED_DIR
+
+
+# ---------------------------------------------------------------- tiny models (diffusers' dummy pattern)
+TINY_GENERATOR = {"ngf": 4, "depth": 8, "n_dropout_blocks": 3}
+TINY_DISCRIMINATOR = {"ndf": 4, "n_layers": 3}
+
+
+def make_tiny_checkpoint(path: Path, *, seed: int = 0, attribute_dim: int = 0) -> Path:
+    """Write a randomly initialised tiny generator+discriminator checkpoint (256-px capable)."""
+    import torch
+
+    from sketch2face.models.checkpoint import save_checkpoint
+    from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
+    from sketch2face.models.unet import GeneratorConfig, UNetGenerator
+
+    torch.manual_seed(seed)
+    gen_cfg = GeneratorConfig(**TINY_GENERATOR, attribute_dim=attribute_dim)
+    disc_cfg = DiscriminatorConfig(**TINY_DISCRIMINATOR)
+    generator = UNetGenerator(gen_cfg)
+    # non-trivial BatchNorm statistics so eval-mode outputs are not degenerate
+    for m in generator.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2.0)
+            m.running_mean.uniform_(-0.1, 0.1)
+    return save_checkpoint(
+        path,
+        generator=generator,
+        discriminator=PatchGANDiscriminator(disc_cfg),
+        generator_config=gen_cfg,
+        discriminator_config=disc_cfg,
+        step=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a tiny random sketch2face checkpoint (fast on CPU, real architecture)."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_model") / "tiny.safetensors")

@@ -1,0 +1,293 @@
+"""evaluate_pairs plumbing with stand-in pipelines, stem pairing, manifest input and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sketch2face.errors import DatasetError
+from sketch2face.evaluation.evaluate import EvalReport, evaluate_pairs, pair_by_stem, pairs_from_manifest
+from sketch2face.evaluation.metrics import PSNR_MAX_DB, FaceEmbedder
+from sketch2face.imaging import load_image, save_png
+
+CELEBA_STEMS = ("10000_028381", "10001_191146", "10000_151065")
+
+
+@dataclass(frozen=True)
+class FakeResult:
+    """Same fields as sketch2face.pipeline.GenerationResult."""
+
+    inputs: list[np.ndarray]
+    faces: list[np.ndarray]
+    refined: list[np.ndarray | None]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+
+class StandInPipeline:
+    """Follows the Sketch2Face call contract; 'generates' a transformed copy of its 256 input."""
+
+    model_version = "stand-in@test"
+
+    def __init__(self, transform=lambda x: x, *, order: Sequence[int] | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.transform = transform
+        self.order = order
+        self.calls: list[dict[str, object]] = []
+        self.seen_shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, sketches, *, refine=False, seed=None, batch_size=8, **_kw):  # type: ignore[no-untyped-def]
+        self.calls.append({"n": len(sketches), "refine": refine, "seed": seed, "batch_size": batch_size})
+        inputs = [np.asarray(s) for s in sketches]
+        self.seen_shapes += [x.shape for x in inputs]
+        faces = [self.transform(x) for x in inputs]
+        if self.order is not None:
+            faces = [faces[i] for i in self.order]
+        refined = [cv2.resize(f, (512, 512), interpolation=cv2.INTER_CUBIC) if refine else None for f in faces]
+        notices = [] if refine else ["refinement skipped: no GFPGAN weights (test)"]
+        return FakeResult(inputs, faces, refined, {"generate": 5.0 * len(inputs)}, notices)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> FaceEmbedder:
+    return FaceEmbedder()
+
+
+@pytest.fixture
+def prepared_pairs(shared_dir: Path, tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    """Three 256x256 CelebA faces used as both 'sketch' and 'photo' (a pipeline stand-in copies)."""
+    sketches, photos = [], []
+    for stem in CELEBA_STEMS:
+        face = load_image(shared_dir / f"data/fixtures/celeba/{stem}.jpg")
+        face = cv2.resize(face[20:198], (256, 256), interpolation=cv2.INTER_CUBIC)  # 178x178 square
+        sketches.append(save_png(face, tmp_path / "sketches" / f"{stem}.png"))
+        photos.append(save_png(face, tmp_path / "photos" / f"{stem}.png"))
+    return sketches, photos
+
+
+def test_identity_pipeline_scores_perfectly(prepared_pairs, embedder: FaceEmbedder) -> None:  # type: ignore[no-untyped-def]
+    sketches, photos = prepared_pairs
+    pipeline = StandInPipeline()
+    report = evaluate_pairs(pipeline, sketches, photos, prepared=True, batch_size=2, progress=False, embedder=embedder)
+    assert report.count == 3
+    assert report.ssim == pytest.approx(1.0) and report.ssim_gray == pytest.approx(1.0)
+    assert report.psnr == PSNR_MAX_DB
+    assert report.identity_similarity == pytest.approx(1.0, abs=1e-5)
+    assert report.identity_match_rate == 1.0 and report.rank1 == 1.0
+    assert report.rank1_chance == pytest.approx(1 / 3)
+    assert report.refined is None and report.model_version == "stand-in@test"
+    assert [c["n"] for c in pipeline.calls] == [2, 1]
+    assert [c["seed"] for c in pipeline.calls] == [0, 2]
+    assert report.notices == ["refinement skipped: no GFPGAN weights (test)"]
+
+
+def test_blurred_and_shuffled_generations_score_lower(prepared_pairs, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sketches, photos = prepared_pairs
+    blur = StandInPipeline(lambda x: cv2.GaussianBlur(x, (0, 0), 2.0))
+    report = evaluate_pairs(blur, sketches, photos, prepared=True, progress=False, embedder=embedder, refine=True)
+    assert 0.3 < report.ssim < 0.99 and 15 < report.psnr < PSNR_MAX_DB
+    assert report.rank1 == 1.0
+    assert report.refined is not None
+    assert set(report.refined) >= {"ssim", "psnr", "identity_similarity", "rank1", "identity_match_rate"}
+    assert 0.3 < report.refined["ssim"] <= 1.0
+
+    rotated = StandInPipeline(order=[1, 2, 0])  # every face is scored against another photo
+    report = evaluate_pairs(rotated, sketches, photos, prepared=True, progress=False, embedder=embedder)
+    assert report.rank1 == 0.0
+    # 10000_151065 and 10000_028381 are the same person, so that swapped pair still matches (< 0.6).
+    assert report.identity_match_rate == pytest.approx(1 / 3)
+    assert report.ssim < 0.9
+
+
+def test_report_json_has_the_contract_keys(prepared_pairs, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sketches, photos = prepared_pairs
+    sheet = tmp_path / "sheet.png"
+    report = evaluate_pairs(
+        StandInPipeline(), sketches, photos, prepared=True, progress=False, embedder=embedder,
+        refine=True, sheet_path=sheet, sheet_pairs=2,
+    )
+    data = json.loads(report.to_json())
+    for key in ("count", "ssim", "ssim_gray", "psnr", "identity_similarity", "rank1", "unavailable",
+                "timing", "model_version", "ssim_method", "items", "refined", "lpips", "fid"):
+        assert key in data, key
+    assert data["lpips"] is None and data["fid"] is None
+    assert set(data["unavailable"]) == {"lpips", "fid"} and all(data["unavailable"].values())
+    assert data["timing"]["total_s"] > 0 and "pipeline_generate_ms_per_image" in data["timing"]
+    assert len(data["items"]) == 3 and data["items"][0]["ssim"] == pytest.approx(1.0)
+    assert "Infinity" not in report.to_json() and "NaN" not in report.to_json()
+    saved = report.save(tmp_path / "out" / "report.json")
+    assert json.loads(saved.read_text())["count"] == 3
+    # sheet: 2 rows of sketch | generated | refined | real, 256 px cells, 4 px padding
+    sheet_u8 = load_image(sheet)
+    assert sheet_u8.shape == (2 * 256 + 3 * 4, 4 * 256 + 5 * 4, 3)
+    table = report.summary_table()
+    assert "SSIM (RGB)" in table and "rank-1" in table and "lpips: unavailable" in table
+
+
+def test_raw_pairs_are_cropped_like_training_data(shared_dir: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    fixtures = shared_dir / "data/fixtures/fs2k_test"
+    for photo_name, sketch_name in (
+        ("style0_photo1_image1396.jpg", "style0_sketch1_sketch1396.jpg"),
+        ("style2_photo3_image0151.jpg", "style2_sketch3_sketch0151.jpg"),
+    ):
+        stem = photo_name.rsplit("_", 1)[1].removesuffix(".jpg")
+        shutil.copy(fixtures / sketch_name, tmp_path / f"s_{stem}.jpg")
+        (tmp_path / "sketches").mkdir(exist_ok=True)
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        shutil.move(tmp_path / f"s_{stem}.jpg", tmp_path / "sketches" / f"{stem}.jpg")
+        shutil.copy(fixtures / photo_name, tmp_path / "photos" / f"{stem}.jpg")
+    pairs = pair_by_stem(tmp_path / "sketches", tmp_path / "photos")
+    pipeline = StandInPipeline()
+    report = evaluate_pairs(
+        pipeline, [s for s, _ in pairs], [p for _, p in pairs], progress=False, embedder=embedder,
+        sheet_path=tmp_path / "sheet.png",
+    )
+    assert report.count == 2 and not report.skipped
+    assert pipeline.seen_shapes == [(256, 256, 3), (256, 256, 3)]  # prepared like training sketches
+    assert -1.0 <= report.ssim <= 1.0 and 0 < report.psnr < PSNR_MAX_DB
+    assert report.rank1 in (0.0, 0.5, 1.0)
+    assert load_image(tmp_path / "sheet.png").shape == (2 * 256 + 3 * 4, 3 * 256 + 4 * 4, 3)
+
+
+def test_unreadable_pair_is_skipped_and_reported(prepared_pairs, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sketches, photos = prepared_pairs
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    report = evaluate_pairs(
+        StandInPipeline(), [*sketches[:1], broken], [*photos[:1], photos[1]], prepared=True,
+        progress=False, embedder=embedder,
+    )
+    assert report.count == 1 and len(report.skipped) == 1 and "broken.png" in report.skipped[0]["sketch"]
+    with pytest.raises(DatasetError):
+        evaluate_pairs(StandInPipeline(), [], [], progress=False, embedder=embedder)
+    with pytest.raises(ValueError, match="pairs"):
+        evaluate_pairs(StandInPipeline(), sketches, photos[:1], progress=False, embedder=embedder)
+
+
+def test_pair_by_stem_counts_unmatched(tmp_path: Path) -> None:
+    tiny = np.zeros((8, 8, 3), np.uint8)
+    for name in ("a.png", "b.jpg", "c.png", "notes.txt"):
+        save_png(tiny, tmp_path / "sk" / name)
+    for name in ("a.jpg", "b.png", "d.png", "e.webp"):
+        save_png(tiny, tmp_path / "ph" / name)
+    pairs = pair_by_stem(tmp_path / "sk", tmp_path / "ph")
+    assert [(s.name, p.name) for s, p in pairs] == [("a.png", "a.jpg"), ("b.jpg", "b.png")]
+    assert len(pairs) == 2 and pairs[1][0].name == "b.jpg"
+    assert [p.name for p in pairs.unmatched_sketches] == ["c.png"]
+    assert [p.name for p in pairs.unmatched_photos] == ["d.png", "e.webp"]
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="same file stem"):
+        pair_by_stem(tmp_path / "sk", tmp_path / "empty")
+    with pytest.raises(DatasetError, match="does not exist"):
+        pair_by_stem(tmp_path / "missing", tmp_path / "ph")
+    save_png(tiny, tmp_path / "sk" / "a.jpg")
+    with pytest.raises(DatasetError, match="two images with stem 'a'"):
+        pair_by_stem(tmp_path / "sk", tmp_path / "ph")
+
+
+def _write_manifest(root: Path, prepared_pairs: tuple[list[Path], list[Path]]) -> None:
+    from sketch2face.data.manifest import ManifestRow, write_manifest
+
+    sketches, photos = prepared_pairs
+    rows = []
+    for i, (s, p) in enumerate(zip(sketches, photos, strict=True)):
+        for kind, src in (("sketches", s), ("photos", p)):
+            (root / kind).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, root / kind / src.name)
+        rows.append(ManifestRow(
+            id=f"id{i}", source="celeba", style="pencil", split="test" if i < 2 else "train",
+            sketch=f"sketches/{s.name}", photo=f"photos/{p.name}",
+        ))
+    write_manifest(root / "manifest.jsonl", rows)
+
+
+def test_manifest_split_pairs(prepared_pairs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "dataset"
+    _write_manifest(root, prepared_pairs)
+    pairs = pairs_from_manifest(root, "test")
+    assert len(pairs) == 2 and all(s.is_file() and p.is_file() for s, p in pairs)
+    with pytest.raises(DatasetError, match="no 'val' pairs"):
+        pairs_from_manifest(root, "val")
+
+
+def _install_fake_pipeline(monkeypatch: pytest.MonkeyPatch, created: list[dict[str, object]]) -> None:
+    class FakeSketch2Face:
+        @classmethod
+        def from_pretrained(cls, checkpoint=None, *, device=None, refiner=None, backend="auto"):  # type: ignore[no-untyped-def]
+            created.append({"checkpoint": checkpoint, "refiner": refiner})
+            return StandInPipeline()
+
+    try:
+        import sketch2face.pipeline as real_module
+    except ModuleNotFoundError:
+        module = types.ModuleType("sketch2face.pipeline")
+        module.Sketch2Face = FakeSketch2Face  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "sketch2face.pipeline", module)
+    else:
+        monkeypatch.setattr(real_module, "Sketch2Face", FakeSketch2Face)
+
+
+def test_cli_evaluate_on_a_manifest(prepared_pairs, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from sketch2face.cli.main import main
+
+    created: list[dict[str, object]] = []
+    _install_fake_pipeline(monkeypatch, created)
+    monkeypatch.delenv("SKETCH2FACE_GFPGAN_WEIGHTS", raising=False)
+    root = tmp_path / "dataset"
+    _write_manifest(root, prepared_pairs)
+    report_path = tmp_path / "report.json"
+    code = main([
+        "evaluate", "--manifest", str(root), "--split", "test", "--report", str(report_path),
+        "--checkpoint", str(tmp_path / "model.pt"), "--sheet", str(tmp_path / "sheet.png"),
+        "--refine", "--no-progress",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(report_path.read_text())
+    assert data["count"] == 2 and data["ssim"] == pytest.approx(1.0) and data["rank1"] == 1.0
+    assert data["refine"] is False  # no GFPGAN weights: refinement skipped with a notice
+    assert created[0]["checkpoint"] == tmp_path / "model.pt" and created[0]["refiner"] is None
+    assert "SKETCH2FACE_GFPGAN_WEIGHTS" in out and "SSIM (RGB)" in out
+    assert (tmp_path / "sheet.png").is_file()
+
+
+def test_cli_evaluate_folders_and_argument_errors(prepared_pairs, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from sketch2face.cli.main import main
+
+    _install_fake_pipeline(monkeypatch, [])
+    sketches, photos = prepared_pairs
+    save_png(np.zeros((8, 8, 3), np.uint8), sketches[0].parent / "lonely.png")
+    report_path = tmp_path / "r.json"
+    code = main([
+        "evaluate", "--sketches", str(sketches[0].parent), "--photos", str(photos[0].parent),
+        "--report", str(report_path), "--limit", "2", "--no-progress",
+    ])
+    assert code == 0
+    data = json.loads(report_path.read_text())
+    assert data["count"] == 2 and data["unmatched"] == {"sketches": 1, "photos": 0}
+    assert "1 sketches, 0 photos without a pair" in capsys.readouterr().out
+
+    assert main(["evaluate", "--report", str(report_path)]) == 1
+    assert "--manifest" in capsys.readouterr().err
+    assert main(["evaluate", "--sketches", str(tmp_path), "--photos", str(tmp_path / "nope"),
+                 "--report", str(report_path)]) == 1
+
+
+def test_eval_report_is_a_dataclass_with_json_round_trip() -> None:
+    report = EvalReport(
+        count=1, ssim=float("nan"), ssim_gray=0.5, psnr=20.0, identity_similarity=0.9,
+        identity_distance=0.3, identity_match_rate=1.0, rank1=1.0, rank1_chance=1.0,
+        face_found_rate={"generated": 1.0, "real": 1.0}, refined=None, lpips=None, fid=None,
+        unavailable={}, timing={}, model_version="m", refine=False, seed=0,
+    )
+    data = json.loads(report.to_json(include_items=False))
+    assert data["ssim"] is None and "items" not in data

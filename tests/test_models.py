@@ -1,0 +1,124 @@
+"""Generator / discriminator shapes, losses and the checkpoint format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sketch2face.errors import CheckpointError
+from sketch2face.models.checkpoint import load_checkpoint, save_checkpoint
+from sketch2face.models.losses import GANLoss, contextual_loss
+from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
+from sketch2face.models.unet import GeneratorConfig, UNetGenerator
+
+
+@pytest.mark.parametrize("depth,size", [(8, 256), (7, 256), (5, 64)])
+def test_generator_shape_and_range(depth: int, size: int) -> None:
+    net = UNetGenerator(GeneratorConfig(ngf=4, depth=depth)).eval()
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    y = net(x)
+    assert y.shape == (2, 3, size, size)
+    assert y.min() >= -1 and y.max() <= 1  # tanh output
+
+
+def test_generator_blocks_follow_pix2pix() -> None:
+    net = UNetGenerator(GeneratorConfig(ngf=8, depth=7))
+    assert len(net.encoder) == 7 and len(net.decoder) == 6
+    assert isinstance(net.encoder[0].norm, torch.nn.Identity)  # no norm on the outermost block
+    assert isinstance(net.encoder[1].norm, torch.nn.BatchNorm2d)
+    assert isinstance(net.encoder[1].act, torch.nn.LeakyReLU)
+    assert isinstance(net.decoder[0].deconv, torch.nn.ConvTranspose2d)
+    assert isinstance(net.decoder[0].dropout, torch.nn.Dropout)
+    assert isinstance(net.decoder[-1].dropout, torch.nn.Identity)
+    assert isinstance(net.head[-1], torch.nn.Tanh)
+
+
+def test_generator_width_scales_parameters() -> None:
+    small = UNetGenerator(GeneratorConfig(ngf=16)).num_parameters()
+    big = UNetGenerator(GeneratorConfig(ngf=32)).num_parameters()
+    assert 3.5 < big / small < 4.5  # parameters grow ~quadratically with width
+
+
+def test_attribute_projection_starts_as_no_op() -> None:
+    torch.manual_seed(0)
+    plain = UNetGenerator(GeneratorConfig(ngf=4, depth=6)).eval()
+    cond = UNetGenerator(GeneratorConfig(ngf=4, depth=6, attribute_dim=5)).eval()
+    missing, unexpected = cond.load_state_dict(plain.state_dict(), strict=False)
+    assert set(missing) == {"attribute_proj.weight", "attribute_proj.bias"} and not unexpected
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(plain(x), cond(x, torch.ones(1, 5)))
+
+
+def test_discriminator_patch_logits() -> None:
+    net = PatchGANDiscriminator(DiscriminatorConfig(ndf=8))
+    s, p = torch.rand(2, 3, 256, 256), torch.rand(2, 3, 256, 256)
+    logits, feats = net(s, p, return_features=True)
+    assert logits.shape == (2, 1, 30, 30)  # 70x70 PatchGAN on 256 px
+    assert [f.shape[-1] for f in feats] == [128, 64, 32, 31]
+
+
+def test_gan_loss_is_stable_bce() -> None:
+    loss = GANLoss()
+    big = torch.full((1, 1, 4, 4), 80.0)
+    assert loss(big, True).item() == pytest.approx(0.0, abs=1e-6)
+    assert torch.isfinite(loss(-big, True))  # no log(0) blow-up
+    assert loss(torch.zeros(1, 1, 2, 2), False).item() == pytest.approx(0.6931, abs=1e-3)
+
+
+def test_contextual_loss_prefers_matching_features() -> None:
+    torch.manual_seed(0)
+    y = torch.randn(2, 16, 8, 8)
+    same = contextual_loss(y.clone(), y)
+    shuffled = contextual_loss(y.flip(-1).flip(-2), y)  # same features, moved: CX tolerates it
+    other = contextual_loss(torch.randn(2, 16, 8, 8), y)
+    assert same.item() < 0.05
+    assert shuffled.item() == pytest.approx(same.item(), abs=1e-4)
+    assert other.item() > same.item() + 0.1
+
+
+def test_checkpoint_round_trip_same_outputs(tmp_path: Path) -> None:
+    cfg = GeneratorConfig(ngf=4, depth=6)
+    net = UNetGenerator(cfg).eval()
+    path = save_checkpoint(tmp_path / "m.safetensors", generator=net, generator_config=cfg, step=7,
+                           config_json=json.dumps({"a": 1}), manifest_sha256="abc")
+    ckpt = load_checkpoint(path)
+    assert ckpt.step == 7 and ckpt.manifest_sha256 == "abc" and ckpt.config == {"a": 1}
+    again = ckpt.build_generator().eval()
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(net(x), again(x))
+
+
+def test_fp16_checkpoint_is_half_size_and_close(tmp_path: Path) -> None:
+    cfg = GeneratorConfig(ngf=8, depth=6)
+    net = UNetGenerator(cfg).eval()
+    full = save_checkpoint(tmp_path / "a.safetensors", generator=net, generator_config=cfg)
+    half = save_checkpoint(tmp_path / "b.safetensors", generator=net, generator_config=cfg, dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    x = torch.rand(1, 3, 64, 64)
+    diff = (load_checkpoint(half).build_generator().eval()(x) - net(x)).abs().max()
+    assert diff < 2e-2
+
+
+def test_wrong_architecture_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = GeneratorConfig(ngf=4, depth=6)
+    path = save_checkpoint(tmp_path / "m.safetensors", generator=UNetGenerator(cfg), generator_config=cfg)
+    ckpt = load_checkpoint(path)
+    ckpt.generator_config = GeneratorConfig(ngf=8, depth=6)
+    with pytest.raises(CheckpointError, match="do not match its architecture"):
+        ckpt.build_generator()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"\x08\x00\x00\x00\x00\x00\x00\x00{}"])
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        load_checkpoint(path)
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.safetensors")

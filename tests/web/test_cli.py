@@ -1,0 +1,43 @@
+"""`sketch2face users create` and `sketch2face serve --upgrade-db-only`."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from sketch2face.cli.main import main
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, argv: list[str], stdin: str = "") -> int:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    return main(argv)
+
+
+def test_users_create_admin_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("SKETCH2FACE_DATABASE_URL", raising=False)
+    data = str(tmp_path / "inst")
+    assert _run(monkeypatch, ["users", "--data-dir", data, "create", "--admin", "--username", "Chief",
+                              "--password-stdin"], "a long admin password\n") == 0
+    assert "created admin account 'chief'" in capsys.readouterr().out
+    assert _run(monkeypatch, ["users", "--data-dir", data, "create", "--username", "chief",
+                              "--password-stdin"], "another long password\n") == 1
+    assert "already taken" in capsys.readouterr().err
+    assert _run(monkeypatch, ["users", "--data-dir", data, "create", "--username", "x",
+                              "--password-stdin"], "short\n") == 1
+    assert _run(monkeypatch, ["users", "--data-dir", data, "list"]) == 0
+    assert "chief\tadmin\tactive" in capsys.readouterr().out
+
+
+def test_serve_upgrade_only_creates_db_and_private_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SKETCH2FACE_SECRET_KEY", "SKETCH2FACE_DATABASE_URL", "SKETCH2FACE_STORAGE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "inst"
+    assert main(["serve", "--data-dir", str(data), "--upgrade-db-only"]) == 0
+    assert (data / "sketch2face.db").is_file() and (data / "objects").is_dir()
+    if os.name == "posix":
+        assert stat.S_IMODE((data / "secret_key").stat().st_mode) == 0o600
