@@ -8,8 +8,9 @@ Starts the real app (SQLite + local store in a temp folder, rate limits off) on 
 threaded server, creates one account + API token per user, warms the model up (first call loads
 it; reported separately), then runs in ONE process, so the ratios are comparable on a noisy box:
   1. baseline: 1 user, sequential requests;
-  2. N users, each sending requests back to back.
-Reports p50/p95/max latency, throughput, and p50(N users) / p50(1 user). ``--model-server`` puts
+  2. N users, each sending requests back to back, model calls one by one (max_batch=1);
+  3. the same with queued requests batched (max_batch=--max-batch, the app's default 8).
+Reports p50/p95/max latency, throughput and the ratios between the runs. ``--model-server`` puts
 ``serve-model`` (its own threaded HTTP server) between web tier and model, as SKETCH2FACE_MODEL_URL
 does. Without --checkpoint the packaged model is used; ``--random-ngf`` builds a randomly
 initialised generator of that width instead (same compute as a trained one of that width).
@@ -92,33 +93,39 @@ def serve(app: Any) -> tuple[Any, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--requests", type=int, default=5, help="requests per user")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--random-ngf", type=int, default=None)
+    parser.add_argument("--max-batch", type=int, default=8, help="batched run's max batch")
     parser.add_argument("--refine", action="store_true")
     parser.add_argument("--model-server", action="store_true")
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", default="")
     args = parser.parse_args()
 
+    import logging
+
     import torch
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request access log
     from sketch2face.web import create_app
     from sketch2face.web.auth import create_user
     from sketch2face.web.db import new_session
     from sketch2face.web.model_client import InProcessModelClient
     from sketch2face.web.model_server import create_model_app
     from sketch2face.web.models import ApiToken
-    from sketch2face.web.settings import WebSettings
     from sketch2face.web.security import hash_api_token, new_api_token
+    from sketch2face.web.settings import WebSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_web_"))
     checkpoint = args.checkpoint
     if args.random_ngf:
         checkpoint = build_checkpoint(args.random_ngf, tmp)
-    model = InProcessModelClient(checkpoint, args.device)
+    model = InProcessModelClient(checkpoint, args.device, max_batch=args.max_batch)
     servers = []
     settings = WebSettings(
         data_dir=tmp / "instance", secret_key="bench-" + "k" * 32, ratelimit_enabled=False
@@ -136,7 +143,14 @@ def main() -> None:
             user = create_user(session, f"bench{i}", "bench password 123")
             session.flush()
             token = new_api_token()
-            session.add(ApiToken(user_id=user.id, name="bench", token_hash=hash_api_token(token), prefix=token[:10]))
+            session.add(
+                ApiToken(
+                    user_id=user.id,
+                    name="bench",
+                    token_hash=hash_api_token(token),
+                    prefix=token[:10],
+                )
+            )
             tokens.append(token)
         session.commit()
     web_srv, base = serve(app)
@@ -147,9 +161,11 @@ def main() -> None:
     def call(user: int, i: int) -> float:
         started = time.perf_counter()
         response = requests.post(
-            f"{base}/api/v1/generate", headers={"Authorization": f"Bearer {tokens[user]}"},
+            f"{base}/api/v1/generate",
+            headers={"Authorization": f"Bearer {tokens[user]}"},
             files={"sketch": ("s.png", payloads[(user * 7 + i) % len(payloads)], "image/png")},
-            data=data, timeout=600,
+            data=data,
+            timeout=600,
         )
         elapsed = time.perf_counter() - started
         if response.status_code != 201:
@@ -176,31 +192,47 @@ def main() -> None:
             list(pool.map(one_user, range(users)))
         return summarise(lat, time.perf_counter() - wall)
 
+    model.max_batch = 1
     single = run(1)
+    one_by_one = run(args.users)
+    model.max_batch = args.max_batch
     concurrent = run(args.users)
     for server in servers:
         server.shutdown()
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=False).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         sha = ""
     report = {
         "config": {
-            "users": args.users, "requests_per_user": args.requests, "refine": args.refine,
-            "model_server": args.model_server, "checkpoint": checkpoint or "packaged default",
-            "random_ngf": args.random_ngf, "model_version": model.describe().get("model_version"),
+            "users": args.users,
+            "requests_per_user": args.requests,
+            "refine": args.refine,
+            "model_server": args.model_server,
+            "checkpoint": checkpoint or "packaged default",
+            "random_ngf": args.random_ngf,
+            "model_version": model.describe().get("model_version"),
         },
         "machine": {
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(), "git_sha": sha,
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "git_sha": sha,
             "device": args.device or "auto",
         },
         "first_call_s_including_model_load": round(first_call_s, 2),
         "one_user": single,
-        f"{args.users}_users": concurrent,
+        f"{args.users}_users_max_batch_1": one_by_one,
+        f"{args.users}_users_max_batch_{args.max_batch}": concurrent,
         "p50_ratio_n_users_vs_1": round(concurrent["p50_ms"] / single["p50_ms"], 2),
-        "throughput_ratio_n_users_vs_1": round(concurrent["throughput_per_s"] / single["throughput_per_s"], 2),
+        "p95_ratio_batched_vs_one_by_one": round(concurrent["p95_ms"] / one_by_one["p95_ms"], 2),
+        "throughput_ratio_batched_vs_one_by_one": round(
+            concurrent["throughput_per_s"] / one_by_one["throughput_per_s"], 2
+        ),
     }
     text = json.dumps(report, indent=2)
     print(text)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from sketch2face.data.attributes import encode_request_attributes
 from sketch2face.data.dataset import (
     ATTRIBUTE_DIM,
     ATTRIBUTE_NAMES,
@@ -133,6 +134,22 @@ def test_encode_attributes_layout():
     assert vec["eye_b"] == pytest.approx(0.8)
     assert (encode_attributes({}) == -1).all()
     assert encode_attributes({"identity": "42"}).tolist() == [-1.0] * ATTRIBUTE_DIM
+
+
+def test_encode_request_attributes_validates_user_values():
+    vec = encode_request_attributes({"gender": "1", "smile": True, "hair_color": 4, "earring": ""})
+    named = dict(zip(ATTRIBUTE_NAMES, vec.tolist(), strict=True))
+    assert named["gender"] == 1 and named["smile"] == 1 and named["earring"] == -1
+    assert named["hair_color_4"] == 1 and named["hair_color_0"] == 0 and named["hair"] == -1
+    assert np.array_equal(encode_request_attributes({}), np.full(ATTRIBUTE_DIM, -1, np.float32))
+    with pytest.raises(ValueError, match="unknown attribute"):
+        encode_request_attributes({"age": 30})
+    with pytest.raises(ValueError, match="hair_color"):
+        encode_request_attributes({"hair_color": 9})
+    with pytest.raises(ValueError, match="lip_color"):
+        encode_request_attributes({"lip_color": [1, 2]})
+    with pytest.raises(ValueError, match="gender"):
+        encode_request_attributes({"gender": "maybe"})
 
 
 def test_paired_transform_applies_identical_crop_and_flip():

@@ -201,6 +201,8 @@ def test_summary_counts_skips_and_faces(dataset):
     assert summary["missing_pairs"] == 1
     details = " ".join(i["detail"] for i in skipped["items"])
     assert "empty" in details and "truncated" in details
+    paths = sorted(Path(i["path"]).name for i in skipped["items"] if i["reason"] != "missing pair")
+    assert paths == ["image9001.jpg", "sketch9002.jpg"]  # the file to look at, not just the pair
     assert summary["elapsed_s"] > 0
 
 
@@ -224,6 +226,8 @@ def test_refuses_existing_dataset_and_force_rebuilds_atomically(sources, tmp_pat
         prepare_dataset(cfg)
     assert (out / "manifest.jsonl").read_text() == before
     (out / "photos" / "stray.png").write_bytes(b"old file")
+    stale = tmp_path / ".ds.building-999999999"  # left by a killed run (no such process)
+    (stale / "photos").mkdir(parents=True)
     forced = PrepareConfig(
         out_dir=out, photo_dirs=(sources["celeba"],), limit=9, workers=2, force=True, progress=False
     )  # also exercises the worker pool

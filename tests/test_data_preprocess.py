@@ -51,6 +51,17 @@ def test_crop_square_pads_sketches_white_and_resizes():
         crop_square(image, centered_square_box(100, 60), border="purple")
 
 
+def test_crop_square_neutral_pad_fades_to_edge_colour_without_mirroring():
+    image = np.full((100, 100, 3), (200, 100, 50), np.uint8)
+    image[:, :10] = (0, 0, 0)  # a dark stripe on the left edge: must not be mirrored outward
+    out = crop_square(image, CropBox(-100.0, 0.0, 200.0), size_px=200)  # 100 px pad on the left
+    edge_mean = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).mean(axis=0)
+    assert np.abs(out[100, 5].astype(float) - edge_mean).max() <= 1  # far pad: neutral colour
+    assert out[100, 97].max() < 40  # next to the image: the edge continues (no hard frame)
+    assert np.array_equal(out[50, 150], [200, 100, 50])  # the image itself is untouched
+    assert out[:, :80].std(axis=1).max() < 1  # flat rows in the pad: no mirrored stripe
+
+
 def test_nudge_inside_limits_the_shift():
     box = CropBox(-20.0, 10.0, 100.0)
     moved = nudge_inside(box, 200, 200, max_shift=0.08)

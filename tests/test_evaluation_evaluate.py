@@ -6,7 +6,7 @@ import json
 import shutil
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +15,17 @@ import numpy as np
 import pytest
 
 from sketch2face.errors import DatasetError
-from sketch2face.evaluation.evaluate import EvalReport, evaluate_pairs, pair_by_stem, pairs_from_manifest
-from sketch2face.evaluation.metrics import PSNR_MAX_DB, FaceEmbedder
+from sketch2face.evaluation.evaluate import (
+    EvalReport,
+    evaluate_pairs,
+    pair_by_stem,
+    pairs_from_manifest,
+)
+from sketch2face.evaluation.metrics import PSNR_MAX_DB, FaceEmbedder, default_embedder
 from sketch2face.imaging import load_image, save_png
 
 CELEBA_STEMS = ("10000_028381", "10001_191146", "10000_151065")
+Pairs = tuple[list[Path], list[Path]]
 
 
 @dataclass(frozen=True)
@@ -38,31 +44,49 @@ class StandInPipeline:
 
     model_version = "stand-in@test"
 
-    def __init__(self, transform=lambda x: x, *, order: Sequence[int] | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        transform: Callable[[np.ndarray], np.ndarray] = lambda x: x,
+        *,
+        order: Sequence[int] | None = None,
+    ) -> None:
         self.transform = transform
         self.order = order
         self.calls: list[dict[str, object]] = []
         self.seen_shapes: list[tuple[int, ...]] = []
 
-    def __call__(self, sketches, *, refine=False, seed=None, batch_size=8, **_kw):  # type: ignore[no-untyped-def]
-        self.calls.append({"n": len(sketches), "refine": refine, "seed": seed, "batch_size": batch_size})
+    def __call__(
+        self,
+        sketches: Sequence[np.ndarray],
+        *,
+        refine: bool = False,
+        seed: int | None = None,
+        batch_size: int = 8,
+        prepared: bool = False,
+    ) -> FakeResult:
+        self.calls.append(
+            {"n": len(sketches), "refine": refine, "seed": seed, "prepared": prepared}
+        )
         inputs = [np.asarray(s) for s in sketches]
         self.seen_shapes += [x.shape for x in inputs]
         faces = [self.transform(x) for x in inputs]
         if self.order is not None:
             faces = [faces[i] for i in self.order]
-        refined = [cv2.resize(f, (512, 512), interpolation=cv2.INTER_CUBIC) if refine else None for f in faces]
+        refined = [
+            cv2.resize(f, (512, 512), interpolation=cv2.INTER_CUBIC) if refine else None
+            for f in faces
+        ]
         notices = [] if refine else ["refinement skipped: no GFPGAN weights (test)"]
         return FakeResult(inputs, faces, refined, {"generate": 5.0 * len(inputs)}, notices)
 
 
 @pytest.fixture(scope="module")
 def embedder() -> FaceEmbedder:
-    return FaceEmbedder()
+    return default_embedder()
 
 
 @pytest.fixture
-def prepared_pairs(shared_dir: Path, tmp_path: Path) -> tuple[list[Path], list[Path]]:
+def prepared_pairs(shared_dir: Path, tmp_path: Path) -> Pairs:
     """Three 256x256 CelebA faces used as both 'sketch' and 'photo' (a pipeline stand-in copies)."""
     sketches, photos = [], []
     for stem in CELEBA_STEMS:
@@ -73,10 +97,12 @@ def prepared_pairs(shared_dir: Path, tmp_path: Path) -> tuple[list[Path], list[P
     return sketches, photos
 
 
-def test_identity_pipeline_scores_perfectly(prepared_pairs, embedder: FaceEmbedder) -> None:  # type: ignore[no-untyped-def]
+def test_identity_pipeline_scores_perfectly(prepared_pairs: Pairs, embedder: FaceEmbedder) -> None:
     sketches, photos = prepared_pairs
     pipeline = StandInPipeline()
-    report = evaluate_pairs(pipeline, sketches, photos, prepared=True, batch_size=2, progress=False, embedder=embedder)
+    report = evaluate_pairs(
+        pipeline, sketches, photos, prepared=True, batch_size=2, progress=False, embedder=embedder
+    )
     assert report.count == 3
     assert report.ssim == pytest.approx(1.0) and report.ssim_gray == pytest.approx(1.0)
     assert report.psnr == PSNR_MAX_DB
@@ -86,39 +112,69 @@ def test_identity_pipeline_scores_perfectly(prepared_pairs, embedder: FaceEmbedd
     assert report.refined is None and report.model_version == "stand-in@test"
     assert [c["n"] for c in pipeline.calls] == [2, 1]
     assert [c["seed"] for c in pipeline.calls] == [0, 2]
+    assert all(c["prepared"] for c in pipeline.calls)  # 256 inputs are not cropped again
     assert report.notices == ["refinement skipped: no GFPGAN weights (test)"]
 
 
-def test_blurred_and_shuffled_generations_score_lower(prepared_pairs, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_blurred_and_shuffled_generations_score_lower(
+    prepared_pairs: Pairs, embedder: FaceEmbedder, tmp_path: Path
+) -> None:
     sketches, photos = prepared_pairs
     blur = StandInPipeline(lambda x: cv2.GaussianBlur(x, (0, 0), 2.0))
-    report = evaluate_pairs(blur, sketches, photos, prepared=True, progress=False, embedder=embedder, refine=True)
+    report = evaluate_pairs(
+        blur, sketches, photos, prepared=True, progress=False, embedder=embedder
+    )
     assert 0.3 < report.ssim < 0.99 and 15 < report.psnr < PSNR_MAX_DB
-    assert report.rank1 == 1.0
-    assert report.refined is not None
-    assert set(report.refined) >= {"ssim", "psnr", "identity_similarity", "rank1", "identity_match_rate"}
-    assert 0.3 < report.refined["ssim"] <= 1.0
+    assert report.rank1 == 1.0 and report.identity_match_rate == 1.0
 
     rotated = StandInPipeline(order=[1, 2, 0])  # every face is scored against another photo
-    report = evaluate_pairs(rotated, sketches, photos, prepared=True, progress=False, embedder=embedder)
+    report = evaluate_pairs(
+        rotated, sketches, photos, prepared=True, progress=False, embedder=embedder
+    )
     assert report.rank1 == 0.0
     # 10000_151065 and 10000_028381 are the same person, so that swapped pair still matches (< 0.6).
     assert report.identity_match_rate == pytest.approx(1 / 3)
     assert report.ssim < 0.9
 
 
-def test_report_json_has_the_contract_keys(prepared_pairs, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_report_json_has_the_contract_keys(
+    prepared_pairs: Pairs, embedder: FaceEmbedder, tmp_path: Path
+) -> None:
     sketches, photos = prepared_pairs
     sheet = tmp_path / "sheet.png"
     report = evaluate_pairs(
-        StandInPipeline(), sketches, photos, prepared=True, progress=False, embedder=embedder,
-        refine=True, sheet_path=sheet, sheet_pairs=2,
+        StandInPipeline(),
+        sketches,
+        photos,
+        prepared=True,
+        progress=False,
+        embedder=embedder,
+        refine=True,
+        sheet_path=sheet,
+        sheet_pairs=2,
     )
     data = json.loads(report.to_json())
-    for key in ("count", "ssim", "ssim_gray", "psnr", "identity_similarity", "rank1", "unavailable",
-                "timing", "model_version", "ssim_method", "items", "refined", "lpips", "fid"):
+    for key in (
+        "count",
+        "ssim",
+        "ssim_gray",
+        "psnr",
+        "identity_similarity",
+        "rank1",
+        "unavailable",
+        "timing",
+        "model_version",
+        "ssim_method",
+        "items",
+        "refined",
+        "lpips",
+        "fid",
+    ):
         assert key in data, key
     assert data["lpips"] is None and data["fid"] is None
+    refined = data["refined"]  # the stand-in's "refined" face is a 2x bicubic upscale
+    assert {"ssim", "psnr", "identity_similarity", "rank1", "identity_match_rate"} <= set(refined)
+    assert 0.9 < refined["ssim"] <= 1.0 and refined["rank1"] == 1.0
     assert set(data["unavailable"]) == {"lpips", "fid"} and all(data["unavailable"].values())
     assert data["timing"]["total_s"] > 0 and "pipeline_generate_ms_per_image" in data["timing"]
     assert len(data["items"]) == 3 and data["items"][0]["ssim"] == pytest.approx(1.0)
@@ -132,11 +188,13 @@ def test_report_json_has_the_contract_keys(prepared_pairs, embedder, tmp_path: P
     assert "SSIM (RGB)" in table and "rank-1" in table and "lpips: unavailable" in table
 
 
-def test_raw_pairs_are_cropped_like_training_data(shared_dir: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_raw_pairs_are_cropped_like_training_data(
+    shared_dir: Path, tmp_path: Path, embedder: FaceEmbedder
+) -> None:
     fixtures = shared_dir / "data/fixtures/fs2k_test"
     for photo_name, sketch_name in (
         ("style0_photo1_image1396.jpg", "style0_sketch1_sketch1396.jpg"),
-        ("style2_photo3_image0151.jpg", "style2_sketch3_sketch0151.jpg"),
+        ("style1_photo1_image0788.jpg", "style1_sketch1_sketch0788.jpg"),
     ):
         stem = photo_name.rsplit("_", 1)[1].removesuffix(".jpg")
         shutil.copy(fixtures / sketch_name, tmp_path / f"s_{stem}.jpg")
@@ -147,7 +205,11 @@ def test_raw_pairs_are_cropped_like_training_data(shared_dir: Path, tmp_path: Pa
     pairs = pair_by_stem(tmp_path / "sketches", tmp_path / "photos")
     pipeline = StandInPipeline()
     report = evaluate_pairs(
-        pipeline, [s for s, _ in pairs], [p for _, p in pairs], progress=False, embedder=embedder,
+        pipeline,
+        [s for s, _ in pairs],
+        [p for _, p in pairs],
+        progress=False,
+        embedder=embedder,
         sheet_path=tmp_path / "sheet.png",
     )
     assert report.count == 2 and not report.skipped
@@ -157,15 +219,25 @@ def test_raw_pairs_are_cropped_like_training_data(shared_dir: Path, tmp_path: Pa
     assert load_image(tmp_path / "sheet.png").shape == (2 * 256 + 3 * 4, 3 * 256 + 4 * 4, 3)
 
 
-def test_unreadable_pair_is_skipped_and_reported(prepared_pairs, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_pair_is_skipped_and_reported(
+    prepared_pairs: Pairs, embedder: FaceEmbedder, tmp_path: Path
+) -> None:
     sketches, photos = prepared_pairs
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     report = evaluate_pairs(
-        StandInPipeline(), [*sketches[:1], broken], [*photos[:1], photos[1]], prepared=True,
-        progress=False, embedder=embedder,
+        StandInPipeline(),
+        [*sketches[:1], broken],
+        [*photos[:1], photos[1]],
+        prepared=True,
+        progress=False,
+        embedder=embedder,
     )
-    assert report.count == 1 and len(report.skipped) == 1 and "broken.png" in report.skipped[0]["sketch"]
+    assert (
+        report.count == 1
+        and len(report.skipped) == 1
+        and "broken.png" in report.skipped[0]["sketch"]
+    )
     with pytest.raises(DatasetError):
         evaluate_pairs(StandInPipeline(), [], [], progress=False, embedder=embedder)
     with pytest.raises(ValueError, match="pairs"):
@@ -194,7 +266,7 @@ def test_pair_by_stem_counts_unmatched(tmp_path: Path) -> None:
         pair_by_stem(tmp_path / "sk", tmp_path / "ph")
 
 
-def _write_manifest(root: Path, prepared_pairs: tuple[list[Path], list[Path]]) -> None:
+def _write_manifest(root: Path, prepared_pairs: Pairs) -> None:
     from sketch2face.data.manifest import ManifestRow, write_manifest
 
     sketches, photos = prepared_pairs
@@ -203,14 +275,20 @@ def _write_manifest(root: Path, prepared_pairs: tuple[list[Path], list[Path]]) -
         for kind, src in (("sketches", s), ("photos", p)):
             (root / kind).mkdir(parents=True, exist_ok=True)
             shutil.copy(src, root / kind / src.name)
-        rows.append(ManifestRow(
-            id=f"id{i}", source="celeba", style="pencil", split="test" if i < 2 else "train",
-            sketch=f"sketches/{s.name}", photo=f"photos/{p.name}",
-        ))
+        rows.append(
+            ManifestRow(
+                id=f"id{i}",
+                source="celeba",
+                style="pencil",
+                split="test" if i < 2 else "train",
+                sketch=f"sketches/{s.name}",
+                photo=f"photos/{p.name}",
+            )
+        )
     write_manifest(root / "manifest.jsonl", rows)
 
 
-def test_manifest_split_pairs(prepared_pairs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_split_pairs(prepared_pairs: Pairs, tmp_path: Path) -> None:
     root = tmp_path / "dataset"
     _write_manifest(root, prepared_pairs)
     pairs = pairs_from_manifest(root, "test")
@@ -219,12 +297,22 @@ def test_manifest_split_pairs(prepared_pairs, tmp_path: Path) -> None:  # type: 
         pairs_from_manifest(root, "val")
 
 
-def _install_fake_pipeline(monkeypatch: pytest.MonkeyPatch, created: list[dict[str, object]]) -> None:
+def _install_fake_pipeline(
+    monkeypatch: pytest.MonkeyPatch, created: list[dict[str, object]]
+) -> None:
     class FakeSketch2Face:
         @classmethod
-        def from_pretrained(cls, checkpoint=None, *, device=None, refiner=None, backend="auto"):  # type: ignore[no-untyped-def]
+        def from_pretrained(  # type: ignore[no-untyped-def]
+            cls, checkpoint=None, *, device=None, refiner=None, gfpgan_weights=None, backend="torch"
+        ):
+            from sketch2face.refine.gfpgan import load_refiner
+
             created.append({"checkpoint": checkpoint, "refiner": refiner})
-            return StandInPipeline()
+            pipeline = StandInPipeline()
+            if refiner is None:
+                refiner, pipeline.refiner_notice = load_refiner(gfpgan_weights)
+            pipeline.refiner = refiner
+            return pipeline
 
     try:
         import sketch2face.pipeline as real_module
@@ -236,41 +324,32 @@ def _install_fake_pipeline(monkeypatch: pytest.MonkeyPatch, created: list[dict[s
         monkeypatch.setattr(real_module, "Sketch2Face", FakeSketch2Face)
 
 
-def test_cli_evaluate_on_a_manifest(prepared_pairs, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from sketch2face.cli.main import main
-
-    created: list[dict[str, object]] = []
-    _install_fake_pipeline(monkeypatch, created)
-    monkeypatch.delenv("SKETCH2FACE_GFPGAN_WEIGHTS", raising=False)
-    root = tmp_path / "dataset"
-    _write_manifest(root, prepared_pairs)
-    report_path = tmp_path / "report.json"
-    code = main([
-        "evaluate", "--manifest", str(root), "--split", "test", "--report", str(report_path),
-        "--checkpoint", str(tmp_path / "model.pt"), "--sheet", str(tmp_path / "sheet.png"),
-        "--refine", "--no-progress",
-    ])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    data = json.loads(report_path.read_text())
-    assert data["count"] == 2 and data["ssim"] == pytest.approx(1.0) and data["rank1"] == 1.0
-    assert data["refine"] is False  # no GFPGAN weights: refinement skipped with a notice
-    assert created[0]["checkpoint"] == tmp_path / "model.pt" and created[0]["refiner"] is None
-    assert "SKETCH2FACE_GFPGAN_WEIGHTS" in out and "SSIM (RGB)" in out
-    assert (tmp_path / "sheet.png").is_file()
-
-
-def test_cli_evaluate_folders_and_argument_errors(prepared_pairs, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_evaluate_folders_and_argument_errors(
+    prepared_pairs: Pairs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from sketch2face.cli.main import main
 
     _install_fake_pipeline(monkeypatch, [])
     sketches, photos = prepared_pairs
     save_png(np.zeros((8, 8, 3), np.uint8), sketches[0].parent / "lonely.png")
     report_path = tmp_path / "r.json"
-    code = main([
-        "evaluate", "--sketches", str(sketches[0].parent), "--photos", str(photos[0].parent),
-        "--report", str(report_path), "--limit", "2", "--no-progress",
-    ])
+    code = main(
+        [
+            "evaluate",
+            "--sketches",
+            str(sketches[0].parent),
+            "--photos",
+            str(photos[0].parent),
+            "--report",
+            str(report_path),
+            "--limit",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     data = json.loads(report_path.read_text())
     assert data["count"] == 2 and data["unmatched"] == {"sketches": 1, "photos": 0}
@@ -278,16 +357,82 @@ def test_cli_evaluate_folders_and_argument_errors(prepared_pairs, tmp_path: Path
 
     assert main(["evaluate", "--report", str(report_path)]) == 1
     assert "--manifest" in capsys.readouterr().err
-    assert main(["evaluate", "--sketches", str(tmp_path), "--photos", str(tmp_path / "nope"),
-                 "--report", str(report_path)]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                "--sketches",
+                str(tmp_path),
+                "--photos",
+                str(tmp_path / "nope"),
+                "--report",
+                str(report_path),
+            ]
+        )
+        == 1
+    )
 
 
 def test_eval_report_is_a_dataclass_with_json_round_trip() -> None:
     report = EvalReport(
-        count=1, ssim=float("nan"), ssim_gray=0.5, psnr=20.0, identity_similarity=0.9,
-        identity_distance=0.3, identity_match_rate=1.0, rank1=1.0, rank1_chance=1.0,
-        face_found_rate={"generated": 1.0, "real": 1.0}, refined=None, lpips=None, fid=None,
-        unavailable={}, timing={}, model_version="m", refine=False, seed=0,
+        count=1,
+        ssim=float("nan"),
+        ssim_gray=0.5,
+        psnr=20.0,
+        identity_similarity=0.9,
+        identity_distance=0.3,
+        identity_match_rate=1.0,
+        rank1=1.0,
+        rank1_chance=1.0,
+        face_found_rate={"generated": 1.0, "real": 1.0},
+        refined=None,
+        lpips=None,
+        fid=None,
+        unavailable={},
+        timing={},
+        model_version="m",
+        refine=False,
+        seed=0,
     )
     data = json.loads(report.to_json(include_items=False))
     assert data["ssim"] is None and "items" not in data
+
+
+def test_cli_evaluate_with_the_real_pipeline(
+    prepared_pairs: Pairs,
+    tiny_checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("sketch2face.pipeline", reason="the pipeline module is not built yet")
+    from sketch2face.cli.main import main
+
+    monkeypatch.delenv("SKETCH2FACE_GFPGAN_WEIGHTS", raising=False)
+    root = tmp_path / "dataset"
+    _write_manifest(root, prepared_pairs)
+    report_path = tmp_path / "report.json"
+    args = ["evaluate", "--manifest", str(root), "--report", str(report_path), "--no-progress"]
+    sheet = tmp_path / "sheet.png"
+    code = main(
+        [
+            *args,
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--device",
+            "cpu",
+            "--refine",
+            "--sheet",
+            str(sheet),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(report_path.read_text())
+    assert data["count"] == 2 and data["model_version"].startswith("pix2pix")
+    assert -1.0 <= data["ssim"] < 0.9 and 0.0 < data["psnr"] < PSNR_MAX_DB  # untrained generator
+    assert 0.0 <= data["rank1"] <= 1.0
+    # --refine without GFPGAN weights: a notice, no refined scores, no crash
+    assert data["refine"] is False and data["refined"] is None
+    assert "SKETCH2FACE_GFPGAN_WEIGHTS" in out and "SSIM (RGB)" in out
+    assert load_image(sheet).shape == (2 * 256 + 3 * 4, 3 * 256 + 4 * 4, 3)

@@ -15,6 +15,7 @@ from sketch2face.evaluation.metrics import (
     EMBEDDING_DIM,
     PSNR_MAX_DB,
     FaceEmbedder,
+    default_embedder,
     identity_distance,
     identity_similarity,
     is_same_person,
@@ -56,7 +57,7 @@ def celeba(shared_dir: Path) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def embedder() -> FaceEmbedder:
-    return FaceEmbedder()
+    return default_embedder()
 
 
 def test_ssim_matches_the_tf_image_ssim_definition(celeba: dict[str, np.ndarray]) -> None:
@@ -75,7 +76,9 @@ def test_identical_images_give_ssim_1_and_capped_psnr(celeba: dict[str, np.ndarr
     assert math.isfinite(psnr(a, a))
 
 
-def test_shift_and_noise_lower_ssim_and_psnr_has_the_textbook_value(celeba: dict[str, np.ndarray]) -> None:
+def test_shift_and_noise_lower_ssim_and_psnr_has_the_textbook_value(
+    celeba: dict[str, np.ndarray],
+) -> None:
     a = next(iter(celeba.values()))
     shifted = np.roll(a, 4, axis=1)
     assert ssim(a, shifted) < 0.9
@@ -96,12 +99,18 @@ def test_mismatched_shapes_are_rejected() -> None:
         psnr(np.zeros((32, 32, 3), np.uint8), np.zeros((16, 32, 3), np.uint8))
 
 
-def test_embeddings_separate_identities(celeba: dict[str, np.ndarray], embedder: FaceEmbedder) -> None:
+def test_embeddings_separate_identities(
+    celeba: dict[str, np.ndarray], embedder: FaceEmbedder
+) -> None:
     same_a, same_b, other = celeba["10000_028381"], celeba["10000_087915"], celeba["10001_191146"]
     ea, eb, eo = (embedder.embed(x) for x in (same_a, same_b, other))
     assert ea.vector.shape == (EMBEDDING_DIM,) and ea.vector.dtype == np.float32
     assert ea.face_found and eb.face_found and eo.face_found
-    assert identity_distance(ea.vector, eb.vector) < DLIB_SAME_PERSON_DISTANCE < identity_distance(ea.vector, eo.vector)
+    assert (
+        identity_distance(ea.vector, eb.vector)
+        < DLIB_SAME_PERSON_DISTANCE
+        < identity_distance(ea.vector, eo.vector)
+    )
     assert is_same_person(ea.vector, eb.vector) and not is_same_person(ea.vector, eo.vector)
     assert identity_similarity(ea.vector, ea.vector) == pytest.approx(1.0)
     assert identity_similarity(ea.vector, eb.vector) > identity_similarity(ea.vector, eo.vector)

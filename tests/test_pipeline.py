@@ -115,3 +115,21 @@ def test_export_cli_writes_onnx_with_parity(tiny_checkpoint: Path, tmp_path: Pat
     assert target.stat().st_size > 10_000
     line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("parity")][0]
     assert float(line.split("=")[1].split()[0]) < 1e-3
+
+
+def test_model_trained_at_128_px_still_returns_256_faces(tmp_path: Path, sketch_path: Path) -> None:
+    import json
+
+    import torch
+
+    from sketch2face.models.checkpoint import save_checkpoint
+    from sketch2face.models.unet import GeneratorConfig, UNetGenerator
+
+    cfg = GeneratorConfig(ngf=4, depth=7)
+    path = save_checkpoint(tmp_path / "m128.safetensors", generator=UNetGenerator(cfg), generator_config=cfg,
+                           config_json=json.dumps({"data": {"image_size_px": 128}}))
+    for backend in ("torch", "onnx"):
+        pipe128 = Sketch2Face.from_pretrained(path, backend=backend)
+        assert pipe128.model_size_px == 128 and "128px" in pipe128.model_version
+        result = pipe128(sketch_path)
+        assert result.faces[0].shape == (256, 256, 3) and result.inputs[0].shape == (256, 256, 3)

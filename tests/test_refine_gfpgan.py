@@ -1,7 +1,8 @@
-"""GFPGAN refiner: weight loading (real v1.3/v1.4 layout, random values), errors, alignment, fallbacks."""
+"""GFPGAN refiner: loading (real v1.3/v1.4 layout, random values), errors, alignment, fallbacks."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -42,17 +43,28 @@ OFFICIAL_V14_KWARGS = dict(
 
 
 @pytest.fixture(scope="session")
-def gfpgan_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised full-size GFPGANv1Clean saved like GFPGANv1.4.pth (~350 MB, once)."""
+def gfpgan_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, set[str], torch.Tensor]]:
+    """A randomly initialised full-size GFPGANv1Clean saved like GFPGANv1.4.pth (~350 MB, once).
+
+    Yields (path, the saved keys, a copy of ``toRGB.0.weight``) so tests need not re-read the file.
+    """
     from spandrel.architectures.GFPGAN import GFPGAN
 
     torch.manual_seed(0)
-    network = GFPGAN(**OFFICIAL_V14_KWARGS)
+    state = GFPGAN(**OFFICIAL_V14_KWARGS).state_dict()
     path = tmp_path_factory.mktemp("gfpgan") / "GFPGANv1.4.pth"
-    torch.save({"params_ema": network.state_dict()}, path)
-    del network
-    yield path
+    torch.save({"params_ema": state}, path)
+    keys, probe = set(state), state["toRGB.0.weight"].clone()
+    del state
+    yield path, keys, probe
     path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def gfpgan_weights(gfpgan_checkpoint: tuple[Path, set[str], torch.Tensor]) -> Path:
+    return gfpgan_checkpoint[0]
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +77,18 @@ def ffhq_face_256(shared_dir: Path) -> np.ndarray:
 class IdentityNet(torch.nn.Module):
     """Stand-in with GFPGANv1Clean's call signature that returns its input unchanged."""
 
-    def forward(self, x: torch.Tensor, **_kwargs: object) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, **_kwargs: object
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return x, []
 
 
 class FailingNet(torch.nn.Module):
     """Stand-in that fails like an out-of-memory network."""
 
-    def forward(self, x: torch.Tensor, **_kwargs: object) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, **_kwargs: object
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise RuntimeError("simulated failure")
 
 
@@ -80,13 +96,15 @@ class FailingNet(torch.nn.Module):
 
 
 @pytest.mark.slow
-def test_full_size_weights_load_and_refine_256_face(gfpgan_weights: Path, ffhq_face_256: np.ndarray) -> None:
-    refiner = GFPGANRefiner.from_weights(gfpgan_weights)
+def test_full_size_weights_load_and_refine_256_face(
+    gfpgan_checkpoint: tuple[Path, set[str], torch.Tensor], ffhq_face_256: np.ndarray
+) -> None:
+    path, saved_keys, saved_probe = gfpgan_checkpoint
+    refiner = GFPGANRefiner.from_weights(path)
     assert type(refiner.network).__name__ == "GFPGANv1Clean"
-    saved = torch.load(gfpgan_weights, map_location="cpu", weights_only=True)["params_ema"]
     loaded = refiner.network.state_dict()
-    assert set(loaded) == set(saved)
-    assert torch.equal(loaded["toRGB.0.weight"], saved["toRGB.0.weight"])
+    assert set(loaded) == saved_keys
+    assert torch.equal(loaded["toRGB.0.weight"], saved_probe)
     assert isinstance(refiner, Refiner)
 
     result = refiner.refine_detailed(ffhq_face_256)
@@ -115,7 +133,9 @@ def test_params_ema_is_preferred_over_params(tmp_path: Path) -> None:
     assert torch.equal(_read_state_dict(path)["w"], torch.zeros(1))
 
 
-def test_missing_weights_name_the_path_and_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_weights_name_the_path_and_env_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(WEIGHTS_ENV_VAR, raising=False)
     missing = tmp_path / "nope" / "GFPGANv1.4.pth"
     with pytest.raises(WeightsNotFoundError) as info:
@@ -135,7 +155,9 @@ def test_missing_weights_name_the_path_and_env_var(tmp_path: Path, monkeypatch: 
     assert refiner is None and notice is not None and str(missing) in notice
 
 
-def test_non_torch_file_is_a_checkpoint_error_naming_the_file(shared_dir: Path, tmp_path: Path) -> None:
+def test_non_torch_file_is_a_checkpoint_error_naming_the_file(
+    shared_dir: Path, tmp_path: Path
+) -> None:
     fake = tmp_path / "GFPGANv1.4.pth"
     fake.write_bytes((shared_dir / "data/fixtures/ffhq_gfpgan_test/00000000.png").read_bytes())
     with pytest.raises(CheckpointError) as info:
@@ -214,13 +236,20 @@ def test_network_runtime_error_keeps_the_upscaled_face(
 ) -> None:
     result = GFPGANRefiner(FailingNet()).refine_detailed(ffhq_face_256)
     assert result.fell_back
-    assert np.array_equal(result.image_u8, cv2.resize(ffhq_face_256, (512, 512), interpolation=cv2.INTER_CUBIC))
+    assert np.array_equal(
+        result.image_u8, cv2.resize(ffhq_face_256, (512, 512), interpolation=cv2.INTER_CUBIC)
+    )
     assert "simulated failure" in caplog.text
 
 
 def test_bf16_precision_runs_and_bad_arguments_are_rejected(ffhq_face_256: np.ndarray) -> None:
-    out = GFPGANRefiner(IdentityNet(), precision="bf16").refine(ffhq_face_256)
-    assert out.shape == (512, 512, 3)
+    refiner = GFPGANRefiner(IdentityNet(), precision="bf16")
+    assert refiner.compute_dtype == torch.bfloat16
+    assert refiner.refine(ffhq_face_256).shape == (512, 512, 3)
+    assert GFPGANRefiner(IdentityNet(), precision="auto").compute_dtype in (
+        torch.float32,
+        torch.bfloat16,
+    )
     with pytest.raises(ValueError, match="precision"):
         GFPGANRefiner(IdentityNet(), precision="fp8")
     with pytest.raises(ValueError, match="uint8"):

@@ -34,7 +34,11 @@ def export_onnx_bytes(generator: UNetGenerator, *, size_px: int = 256) -> bytes:
         torch.onnx.export(
             generator, args, buf, dynamo=False, opset_version=OPSET,
             input_names=names, output_names=["face"],
-            dynamic_axes={n: {0: "batch"} for n in [*names, "face"]},
+            dynamic_axes={
+                "sketch": {0: "batch", 2: "height", 3: "width"},
+                "face": {0: "batch", 2: "height", 3: "width"},
+                **({"attributes": {0: "batch"}} if cfg.attribute_dim > 0 else {}),
+            },
         )
     return buf.getvalue()
 

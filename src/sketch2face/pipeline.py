@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -120,6 +121,7 @@ class Sketch2Face:
         refiner_notice: str | None = None,
         model_version: str = "unversioned",
         detect_faces: bool = True,
+        model_size_px: int = MODEL_SIZE_PX,
     ) -> None:
         self.backend = backend
         self.generator_config = generator_config
@@ -127,6 +129,8 @@ class Sketch2Face:
         self.refiner_notice = refiner_notice
         self.model_version = model_version
         self.detect_faces = detect_faces
+        #: resolution the generator was trained at; inputs are resized to it and outputs back to 256
+        self.model_size_px = model_size_px
         self._cropper: Any = None
 
     @classmethod
@@ -161,9 +165,13 @@ class Sketch2Face:
             from sketch2face.refine.gfpgan import load_refiner
 
             refiner, notice = load_refiner(gfpgan_weights, strict=gfpgan_weights is not None, device=str(dev))
-        version = f"pix2pix-unet-ngf{ckpt.generator_config.ngf}-step{ckpt.step}"
+        size_px = int(ckpt.config.get("data", {}).get("image_size_px", MODEL_SIZE_PX))
+        version = f"pix2pix-unet-ngf{ckpt.generator_config.ngf}-{size_px}px-step{ckpt.step}"
         log.info("loaded %s from %s (%s backend on %s)", version, path, runner.name, dev)
-        return cls(runner, ckpt.generator_config, refiner=refiner, refiner_notice=notice, model_version=version)
+        return cls(
+            runner, ckpt.generator_config, refiner=refiner, refiner_notice=notice,
+            model_version=version, model_size_px=size_px,
+        )
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, sketch: ImageInput, *, prepared: bool = False) -> tuple[np.ndarray, bool]:
@@ -190,6 +198,14 @@ class Sketch2Face:
         vec = encode_request_attributes(attributes or {})
         return torch.from_numpy(vec).float().unsqueeze(0).repeat(n, 1)
 
+    @staticmethod
+    def _resize(image_u8: np.ndarray, size_px: int) -> np.ndarray:
+        """Area filter down, bicubic up; a no-op at the same size."""
+        if image_u8.shape[0] == size_px:
+            return image_u8
+        interp = cv2.INTER_AREA if size_px < image_u8.shape[0] else cv2.INTER_CUBIC
+        return cv2.resize(image_u8, (size_px, size_px), interpolation=interp)
+
     # ------------------------------------------------------------------ call
     def __call__(
         self,
@@ -215,10 +231,10 @@ class Sketch2Face:
         t1 = time.perf_counter()
         faces: list[np.ndarray] = []
         for start in tqdm(range(0, len(inputs), batch_size), desc="generate", disable=not progress or len(inputs) <= batch_size):
-            chunk = inputs[start : start + batch_size]
+            chunk = [self._resize(x, self.model_size_px) for x in inputs[start : start + batch_size]]
             batch_t = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
             out = self.backend.run(batch_t, self.encode_attributes(attributes, len(chunk)), seed)
-            faces.extend(batch_to_u8(out))
+            faces.extend(self._resize(face, MODEL_SIZE_PX) for face in batch_to_u8(out))
         t2 = time.perf_counter()
         refined: list[np.ndarray | None] = [None] * len(faces)
         if refine:

@@ -7,28 +7,10 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PASSWORD = "correct horse battery staple"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/browser" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.browser)
+from browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +18,13 @@ def browser() -> Iterator[Any]:
     """One headless chromium for the session."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (scripts/ci_services.sh)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package ([dev] extra)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="needs the playwright package ([dev] extra)"
+    )
     with sync_api.sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        instance = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
         yield instance
         instance.close()
 
@@ -50,7 +36,9 @@ def _model_client(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture(scope="module")
-def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The app with production cookie settings (Secure, HttpOnly, SameSite=Lax) on a random port."""
     from werkzeug.serving import make_server
 
@@ -82,7 +70,12 @@ def page(browser: Any) -> Iterator[Any]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-    page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+        ),
+    )
     page.set_default_timeout(20_000)
     yield page
     context.close()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from conftest import ARTIFACTS, PASSWORD
+import pytest
+from browser_support import ARTIFACTS, PASSWORD
+
+pytestmark = pytest.mark.browser
 
 
 def sign_in(page: Any, base: str) -> None:
@@ -17,19 +20,22 @@ def sign_in(page: Any, base: str) -> None:
 
 
 def dark_pixels(page: Any) -> int:
-    return int(page.evaluate(
-        """() => {
+    return int(
+        page.evaluate(
+            """() => {
             const c = document.getElementById('sketch-canvas');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0;
             for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++;
             return n;
         }"""
-    ))
+        )
+    )
 
 
 def stroke(page: Any, box: dict[str, float], points: list[tuple[float, float]]) -> None:
     """Draw with the mouse through points given as fractions of the canvas box."""
+
     def at(p: tuple[float, float]) -> tuple[float, float]:
         return box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"]
 
@@ -43,7 +49,10 @@ def stroke(page: Any, box: dict[str, float], points: list[tuple[float, float]]) 
 def draw_face(page: Any, box: dict[str, float]) -> None:
     import math
 
-    oval = [(0.5 + 0.28 * math.cos(t / 24 * 2 * math.pi), 0.5 + 0.38 * math.sin(t / 24 * 2 * math.pi)) for t in range(25)]
+    oval = [
+        (0.5 + 0.28 * math.cos(t / 24 * 2 * math.pi), 0.5 + 0.38 * math.sin(t / 24 * 2 * math.pi))
+        for t in range(25)
+    ]
     stroke(page, box, oval)
     stroke(page, box, [(0.38, 0.42), (0.44, 0.40), (0.46, 0.42)])  # eyes
     stroke(page, box, [(0.54, 0.42), (0.58, 0.40), (0.62, 0.42)])
@@ -56,7 +65,11 @@ def test_draw_generate_result_history(page: Any, live_server: str) -> None:
     sign_in(page, base)
     cookies = {c["name"]: c for c in page.context.cookies()}
     session_cookie = cookies["sketch2face_session"]
-    assert session_cookie["httpOnly"] and session_cookie["secure"] and session_cookie["sameSite"] == "Lax"
+    assert (
+        session_cookie["httpOnly"]
+        and session_cookie["secure"]
+        and session_cookie["sameSite"] == "Lax"
+    )
 
     page.click("#tab-draw")
     canvas = page.locator("#sketch-canvas")
@@ -77,13 +90,14 @@ def test_draw_generate_result_history(page: Any, live_server: str) -> None:
 
     page.fill("#case_number", "2026-0413")
     page.fill("#notes", "witness: tall, short hair")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-new-draw.png"), full_page=True)
     page.click("#generate-button")
     page.wait_for_url(re.compile(r".*/generations/[0-9a-f]{32}$"))
     assert "not a photograph of a real person" in page.locator(".likeness-banner").inner_text()
     for kind in ("sketch", "face"):
         assert page.evaluate(f"() => document.getElementById('img-{kind}').naturalWidth") > 0
     assert "2026-0413" in page.content()
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-result.png"), full_page=True)
 
     with page.expect_download() as download_info:
@@ -122,12 +136,15 @@ def test_upload_by_drag_and_drop(page: Any, live_server: str, tmp_path: Any) -> 
             const dt = new DataTransfer();
             dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
             const zone = document.getElementById('dropzone');
-            zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
-            zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+            const init = { dataTransfer: dt, bubbles: true, cancelable: true };
+            zone.dispatchEvent(new DragEvent('dragover', init));
+            zone.dispatchEvent(new DragEvent('drop', init));
         }""",
         b64,
     )
-    assert page.evaluate("() => document.getElementById('sketch-file').files[0].name") == "dropped.png"
+    assert (
+        page.evaluate("() => document.getElementById('sketch-file').files[0].name") == "dropped.png"
+    )
     assert page.locator("#upload-preview").is_visible()
     page.click("#generate-button")
     page.wait_for_url(re.compile(r".*/generations/[0-9a-f]{32}$"))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from web_support import PASSWORD, WebClient, make_app
+from web_support import CREATED_APPS, WebClient, make_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL_FILE = REPO_ROOT / "test-artifacts" / "ci_services" / "postgres_url"
@@ -41,18 +42,35 @@ def _fast_password_hashing() -> Iterator[None]:
     security.hasher = original
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh empty database: a SQLite file, or a private schema in the test PostgreSQL db."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'web.db'}"
-        return
+NO_POSTGRES = (
+    "PostgreSQL not configured: set SKETCH2FACE_TEST_POSTGRES_URL or run scripts/ci_services.sh"
+)
+TABLES = ("audit_events", "api_tokens", "generations", "users")
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied per test (migrating once keeps the suite fast)."""
+    from sketch2face.web.db import make_engine, upgrade_database
+
+    path = tmp_path_factory.mktemp("db-template") / "web.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema() -> Iterator[str]:
+    """A private schema in the test PostgreSQL database, migrated once; dropped at the end."""
     base = postgres_url()
     if base is None:
-        pytest.skip(
-            "PostgreSQL not configured: set SKETCH2FACE_TEST_POSTGRES_URL or run scripts/ci_services.sh"
-        )
+        pytest.skip(NO_POSTGRES)
     import sqlalchemy as sa
+
+    from sketch2face.web.db import make_engine, upgrade_database
 
     schema = f"t_{secrets.token_hex(6)}"
     admin = sa.create_engine(base, poolclass=sa.NullPool)
@@ -62,8 +80,59 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     except sa.exc.OperationalError as exc:
         pytest.fail(f"cannot reach the test PostgreSQL at {sa.make_url(base).host}: {exc}")
     url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    url_text = url.render_as_string(hide_password=False)
+    engine = make_engine(url_text)
+    upgrade_database(engine)
+    engine.dispose()
     try:
-        yield url.render_as_string(hide_password=False)
+        yield url_text
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database: a copy of the SQLite template, or the emptied PostgreSQL schema.
+
+    test_factory.py::test_migrations_* still runs the migrations from scratch on both.
+    """
+    if request.param == "sqlite":
+        target = tmp_path / "web.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), target)
+        return f"sqlite:///{target}"
+    url = request.getfixturevalue("_postgres_schema")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it at all (no tables), for migration tests."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip(NO_POSTGRES)
+    import sqlalchemy as sa
+
+    schema = f"f_{secrets.token_hex(6)}"
+    admin = sa.create_engine(base, poolclass=sa.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield (
+            sa.make_url(base)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -97,13 +166,19 @@ def settings(tmp_path: Path, database_url: str) -> Any:
 
 
 @pytest.fixture
-def app(settings: Any, web_model_client: Any) -> Iterator[Any]:
+def app(settings: Any, web_model_client: Any) -> Any:
     """A migrated app with users alice, bob (investigators) and root (admin)."""
+    return make_app(settings, web_model_client)
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    """Close the database connections of every app a test made (no leaked connections)."""
+    yield
     from sketch2face.web.db import get_engine
 
-    flask_app = make_app(settings, web_model_client)
-    yield flask_app
-    get_engine(flask_app).dispose()
+    while CREATED_APPS:
+        get_engine(CREATED_APPS.pop()).dispose()
 
 
 @pytest.fixture

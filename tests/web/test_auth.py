@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from web_support import PASSWORD, WebClient, make_app
 
 from sketch2face.web.db import new_session
 from sketch2face.web.models import AuditEvent, User
-from web_support import PASSWORD, WebClient, make_app
 
 
 def _events(app: Any, action: str) -> list[AuditEvent]:
@@ -52,7 +52,9 @@ def test_logout_is_post_only(alice: WebClient) -> None:
 
 
 def test_next_redirect_stays_on_site(client: WebClient) -> None:
-    response = client.post("/login?next=https://evil.example/x", {"username": "alice", "password": PASSWORD})
+    response = client.post(
+        "/login?next=https://evil.example/x", {"username": "alice", "password": PASSWORD}
+    )
     assert response.headers["Location"] == "/new"
     client2 = WebClient(client.app)
     response = client2.post("/login?next=/history", {"username": "alice", "password": PASSWORD})
@@ -63,12 +65,22 @@ def test_password_change_signs_out_other_sessions(app: Any, alice: WebClient) ->
     other = WebClient(app)
     other.login("alice")
     assert other.get("/new").status_code == 200
-    bad = alice.post("/password", {"current_password": "nope nope nope", "new_password": "x" * 12, "confirm": "x" * 12})
+    bad = alice.post(
+        "/password",
+        {"current_password": "nope nope nope", "new_password": "x" * 12, "confirm": "x" * 12},
+    )
     assert bad.status_code == 400 and "current password is wrong" in bad.get_data(as_text=True)
-    short = alice.post("/password", {"current_password": PASSWORD, "new_password": "short", "confirm": "short"})
+    short = alice.post(
+        "/password", {"current_password": PASSWORD, "new_password": "short", "confirm": "short"}
+    )
     assert short.status_code == 400 and "at least 10" in short.get_data(as_text=True)
     ok = alice.post(
-        "/password", {"current_password": PASSWORD, "new_password": "a new long password", "confirm": "a new long password"}
+        "/password",
+        {
+            "current_password": PASSWORD,
+            "new_password": "a new long password",
+            "confirm": "a new long password",
+        },
     )
     assert ok.status_code == 302
     assert alice.get("/new").status_code == 200  # this session continues
@@ -78,13 +90,20 @@ def test_password_change_signs_out_other_sessions(app: Any, alice: WebClient) ->
 
 
 def test_admin_creates_users_and_duplicates_are_clear(app: Any, root: WebClient) -> None:
-    response = root.post("/admin/users", {"username": "Carol", "password": "carols password", "role": "investigator"})
+    response = root.post(
+        "/admin/users", {"username": "Carol", "password": "carols password", "role": "investigator"}
+    )
     assert response.status_code == 302
-    dup = root.post("/admin/users", {"username": "carol", "password": "another password", "role": "admin"})
+    dup = root.post(
+        "/admin/users", {"username": "carol", "password": "another password", "role": "admin"}
+    )
     assert dup.status_code == 409
     assert "already taken" in dup.get_data(as_text=True)
     with new_session(app) as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(User).where(User.username == "carol")) == 1
+        assert (
+            s.scalar(sa.select(sa.func.count()).select_from(User).where(User.username == "carol"))
+            == 1
+        )
     assert WebClient(app).login("carol", "carols password").status_code == 302
 
 
@@ -101,7 +120,12 @@ def test_admin_can_disable_an_account(app: Any, root: WebClient) -> None:
 def test_investigators_cannot_use_admin_pages(alice: WebClient) -> None:
     assert alice.get("/admin/users").status_code == 403
     assert alice.get("/admin/audit").status_code == 403
-    assert alice.post("/admin/users", {"username": "mallory", "password": "x" * 12, "role": "admin"}).status_code == 403
+    assert (
+        alice.post(
+            "/admin/users", {"username": "mallory", "password": "x" * 12, "role": "admin"}
+        ).status_code
+        == 403
+    )
 
 
 def test_open_signup_off_by_default(client: WebClient) -> None:
@@ -109,15 +133,17 @@ def test_open_signup_off_by_default(client: WebClient) -> None:
 
 
 def test_open_signup_when_enabled(settings: Any, web_model_client: Any) -> None:
-    from sketch2face.web import create_app
-
-    app = create_app(settings.replace(open_signup=True), model_client=web_model_client)
+    app = make_app(settings.replace(open_signup=True), web_model_client)
     c = WebClient(app)
-    response = c.post("/register", {"username": "dave", "password": "daves password", "confirm": "daves password"})
+    response = c.post(
+        "/register", {"username": "dave", "password": "daves password", "confirm": "daves password"}
+    )
     assert response.status_code == 302
     assert c.get("/new").status_code == 200
     c2 = WebClient(app)
-    dup = c2.post("/register", {"username": "dave", "password": "daves password", "confirm": "daves password"})
+    dup = c2.post(
+        "/register", {"username": "dave", "password": "daves password", "confirm": "daves password"}
+    )
     assert dup.status_code == 409 and "already taken" in dup.get_data(as_text=True)
 
 

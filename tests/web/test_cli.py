@@ -18,22 +18,53 @@ def _run(monkeypatch: pytest.MonkeyPatch, argv: list[str], stdin: str = "") -> i
     return main(argv)
 
 
-def test_users_create_admin_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_users_create_admin_from_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("SKETCH2FACE_DATABASE_URL", raising=False)
     data = str(tmp_path / "inst")
-    assert _run(monkeypatch, ["users", "--data-dir", data, "create", "--admin", "--username", "Chief",
-                              "--password-stdin"], "a long admin password\n") == 0
+    assert (
+        _run(
+            monkeypatch,
+            [
+                "users",
+                "--data-dir",
+                data,
+                "create",
+                "--admin",
+                "--username",
+                "Chief",
+                "--password-stdin",
+            ],
+            "a long admin password\n",
+        )
+        == 0
+    )
     assert "created admin account 'chief'" in capsys.readouterr().out
-    assert _run(monkeypatch, ["users", "--data-dir", data, "create", "--username", "chief",
-                              "--password-stdin"], "another long password\n") == 1
+    assert (
+        _run(
+            monkeypatch,
+            ["users", "--data-dir", data, "create", "--username", "chief", "--password-stdin"],
+            "another long password\n",
+        )
+        == 1
+    )
     assert "already taken" in capsys.readouterr().err
-    assert _run(monkeypatch, ["users", "--data-dir", data, "create", "--username", "x",
-                              "--password-stdin"], "short\n") == 1
+    assert (
+        _run(
+            monkeypatch,
+            ["users", "--data-dir", data, "create", "--username", "x", "--password-stdin"],
+            "short\n",
+        )
+        == 1
+    )
     assert _run(monkeypatch, ["users", "--data-dir", data, "list"]) == 0
     assert "chief\tadmin\tactive" in capsys.readouterr().out
 
 
-def test_serve_upgrade_only_creates_db_and_private_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_upgrade_only_creates_db_and_private_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("SKETCH2FACE_SECRET_KEY", "SKETCH2FACE_DATABASE_URL", "SKETCH2FACE_STORAGE_URL"):
         monkeypatch.delenv(name, raising=False)
     data = tmp_path / "inst"

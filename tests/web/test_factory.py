@@ -22,7 +22,9 @@ def test_refuses_to_start_without_secret_key_outside_debug(tmp_path: Path) -> No
 
 def test_cookie_flags_secure_outside_testing(tmp_path: Path, web_model_client: Any) -> None:
     app = create_app(
-        WebSettings(data_dir=tmp_path, secret_key="k" * 32, database_url=f"sqlite:///{tmp_path}/x.db"),
+        WebSettings(
+            data_dir=tmp_path, secret_key="k" * 32, database_url=f"sqlite:///{tmp_path}/x.db"
+        ),
         model_client=web_model_client,
     )
     assert app.config["SESSION_COOKIE_SECURE"] is True
@@ -62,20 +64,28 @@ def test_secret_key_file_is_private_and_stable(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "inst").iterdir()] == ["secret_key"]  # no temp files left
 
 
-def test_migrations_match_models_and_are_idempotent(app: Any) -> None:
-    """The migrated schema equals the models (no pending autogenerate diff); upgrading twice is a no-op."""
+def test_migrations_from_scratch_match_models(fresh_database_url: str) -> None:
+    """Upgrading an empty db gives exactly the models' schema (no pending autogenerate diff);
+    a second upgrade is a no-op; downgrade removes everything."""
+    from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from sketch2face.web.db import get_engine, upgrade_database
+    from sketch2face.web.db import alembic_config, make_engine, upgrade_database
     from sketch2face.web.models import Base
 
-    engine = get_engine(app)
+    engine = make_engine(fresh_database_url)
+    upgrade_database(engine)
     upgrade_database(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-        assert diff == []
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0001"
+    with engine.begin() as conn:
+        cfg = alembic_config(fresh_database_url)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
 
 
 def test_healthz_does_not_load_model(client: Any) -> None:

@@ -24,7 +24,9 @@ def model_server(web_model_client: Any) -> Iterator[str]:
     """serve-model's app on a random local port, in a thread, with a bearer token."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, create_model_app(web_model_client, token="model-secret"), threaded=True)
+    server = make_server(
+        "127.0.0.1", 0, create_model_app(web_model_client, token="model-secret"), threaded=True
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -58,14 +60,18 @@ def test_wrong_model_token_and_unreachable_server_are_503(settings: Any, model_s
 
 def test_model_server_contract(model_server: str) -> None:
     import requests
-
     from web_support import sketch_png
 
     health = requests.get(f"{model_server}/v1/health", timeout=10).json()
     assert health["status"] == "ok"
     files = {"sketch": ("s.png", sketch_png(), "image/png")}
     assert requests.post(f"{model_server}/v1/generate", files=files, timeout=30).status_code == 401
-    body = requests.post(f"{model_server}/v1/generate", files=files, data={"refine": "0"},
-                         headers={"Authorization": "Bearer model-secret"}, timeout=60).json()
+    body = requests.post(
+        f"{model_server}/v1/generate",
+        files=files,
+        data={"refine": "0"},
+        headers={"Authorization": "Bearer model-secret"},
+        timeout=60,
+    ).json()
     assert set(body) >= {"model_version", "timings_ms", "notices", "images"}
     assert body["images"]["face"] and body["images"]["refined"] is None

@@ -30,8 +30,13 @@ S3_OPTIONS = {"region": "us-east-1", "access_key_id": "testing", "secret_access_
 def make_s3_store(endpoint: str, bucket: str, prefix: str = "p/q") -> ObjectStore:
     import boto3
 
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
     return open_store(f"s3://{bucket}/{prefix}", options={"endpoint_url": endpoint, **S3_OPTIONS})
 
 
@@ -74,8 +79,13 @@ def test_s3_objects_live_under_the_prefix(moto_endpoint: str) -> None:
 
     store = make_s3_store(moto_endpoint, "prefix-check", prefix="site/a")
     store.put("k/v.png", b"x")
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="prefix-check")["Contents"]]
     assert keys == ["site/a/k/v.png"]
 
@@ -90,14 +100,23 @@ def test_bad_urls_are_config_errors() -> None:
 def test_web_app_on_s3(settings: Any, web_model_client: Any, moto_endpoint: str) -> None:
     """The whole generate -> view -> delete flow with images in S3."""
     import boto3
-
     from web_support import WebClient, generation_id_from, make_app
 
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="web")
+    boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket="web")
     app = make_app(
-        settings.replace(storage_url="s3://web/images", s3_endpoint_url=moto_endpoint, s3_region="us-east-1",
-                         s3_access_key_id="testing", s3_secret_access_key="testing"),
+        settings.replace(
+            storage_url="s3://web/images",
+            s3_endpoint_url=moto_endpoint,
+            s3_region="us-east-1",
+            s3_access_key_id="testing",
+            s3_secret_access_key="testing",
+        ),
         web_model_client,
     )
     c = WebClient(app)
@@ -106,6 +125,11 @@ def test_web_app_on_s3(settings: Any, web_model_client: Any, moto_endpoint: str)
     image = c.get(f"/generations/{gid}/face.png")
     assert image.status_code == 200 and image.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert c.post(f"/generations/{gid}/delete").status_code == 302
-    listing = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing").list_objects_v2(Bucket="web")
+    listing = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).list_objects_v2(Bucket="web")
     assert listing.get("KeyCount", 0) == 0

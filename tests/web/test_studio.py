@@ -36,7 +36,9 @@ def test_new_page_has_upload_and_canvas(alice: WebClient) -> None:
 
 
 def test_generate_shows_result_with_notice_and_images(app: Any, alice: WebClient) -> None:
-    gid = generation_id_from(alice.generate(case_number=" 2026-0413 ", notes="seen near the station", refine="1"))
+    gid = generation_id_from(
+        alice.generate(case_number=" 2026-0413 ", notes="seen near the station", refine="1")
+    )
     page = alice.get(f"/generations/{gid}").get_data(as_text=True)
     assert LIKENESS_NOTICE in page and "2026-0413" in page and "seen near the station" in page
     for kind in ("sketch", "face"):
@@ -59,15 +61,25 @@ def test_download_is_an_attachment_and_audited(app: Any, alice: WebClient) -> No
     response = alice.get(f"/generations/{gid}/face.png?download=1")
     assert response.status_code == 200
     disposition = response.headers["Content-Disposition"]
-    assert disposition.startswith("attachment;") and "A_1-" in disposition and "/" not in disposition.split("filename=")[1]
+    assert (
+        disposition.startswith("attachment;")
+        and "A_1-" in disposition
+        and "/" not in disposition.split("filename=")[1]
+    )
     with new_session(app) as s:
-        actions = list(s.scalars(sa.select(AuditEvent.action).where(AuditEvent.generation_id == gid)))
+        actions = list(
+            s.scalars(sa.select(AuditEvent.action).where(AuditEvent.generation_id == gid))
+        )
     assert actions == ["generate", "download"]
 
 
-def test_canvas_source_is_recorded(app: Any, alice: WebClient) -> None:
-    generation_id_from(alice.generate(source="canvas"))
-    assert _generations(app)[0].source == "canvas"
+def test_canvas_source_and_variation_seed_are_recorded(app: Any, alice: WebClient) -> None:
+    gid = generation_id_from(alice.generate(source="canvas", seed="42"))
+    (row,) = _generations(app)
+    assert row.source == "canvas" and row.details["seed"] == 42
+    assert "<dd>42</dd>" in alice.get(f"/generations/{gid}").get_data(as_text=True)
+    bad = alice.generate(seed="-1")
+    assert bad.status_code == 400 and "variation seed" in bad.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +90,9 @@ def test_canvas_source_is_recorded(app: Any, alice: WebClient) -> None:
         (sketch_png()[:-40], "truncated"),
     ],
 )
-def test_bad_uploads_get_a_clear_message(app: Any, alice: WebClient, payload: bytes, message: str) -> None:
+def test_bad_uploads_get_a_clear_message(
+    app: Any, alice: WebClient, payload: bytes, message: str
+) -> None:
     response = alice.generate(image=payload)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True).lower()
@@ -92,18 +106,25 @@ def test_file_name_does_not_matter_content_does(app: Any, alice: WebClient) -> N
 
 def test_pixel_bomb_is_refused_before_decoding(app: Any, alice: WebClient) -> None:
     buf = io.BytesIO()
-    Image.new("1", (3000, 3000), 1).save(buf, format="PNG")  # 9 MP > the 4 MP test limit, ~1 KB file
+    Image.new("1", (3000, 3000), 1).save(
+        buf, format="PNG"
+    )  # 9 MP > the 4 MP test limit, ~1 KB file
     response = alice.generate(image=buf.getvalue())
     assert response.status_code == 400 and "exceeds the limit" in response.get_data(as_text=True)
 
 
 def test_oversized_upload_is_413(app: Any, alice: WebClient) -> None:
-    response = alice.generate(image=b"\x00" * (3 * 1024 * 1024))
+    # a raw body (the test client spools encoded multipart bodies to temp files it never closes)
+    response = alice.http.post(
+        "/new", data=b"\x00" * (3 * 1024 * 1024), content_type="multipart/form-data; boundary=x"
+    )
     assert response.status_code == 413
     assert "too large" in response.get_data(as_text=True).lower()
 
 
-def test_model_failure_leaves_nothing_behind(app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_failure_leaves_nothing_behind(
+    app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sketch2face.web.model_client import ModelUnavailableError
 
     def broken(*_a: Any, **_k: Any) -> Any:
@@ -115,7 +136,9 @@ def test_model_failure_leaves_nothing_behind(app: Any, alice: WebClient, monkeyp
     assert _generations(app) == [] and _objects(app) == []
 
 
-def test_storage_failure_midway_removes_written_images(app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_failure_midway_removes_written_images(
+    app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sketch2face.storage import StorageError
 
     store = app.extensions[STORE]
@@ -133,7 +156,9 @@ def test_storage_failure_midway_removes_written_images(app: Any, alice: WebClien
     assert _generations(app) == [] and _objects(app) == []
 
 
-def test_database_failure_removes_written_images(app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_failure_removes_written_images(
+    app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sketch2face.web import generation as generation_module
 
     def failing_record(*_a: Any, **_k: Any) -> Any:
@@ -151,7 +176,9 @@ def test_delete_removes_row_and_images(app: Any, alice: WebClient) -> None:
     assert _generations(app) == [] and _objects(app) == []
     assert alice.get(f"/generations/{gid}").status_code == 404
     with new_session(app) as s:
-        assert "delete" in set(s.scalars(sa.select(AuditEvent.action).where(AuditEvent.generation_id == gid)))
+        assert "delete" in set(
+            s.scalars(sa.select(AuditEvent.action).where(AuditEvent.generation_id == gid))
+        )
 
 
 def test_history_is_paged_newest_first_and_searchable(alice: WebClient, bob: WebClient) -> None:
@@ -168,7 +195,9 @@ def test_history_is_paged_newest_first_and_searchable(alice: WebClient, bob: Web
     assert "No generations match" in alice.get("/history?q=%25").get_data(as_text=True)
 
 
-def test_admin_sees_everyone_and_the_audit_log(alice: WebClient, bob: WebClient, root: WebClient) -> None:
+def test_admin_sees_everyone_and_the_audit_log(
+    alice: WebClient, bob: WebClient, root: WebClient
+) -> None:
     a = generation_id_from(alice.generate(case_number="A"))
     b = generation_id_from(bob.generate(case_number="B"))
     page = root.get("/history").get_data(as_text=True)
@@ -182,7 +211,9 @@ def test_admin_sees_everyone_and_the_audit_log(alice: WebClient, bob: WebClient,
 def test_sketch_is_stored_as_uploaded_pixels(app: Any, alice: WebClient) -> None:
     png = sketch_png(40)
     gid = generation_id_from(alice.generate(image=png))
-    stored = np.asarray(Image.open(io.BytesIO(alice.get(f"/generations/{gid}/sketch.png").data)).convert("RGB"))
+    stored = np.asarray(
+        Image.open(io.BytesIO(alice.get(f"/generations/{gid}/sketch.png").data)).convert("RGB")
+    )
     assert np.array_equal(stored, np.asarray(Image.open(io.BytesIO(png)).convert("RGB")))
 
 

@@ -12,6 +12,10 @@ from PIL import Image
 PASSWORD = "correct horse battery staple"
 
 
+#: apps made during the current test; conftest disposes their engines afterwards
+CREATED_APPS: list[Any] = []
+
+
 def make_app(settings: Any, model_client: Any) -> Any:
     """A migrated app with users alice, bob (investigators) and root (admin)."""
     from sketch2face.web import create_app
@@ -19,6 +23,7 @@ def make_app(settings: Any, model_client: Any) -> Any:
     from sketch2face.web.db import new_session
 
     flask_app = create_app(settings, model_client=model_client)
+    CREATED_APPS.append(flask_app)
     with new_session(flask_app) as session:
         create_user(session, "alice", PASSWORD)
         create_user(session, "bob", PASSWORD)
@@ -41,9 +46,9 @@ class WebClient:
             if response.status_code == 302:  # signed in: any page has the sign-out form
                 response = self.http.get("/new")
             page = response.get_data(as_text=True)
-            match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
-                r'name="csrf_token" value="([^"]+)"', page
-            )
+            match = re.search(
+                r'name="csrf_token" type="hidden" value="([^"]+)"', page
+            ) or re.search(r'name="csrf_token" value="([^"]+)"', page)
             assert match, "no CSRF token on the page"
             self._csrf = match.group(1)
         return self._csrf
@@ -73,7 +78,11 @@ def sketch_png(size_px: int = 48) -> bytes:
     """A small line drawing: dark ellipse and strokes on white, as PNG bytes."""
     img = np.full((size_px, size_px, 3), 255, dtype=np.uint8)
     yy, xx = np.mgrid[:size_px, :size_px]
-    ring = np.abs(((xx - size_px / 2) / (size_px * 0.35)) ** 2 + ((yy - size_px / 2) / (size_px * 0.45)) ** 2 - 1)
+    ring = np.abs(
+        ((xx - size_px / 2) / (size_px * 0.35)) ** 2
+        + ((yy - size_px / 2) / (size_px * 0.45)) ** 2
+        - 1
+    )
     img[ring < 0.12] = 20
     img[size_px // 3, size_px // 3 : size_px // 3 + 4] = 20
     buf = io.BytesIO()

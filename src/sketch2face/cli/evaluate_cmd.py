@@ -14,25 +14,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "evaluate",
         help="score generated faces against real photos (SSIM, PSNR, identity, rank-1)",
         description=(
-            "Generate a face for each sketch and compare it with its real photo. Pairs come from two "
-            "folders matched by file stem (--sketches/--photos) or from a prepared dataset's manifest "
+            "Generate a face for each sketch and compare it with its real photo. Pairs come "
+            "from two folders matched by file stem (--sketches/--photos) or from a prepared "
+            "dataset's manifest "
             "(--manifest DIR --split test). Writes a JSON report and prints a table."
         ),
     )
     source = parser.add_argument_group("pairs (one of)")
     source.add_argument("--sketches", type=Path, metavar="DIR", help="folder of sketches")
-    source.add_argument("--photos", type=Path, metavar="DIR", help="folder of real photos (same stems)")
-    source.add_argument("--manifest", type=Path, metavar="DATASET_DIR", help="prepared dataset folder")
-    source.add_argument("--split", default="test", choices=("train", "val", "test"), help="manifest split")
-    parser.add_argument("--report", type=Path, required=True, metavar="REPORT.json", help="JSON report path")
-    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the packaged model)")
-    parser.add_argument("--refine", action="store_true", help="also refine with GFPGAN and score it")
-    parser.add_argument("--gfpgan-weights", type=Path, metavar="PATH", help="GFPGANv1.3/1.4 .pth")
+    source.add_argument(
+        "--photos", type=Path, metavar="DIR", help="folder of real photos (same stems)"
+    )
+    source.add_argument(
+        "--manifest", type=Path, metavar="DATASET_DIR", help="prepared dataset folder"
+    )
+    source.add_argument(
+        "--split", default="test", choices=("train", "val", "test"), help="manifest split"
+    )
+    parser.add_argument(
+        "--report", type=Path, required=True, metavar="REPORT.json", help="JSON report path"
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, help="model checkpoint (default: the packaged model)"
+    )
+    parser.add_argument(
+        "--refine", action="store_true", help="also refine with GFPGAN and score it"
+    )
+    parser.add_argument(
+        "--gfpgan-weights", type=Path, metavar="PATH", help="GFPGANv1.3/1.4 .pth (implies --refine)"
+    )
     parser.add_argument("--sheet", type=Path, metavar="SHEET.png", help="write a comparison sheet")
     parser.add_argument("--sheet-pairs", type=int, default=8, help="rows in the sheet (default 8)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N pairs")
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per generator batch (8)")
-    parser.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help="score seeded variations instead of the canonical face")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--lpips-weights", metavar="PATH", help="LPIPS backbone weights (hook)")
     parser.add_argument("--inception-weights", metavar="PATH", help="FID Inception weights (hook)")
@@ -71,24 +86,32 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report (and sheet), print the table."""
     from sketch2face.evaluation.evaluate import evaluate_pairs
     from sketch2face.pipeline import Sketch2Face
+    from sketch2face.refine.base import NoRefiner
+    from sketch2face.refine.gfpgan import NO_WEIGHTS_NOTICE
 
     sketches, photos, unmatched, prepared = _resolve_pairs(args)
-    refiner = None
-    if args.refine or args.gfpgan_weights is not None:
-        from sketch2face.refine.gfpgan import load_refiner
-
-        # An explicit --gfpgan-weights must load (strict); the env var alone only warns.
-        refiner, notice = load_refiner(args.gfpgan_weights, strict=args.gfpgan_weights is not None)
-        if notice:
-            print(notice)
-    pipeline = Sketch2Face.from_pretrained(args.checkpoint, device=args.device, refiner=refiner)
+    args.refine = args.refine or args.gfpgan_weights is not None
+    if args.refine:
+        # The pipeline loads GFPGAN from --gfpgan-weights (must load) or $SKETCH2FACE_GFPGAN_WEIGHTS
+        # (a notice when missing).
+        pipeline = Sketch2Face.from_pretrained(
+            args.checkpoint, device=args.device, gfpgan_weights=args.gfpgan_weights
+        )
+    else:
+        # No refinement requested: an explicit no-op refiner keeps GFPGAN weights from loading.
+        pipeline = Sketch2Face.from_pretrained(
+            args.checkpoint, device=args.device, refiner=NoRefiner()
+        )
+    refine = args.refine and getattr(pipeline, "refiner", None) is not None
+    if args.refine and not refine:
+        print(getattr(pipeline, "refiner_notice", None) or NO_WEIGHTS_NOTICE)
     skipped = f" ({unmatched['sketches']} sketches, {unmatched['photos']} photos without a pair)"
     print(f"evaluating {len(sketches)} pairs" + (skipped if any(unmatched.values()) else ""))
     report = evaluate_pairs(
         pipeline,
         sketches,
         photos,
-        refine=args.refine and refiner is not None,
+        refine=refine,
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,

@@ -25,12 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument(
-        "--data-dir", type=Path, default=None,
-        help="folder for the SQLite db, images and secret key (default ./instance or SKETCH2FACE_DATA_DIR)",
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder for the SQLite db, images and secret key "
+        "(default ./instance or SKETCH2FACE_DATA_DIR)",
     )
-    parser.add_argument("--checkpoint", default=None, help="generator checkpoint (default: packaged model)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="generator checkpoint (default: packaged model)"
+    )
     parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
-    parser.add_argument("--debug", action="store_true", help="Flask debug mode (never in production)")
+    parser.add_argument(
+        "--debug", action="store_true", help="Flask debug mode (never in production)"
+    )
     parser.add_argument(
         "--upgrade-db-only", action="store_true", help="upgrade the database schema, then exit"
     )
@@ -63,12 +70,21 @@ def run(args: argparse.Namespace) -> int:
 
     settings = build_settings(args)
     if args.upgrade_db_only:
-        create_app(settings.replace(auto_migrate=True))
+        from sketch2face.web.db import get_engine
+
+        get_engine(create_app(settings.replace(auto_migrate=True))).dispose()
         print(f"database {engine_safe(settings.resolved_database_url)} is up to date")
         return 0
     app = create_app(settings)
+    if settings.use_secure_cookies and args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "session cookies are Secure: browsers keep them over HTTPS only (and from localhost). "
+            "Serve behind a TLS proxy (SKETCH2FACE_BEHIND_PROXY=1), or on a trusted network set "
+            "SKETCH2FACE_SECURE_COOKIES=0."
+        )
     print(
-        f"sketch2face web app on http://{args.host}:{args.port}/ (data: {settings.data_dir.resolve()}, "
+        f"sketch2face web app on http://{args.host}:{args.port}/ "
+        f"(data: {settings.data_dir.resolve()}, "
         f"database: {engine_safe(settings.resolved_database_url)})"
     )
     if args.debug:
@@ -84,11 +100,20 @@ def run(args: argparse.Namespace) -> int:
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}")
-            self.cfg.set("workers", 1)  # one model per process: scale with threads, or run serve-model
+            self.cfg.set(
+                "bind",
+                f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
+            )
+            self.cfg.set(
+                "workers", 1
+            )  # one model per process: scale with threads, or run serve-model
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 300)
+            if (
+                "control_socket_disable" in self.cfg.settings
+            ):  # gunicorn >= 24: no ~/.gunicorn socket
+                self.cfg.set("control_socket_disable", True)
             self.cfg.set("accesslog", "-")
 
         def load(self):  # type: ignore[no-untyped-def]

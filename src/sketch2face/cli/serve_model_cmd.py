@@ -15,9 +15,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8100, help="port (default 8100)")
-    parser.add_argument("--checkpoint", default=None, help="generator checkpoint (default: packaged model)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="generator checkpoint (default: packaged model)"
+    )
     parser.add_argument("--device", default=None, help="torch device (default: auto)")
-    parser.add_argument("--threads", type=int, default=4, help="request threads (default 4)")
+    parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=8,
+        help="most waiting requests run as one batch (default 8)",
+    )
     parser.add_argument("--preload", action="store_true", help="load the model before serving")
     parser.set_defaults(func=run)
 
@@ -32,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     client = InProcessModelClient(
         args.checkpoint or os.environ.get("SKETCH2FACE_CHECKPOINT") or None,
         args.device or os.environ.get("SKETCH2FACE_DEVICE") or None,
+        max_batch=args.max_batch,
     )
     if args.preload:
         client.pipeline()
@@ -52,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", args.threads)
             self.cfg.set("timeout", 300)
+            # gunicorn >= 24 opens a control socket under ~/.gunicorn; one server needs none
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
             return app

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sketch2face.errors import ConfigError
 
@@ -14,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     """Add the ``users`` sub-command with ``create`` and ``list``."""
     parser = subparsers.add_parser("users", help="manage web accounts (first admin, listing)")
     parser.add_argument(
-        "--data-dir", type=Path, default=None,
+        "--data-dir",
+        type=Path,
+        default=None,
         help="data folder of `sketch2face serve` (default ./instance or SKETCH2FACE_DATA_DIR)",
     )
     actions = parser.add_subparsers(dest="users_action", metavar="ACTION")
@@ -22,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     create.add_argument("--username", required=True)
     create.add_argument("--admin", action="store_true", help="give the account the admin role")
     create.add_argument(
-        "--password-stdin", action="store_true",
+        "--password-stdin",
+        action="store_true",
         help="read the password from the first line of stdin (for scripts); else prompt twice",
     )
     create.set_defaults(func=run_create)
@@ -31,15 +37,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=lambda _a: parser.print_help() or 2)
 
 
-def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+@contextmanager
+def _db_session(args: argparse.Namespace) -> Iterator[Any]:
+    """A session on the app's (migrated) database; connections are closed afterwards."""
     from sketch2face.web import create_app
+    from sketch2face.web.db import get_engine, new_session
     from sketch2face.web.settings import WebSettings
 
     settings = WebSettings.from_env()
     if args.data_dir is not None:
         settings = settings.replace(data_dir=args.data_dir)
     # the CLI signs nobody in, so a throwaway key is fine when none is configured
-    return create_app(settings.replace(secret_key=settings.secret_key or "cli-" + "0" * 32))
+    app = create_app(settings.replace(secret_key=settings.secret_key or "cli-" + "0" * 32))
+    try:
+        with app.app_context(), new_session(app) as session:
+            yield session
+    finally:
+        get_engine(app).dispose()
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -56,7 +70,6 @@ def run_create(args: argparse.Namespace) -> int:
     """Create one account (admin with --admin)."""
     from sketch2face.web import audit
     from sketch2face.web.auth import DuplicateUsernameError, create_user
-    from sketch2face.web.db import new_session
     from sketch2face.web.models import ROLE_ADMIN, ROLE_INVESTIGATOR
     from sketch2face.web.security import normalise_username, password_problem, username_problem
 
@@ -66,13 +79,16 @@ def run_create(args: argparse.Namespace) -> int:
     password = _read_password(args)
     if problem := password_problem(password):
         raise ConfigError(problem)
-    app = _app(args)
-    with app.app_context(), new_session(app) as session:
+    with _db_session(args) as session:
         try:
-            user = create_user(session, username, password, ROLE_ADMIN if args.admin else ROLE_INVESTIGATOR)
+            user = create_user(
+                session, username, password, ROLE_ADMIN if args.admin else ROLE_INVESTIGATOR
+            )
         except DuplicateUsernameError as exc:
             raise ConfigError(str(exc)) from exc
-        audit.record(session, audit.USER_CREATE, None, username=user.username, via="cli", role=user.role)
+        audit.record(
+            session, audit.USER_CREATE, None, username=user.username, via="cli", role=user.role
+        )
         session.commit()
         print(f"created {user.role} account '{user.username}'")
     return 0
@@ -82,11 +98,9 @@ def run_list(args: argparse.Namespace) -> int:
     """Print accounts."""
     import sqlalchemy as sa
 
-    from sketch2face.web.db import new_session
     from sketch2face.web.models import User
 
-    app = _app(args)
-    with new_session(app) as session:
+    with _db_session(args) as session:
         for user in session.scalars(sa.select(User).order_by(User.username)):
             state = "active" if user.is_active else "disabled"
             print(f"{user.username}\t{user.role}\t{state}\t{user.created_at:%Y-%m-%d}")

@@ -1,12 +1,7 @@
 """Training data: a split decoded once into uint8 arrays (cached as .npy), and a torch Dataset.
 
-Attribute encoding (``ATTRIBUTE_NAMES``, a fixed 16-float vector; unknown values are -1):
-
-- ``hair``, ``gender``, ``earring``, ``smile``, ``frontal_face``: the FS2K 0/1 labels;
-- ``hair_color_0..4``: one-hot of FS2K ``hair_color`` (all -1 when unknown);
-- ``lip_r/g/b``, ``eye_r/g/b``: FS2K mean lip / eye colours divided by 255.
-
-Photos without annotations (CelebA, CUHK) therefore get a vector of -1.
+Samples carry the attribute vector of :mod:`sketch2face.data.attributes` (``ATTRIBUTE_DIM`` = 16
+floats; FS2K labels, one-hot hair colour, lip/eye colours / 255; unknown = -1).
 """
 
 from __future__ import annotations
@@ -14,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sketch2face.data.align import IMAGE_SIZE_PX
+from sketch2face.data.attributes import ATTRIBUTE_DIM, ATTRIBUTE_NAMES, encode_attributes
 from sketch2face.data.manifest import MANIFEST_NAME, SPLITS, file_sha256, read_manifest
 from sketch2face.data.transforms import PairedTransform
 from sketch2face.errors import DatasetError, InvalidImageError
@@ -31,42 +26,16 @@ from sketch2face.imaging import load_image, u8_to_tensor
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "ATTRIBUTE_DIM",
+    "ATTRIBUTE_NAMES",
+    "PairArrays",
+    "PairedSketchDataset",
+    "encode_attributes",
+    "load_split_u8",
+]
+
 CACHE_DIR = "cache"
-_BINARY_ATTRIBUTES = ("hair", "gender", "earring", "smile", "frontal_face")
-HAIR_COLOR_CLASSES = 5
-ATTRIBUTE_NAMES: tuple[str, ...] = (
-    *_BINARY_ATTRIBUTES,
-    *(f"hair_color_{i}" for i in range(HAIR_COLOR_CLASSES)),
-    "lip_r",
-    "lip_g",
-    "lip_b",
-    "eye_r",
-    "eye_g",
-    "eye_b",
-)
-ATTRIBUTE_DIM = len(ATTRIBUTE_NAMES)
-
-
-def encode_attributes(attributes: Mapping[str, Any]) -> np.ndarray:
-    """Encode FS2K-style annotations as the fixed float32 vector described in the module doc."""
-    vec = np.full(ATTRIBUTE_DIM, -1.0, dtype=np.float32)
-    for i, name in enumerate(_BINARY_ATTRIBUTES):
-        value = attributes.get(name)
-        if isinstance(value, (int, float)):  # bool is an int too
-            vec[i] = 1.0 if float(value) > 0.5 else 0.0
-    hair_color = attributes.get("hair_color")
-    if isinstance(hair_color, (int, float)) and 0 <= int(hair_color) < HAIR_COLOR_CLASSES:
-        start = len(_BINARY_ATTRIBUTES)
-        vec[start : start + HAIR_COLOR_CLASSES] = 0.0
-        vec[start + int(hair_color)] = 1.0
-    offset = len(_BINARY_ATTRIBUTES) + HAIR_COLOR_CLASSES
-    for j, key in enumerate(("lip_color", "eye_color")):
-        colour = attributes.get(key)
-        if isinstance(colour, (list, tuple)) and len(colour) == 3:
-            vec[offset + 3 * j : offset + 3 * j + 3] = np.clip(
-                np.asarray(colour, np.float32) / 255.0, 0, 1
-            )
-    return vec
 
 
 @dataclass(frozen=True)

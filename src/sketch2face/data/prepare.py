@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -127,14 +128,22 @@ def _process(item: WorkItem) -> ManifestRow | Skipped:
     return _process_with(item, _worker_cropper, _worker_out)
 
 
+def _failing_file(item: WorkItem, message: str) -> str:
+    for path in (item.photo_path, item.sketch_path):
+        if path is not None and str(path) in message:
+            return str(path)
+    return str(item.photo_path)
+
+
 def _process_with(item: WorkItem, cropper: FaceCropper, out_dir: Path) -> ManifestRow | Skipped:
     try:
         sketch_u8, photo_u8, face_found = build_pair(item, cropper)
     except InvalidImageError as exc:
+        return Skipped(_failing_file(item, str(exc)), "unreadable image", str(exc))
+    except (cv2.error, ValueError) as exc:  # one odd image must not stop a long run
+        logger.debug("processing %s failed", item.id, exc_info=True)
         return Skipped(
-            str(item.photo_path if item.sketch_path is None else item.id),
-            "unreadable image",
-            str(exc),
+            _failing_file(item, str(exc)), "processing failed", f"{type(exc).__name__}: {exc}"
         )
     sketch_rel = f"{SKETCH_DIR}/{item.id}.png"
     photo_rel = f"{PHOTO_DIR}/{item.id}.png"

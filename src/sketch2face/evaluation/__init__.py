@@ -9,6 +9,7 @@ from sketch2face.evaluation.evaluate import (
 )
 from sketch2face.evaluation.metrics import (
     FaceEmbedder,
+    default_embedder,
     identity_distance,
     identity_similarity,
     psnr,
@@ -21,6 +22,7 @@ __all__ = [
     "EvalReport",
     "FaceEmbedder",
     "StemPairs",
+    "default_embedder",
     "evaluate_pairs",
     "identity_distance",
     "identity_similarity",

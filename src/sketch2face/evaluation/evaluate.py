@@ -4,7 +4,10 @@ Each real photo is prepared exactly like a training photo before it is compared:
 through :func:`sketch2face.data.prepare.build_pair` (the function ``sketch2face prepare`` uses: one
 dlib crop box for a same-sized sketch/photo pair, else each cropped on its own, 256x256), so the
 sketch fed to the pipeline and the photo it is scored against share the training crop. Manifest
-pairs (``prepared=True``) are already 256x256 and aligned, and are used as they are.
+pairs (``prepared=True``) are already 256x256 and aligned, and are used as they are. Either way
+the pipeline gets 256x256 model inputs and is called with ``prepared=True`` (when its signature
+has that keyword) so it does not crop them a second time. A photo that is still not 256x256
+(a manifest built at another size) is centre-square cropped and resized to 256 (area/bicubic).
 
 The generated 256x256 face is scored against the 256x256 photo. A refined 512x512 face is scored
 separately (under ``refined``) after an area downscale to 256, so both rows compare like with like.
@@ -12,6 +15,7 @@ separately (under ``refined``) after an area downscale to 256, so both rows comp
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -54,10 +58,12 @@ PathLike = str | os.PathLike[str]
 
 
 class Pipeline(Protocol):
-    """What evaluation needs from ``sketch2face.pipeline.Sketch2Face`` (see docs/ARCHITECTURE.md)."""
+    """What evaluation needs from ``Sketch2Face`` (docs/ARCHITECTURE.md, pipeline contract)."""
 
-    def __call__(self, sketches: Any, *, refine: bool = ..., seed: int | None = ..., batch_size: int = ...) -> Any:
-        """Return a GenerationResult with ``inputs``, ``faces``, ``refined``, ``timings_ms``, ``notices``."""
+    def __call__(
+        self, sketches: Any, *, refine: bool = ..., seed: int | None = ..., batch_size: int = ...
+    ) -> Any:
+        """Return a GenerationResult (``inputs``, ``faces``, ``refined``, ``timings_ms``, ...)."""
         ...
 
 
@@ -66,7 +72,7 @@ class Pipeline(Protocol):
 
 @dataclass(frozen=True)
 class StemPairs:
-    """(sketch, photo) pairs matched by file stem, plus what did not match. Iterates as the pairs."""
+    """(sketch, photo) pairs matched by file stem, plus the unmatched files; iterates as pairs."""
 
     pairs: list[tuple[Path, Path]]
     unmatched_sketches: list[Path] = field(default_factory=list)
@@ -87,7 +93,11 @@ def _images_by_stem(folder: Path, role: str) -> dict[str, Path]:
         raise DatasetError(f"{role} folder {folder} does not exist or is not a folder.")
     by_stem: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS or path.name.startswith("."):
+        if (
+            not path.is_file()
+            or path.suffix.lower() not in IMAGE_EXTENSIONS
+            or path.name.startswith(".")
+        ):
             continue
         if path.stem in by_stem:
             raise DatasetError(
@@ -108,8 +118,9 @@ def pair_by_stem(sketch_dir: PathLike, photo_dir: PathLike) -> StemPairs:
     common = sorted(sketches.keys() & photos.keys())
     if not common:
         raise DatasetError(
-            f"no sketch in {sketch_dir} ({len(sketches)} images) has a photo with the same file stem "
-            f"in {photo_dir} ({len(photos)} images); name each pair alike (e.g. 0001.png / 0001.jpg)."
+            f"no sketch in {sketch_dir} ({len(sketches)} images) has a photo with the same file "
+            f"stem in {photo_dir} ({len(photos)} images); name each pair alike "
+            "(e.g. 0001.png / 0001.jpg)."
         )
     return StemPairs(
         pairs=[(sketches[s], photos[s]) for s in common],
@@ -127,7 +138,9 @@ def pairs_from_manifest(dataset_dir: PathLike, split: str = "test") -> list[tupl
     pairs = [(root / r.sketch, root / r.photo) for r in rows if r.split == split]
     if not pairs:
         found = sorted({r.split for r in rows})
-        raise DatasetError(f"{root}: the manifest has no {split!r} pairs (splits present: {found}).")
+        raise DatasetError(
+            f"{root}: the manifest has no {split!r} pairs (splits present: {found})."
+        )
     return pairs
 
 
@@ -159,7 +172,8 @@ class EvalReport:
     ssim_method: str = SSIM_METHOD
     identity_method: str = (
         "dlib ResNet 128-D descriptor; identity_similarity = cosine, identity_match_rate = "
-        f"fraction with euclidean distance < {DLIB_SAME_PERSON_DISTANCE}; rank1 = nearest real photo "
+        f"fraction with euclidean distance < {DLIB_SAME_PERSON_DISTANCE}; rank1 = nearest real "
+        "photo "
         "in the evaluated set is the pair's own"
     )
     unmatched: dict[str, int] = field(default_factory=lambda: {"sketches": 0, "photos": 0})
@@ -199,12 +213,21 @@ class EvalReport:
             ("identity_match_rate", "identity match <0.6", 4),
             ("rank1", "rank-1", 4),
         ):
-            rows.append((label, fmt(getattr(self, key), digits), fmt(refined.get(key), digits) if self.refined else ""))
+            rows.append(
+                (
+                    label,
+                    fmt(getattr(self, key), digits),
+                    fmt(refined.get(key), digits) if self.refined else "",
+                )
+            )
         rows.append(("LPIPS", fmt(self.lpips), ""))
         rows.append(("FID", fmt(self.fid, 2), ""))
         header = ("metric", "generated", "refined" if self.refined else "")
         width = max(len(r[0]) for r in [header, *rows])
-        lines = [f"{self.count} pairs, model {self.model_version}, rank-1 chance {fmt(self.rank1_chance)}"]
+        lines = [
+            f"{self.count} pairs, model {self.model_version}, "
+            f"rank-1 chance {fmt(self.rank1_chance)}"
+        ]
         lines.append(f"{header[0]:<{width}}  {header[1]:>10}  {header[2]:>10}".rstrip())
         lines += [f"{a:<{width}}  {b:>10}  {c:>10}".rstrip() for a, b, c in rows]
         for metric, reason in self.unavailable.items():
@@ -235,7 +258,9 @@ def _mean(values: Sequence[float]) -> float:
 # --- evaluation ------------------------------------------------------------------------------
 
 
-def _prepare_pair(sketch_path: PathLike, photo_path: PathLike, prepared: bool, cropper: Any) -> tuple[np.ndarray, np.ndarray]:
+def _prepare_pair(
+    sketch_path: PathLike, photo_path: PathLike, prepared: bool, cropper: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """(sketch_u8 for the pipeline, photo_u8 256x256 to score against)."""
     if prepared:
         sketch_u8 = load_image(sketch_path)
@@ -256,6 +281,17 @@ def _prepare_pair(sketch_path: PathLike, photo_path: PathLike, prepared: bool, c
     if photo_u8.shape[:2] != (EVAL_SIZE_PX, EVAL_SIZE_PX):
         photo_u8 = _center_square_resize(photo_u8, EVAL_SIZE_PX)
     return sketch_u8, photo_u8
+
+
+def _accepts_keyword(function: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params and params[name].kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
 
 
 def _center_square_resize(image_u8: np.ndarray, size_px: int) -> np.ndarray:
@@ -280,7 +316,7 @@ def evaluate_pairs(
     *,
     refine: bool = False,
     batch_size: int = 8,
-    seed: int | None = 0,
+    seed: int | None = None,
     progress: bool = True,
     prepared: bool = False,
     embedder: FaceEmbedder | None = None,
@@ -296,7 +332,8 @@ def evaluate_pairs(
         sketch_paths, photo_paths: equally long lists; item i of each form a pair.
         refine: also request GFPGAN refinement and score it under ``refined``.
         batch_size: pairs per pipeline call.
-        seed: passed to the pipeline as ``seed + index of the batch's first pair`` (None: unseeded).
+        seed: None (default) scores the canonical eval-mode face; an int scores seeded dropout
+            variations, passed to the pipeline as ``seed + index of the batch's first pair``.
         prepared: inputs are already 256x256 aligned (manifest pairs); skip cropping.
         embedder: the FaceEmbedder to use (default: the process-wide one).
         sheet_path: write a comparison sheet (sketch | generated | refined | real) of the first
@@ -305,17 +342,23 @@ def evaluate_pairs(
     if len(sketch_paths) != len(photo_paths):
         raise ValueError(f"{len(sketch_paths)} sketches but {len(photo_paths)} photos; pass pairs")
     if not sketch_paths:
-        raise DatasetError("no pairs to evaluate; check the sketch/photo folders or the manifest split")
+        raise DatasetError(
+            "no pairs to evaluate; check the sketch/photo folders or the manifest split"
+        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     started = time.perf_counter()
     embedder = embedder or default_embedder()
     cropper = None
     if not prepared:
-        from sketch2face.data.align import FaceCropper
+        from sketch2face.data.align import default_cropper
 
-        cropper = FaceCropper()
+        cropper = default_cropper()
 
+    # The sketches are already the 256x256 model inputs: ask the pipeline not to crop them again.
+    call_kwargs: dict[str, Any] = (
+        {"prepared": True} if _accepts_keyword(pipeline, "prepared") else {}
+    )
     items: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     notices: list[str] = []
@@ -331,13 +374,17 @@ def evaluate_pairs(
         t0 = time.perf_counter()
         batch: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         for sketch_path, photo_path in zip(
-            sketch_paths[start : start + batch_size], photo_paths[start : start + batch_size], strict=True
+            sketch_paths[start : start + batch_size],
+            photo_paths[start : start + batch_size],
+            strict=True,
         ):
             try:
                 sketch_u8, photo_u8 = _prepare_pair(sketch_path, photo_path, prepared, cropper)
             except InvalidImageError as exc:
                 logger.warning("skipping pair %s / %s: %s", sketch_path, photo_path, exc)
-                skipped.append({"sketch": str(sketch_path), "photo": str(photo_path), "reason": str(exc)})
+                skipped.append(
+                    {"sketch": str(sketch_path), "photo": str(photo_path), "reason": str(exc)}
+                )
                 continue
             batch.append((str(sketch_path), str(photo_path), sketch_u8, photo_u8))
         t1 = time.perf_counter()
@@ -349,6 +396,7 @@ def evaluate_pairs(
             refine=refine,
             seed=None if seed is None else seed + start,
             batch_size=batch_size,
+            **call_kwargs,
         )
         t2 = time.perf_counter()
         generate_s += t2 - t1
@@ -380,7 +428,9 @@ def evaluate_pairs(
             refined_u8 = refined_list[i] if i < len(refined_list) else None
             if refined_u8 is not None:
                 refined_small = cv2.resize(
-                    np.asarray(refined_u8), (EVAL_SIZE_PX, EVAL_SIZE_PX), interpolation=cv2.INTER_AREA
+                    np.asarray(refined_u8),
+                    (EVAL_SIZE_PX, EVAL_SIZE_PX),
+                    interpolation=cv2.INTER_AREA,
                 )
                 ref = embedder.embed(refined_small)
                 refined_embs.append(ref.vector)
@@ -396,13 +446,19 @@ def evaluate_pairs(
             if sheet_path is not None and len(sheet_rows) < sheet_pairs:
                 row = [np.asarray(inputs_list[i]) if i < len(inputs_list) else sketch_u8, face_u8]
                 if refine:
-                    row.append(np.asarray(refined_u8) if refined_u8 is not None else np.full_like(face_u8, 255))
+                    row.append(
+                        np.asarray(refined_u8)
+                        if refined_u8 is not None
+                        else np.full_like(face_u8, 255)
+                    )
                 row.append(photo_u8)
                 sheet_rows.append(row)
         metrics_s += time.perf_counter() - t2
 
     if not items:
-        raise DatasetError(f"none of the {len(sketch_paths)} pairs could be read; see the skipped list in the log")
+        raise DatasetError(
+            f"none of the {len(sketch_paths)} pairs could be read; see the skipped list in the log"
+        )
 
     def mean_of(key: str, rows: list[dict[str, Any]]) -> float:
         return _mean([r[key] for r in rows])
@@ -414,7 +470,10 @@ def evaluate_pairs(
         ref_dist = [r["identity_distance"] for r in refined_items]
         refined_summary = {
             "count": float(len(refined_items)),
-            **{k: mean_of(k, refined_items) for k in ("ssim", "ssim_gray", "psnr", "identity_similarity", "identity_distance")},
+            **{
+                k: mean_of(k, refined_items)
+                for k in ("ssim", "ssim_gray", "psnr", "identity_similarity", "identity_distance")
+            },
             "identity_match_rate": _mean([float(d < DLIB_SAME_PERSON_DISTANCE) for d in ref_dist]),
             "rank1": rank1(np.stack(refined_embs), np.stack(real_embs))
             if len(refined_embs) == len(real_embs)

@@ -9,8 +9,8 @@ In scikit-image that is::
     structural_similarity(a, b, channel_axis=2, data_range=255, gaussian_weights=True,
                           sigma=1.5, use_sample_covariance=False)
 
-(skimage's window is 2*int(3.5*sigma + 0.5) + 1 = 11 taps and it crops (11-1)//2 = 5 px per side, i.e.
-the same valid region). ``ssim_gray`` applies the same window to the BT.601 luma
+(skimage's window is 2*int(3.5*sigma + 0.5) + 1 = 11 taps and it crops (11-1)//2 = 5 px per
+side, i.e. the same valid region). ``ssim_gray`` applies the same window to the BT.601 luma
 Y = 0.299 R + 0.587 G + 0.114 B (float, not rounded), the MATLAB ``rgb2gray`` convention of most
 face-sketch papers.
 
@@ -38,7 +38,8 @@ SSIM_KWARGS = {
     "K2": 0.03,
 }
 SSIM_METHOD = (
-    "skimage structural_similarity on RGB uint8: gaussian 11x11 window sigma 1.5, K1 0.01, K2 0.03, "
+    "skimage structural_similarity on RGB uint8: gaussian 11x11 window sigma 1.5, "
+    "K1 0.01, K2 0.03, "
     "data_range 255, population covariance, valid region, mean over channels "
     "(= tf.image.ssim(max_val=255)); ssim_gray: same on BT.601 luma"
 )
@@ -56,7 +57,9 @@ def _check_pair(a_u8: np.ndarray, b_u8: np.ndarray) -> None:
     if a_u8.ndim != 3 or a_u8.shape[2] != 3:
         raise ValueError(f"expected HxWx3 RGB images, got {a_u8.shape}")
     if min(a_u8.shape[:2]) < 11:
-        raise ValueError(f"images of {a_u8.shape[1]}x{a_u8.shape[0]} are smaller than the 11 px SSIM window")
+        raise ValueError(
+            f"images of {a_u8.shape[1]}x{a_u8.shape[0]} are smaller than the 11 px SSIM window"
+        )
 
 
 def ssim(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
@@ -77,7 +80,7 @@ def ssim_gray(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
 
 
 def psnr(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
-    """PSNR in dB over all pixels and channels, data range 255; identical images give PSNR_MAX_DB."""
+    """PSNR in dB over all pixels and channels, data range 255; identical -> PSNR_MAX_DB."""
     _check_pair(a_u8, b_u8)
     mse = float(np.mean((a_u8.astype(np.float64) - b_u8.astype(np.float64)) ** 2))
     if mse == 0.0:
@@ -87,7 +90,7 @@ def psnr(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class FaceEmbedding:
-    """A 128-D dlib face descriptor and whether a face was detected (else the whole image was used)."""
+    """A 128-D dlib descriptor and whether a face was detected (else the whole image was used)."""
 
     vector: np.ndarray
     face_found: bool
@@ -107,7 +110,9 @@ class FaceEmbedder:
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_5)))
-        self._encoder = dlib.face_recognition_model_v1(str(dlib_model_path(FACE_RECOGNITION_RESNET)))
+        self._encoder = dlib.face_recognition_model_v1(
+            str(dlib_model_path(FACE_RECOGNITION_RESNET))
+        )
         self.num_jitters = num_jitters
         self._lock = threading.Lock()
 
@@ -115,7 +120,9 @@ class FaceEmbedder:
         """The 128-D descriptor of the largest face (or of the whole image when none is found)."""
         image_u8 = np.ascontiguousarray(image_u8)
         if image_u8.ndim != 3 or image_u8.shape[2] != 3 or image_u8.dtype != np.uint8:
-            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image_u8.shape} {image_u8.dtype}")
+            raise ValueError(
+                f"expected an HxWx3 uint8 RGB image, got {image_u8.shape} {image_u8.dtype}"
+            )
         height, width = image_u8.shape[:2]
         with self._lock:
             rects = list(self._detector(image_u8, 0))
@@ -134,7 +141,11 @@ class FaceEmbedder:
     def embed_many(self, images_u8: list[np.ndarray]) -> tuple[np.ndarray, list[bool]]:
         """(N, 128) float32 descriptors and the per-image face_found flags."""
         results = [self.embed(img) for img in images_u8]
-        vectors = np.stack([r.vector for r in results]) if results else np.zeros((0, EMBEDDING_DIM), np.float32)
+        vectors = (
+            np.stack([r.vector for r in results])
+            if results
+            else np.zeros((0, EMBEDDING_DIM), np.float32)
+        )
         return vectors, [r.face_found for r in results]
 
 
@@ -161,7 +172,11 @@ def identity_similarity(emb_a: np.ndarray, emb_b: np.ndarray) -> float:
 
 def identity_distance(emb_a: np.ndarray, emb_b: np.ndarray) -> float:
     """Euclidean distance of two descriptors (dlib: < 0.6 means the same person)."""
-    return float(np.linalg.norm(np.asarray(emb_a, np.float64).ravel() - np.asarray(emb_b, np.float64).ravel()))
+    return float(
+        np.linalg.norm(
+            np.asarray(emb_a, np.float64).ravel() - np.asarray(emb_b, np.float64).ravel()
+        )
+    )
 
 
 def is_same_person(emb_a: np.ndarray, emb_b: np.ndarray) -> bool:
@@ -170,11 +185,13 @@ def is_same_person(emb_a: np.ndarray, emb_b: np.ndarray) -> bool:
 
 
 def rank1(generated_embs: np.ndarray, real_embs: np.ndarray) -> float:
-    """Fraction of generated faces whose nearest real photo (euclidean) is their own (row i <-> i)."""
+    """Fraction of generated faces whose nearest real photo (euclidean) is their own (i <-> i)."""
     gen = np.asarray(generated_embs, dtype=np.float64)
     real = np.asarray(real_embs, dtype=np.float64)
     if gen.ndim != 2 or gen.shape != real.shape:
-        raise ValueError(f"expected two (N, D) arrays of equal shape, got {gen.shape} and {real.shape}")
+        raise ValueError(
+            f"expected two (N, D) arrays of equal shape, got {gen.shape} and {real.shape}"
+        )
     if len(gen) == 0:
         raise ValueError("rank1 needs at least one pair")
     # (N, N) squared distances, generated i against real j
@@ -199,7 +216,9 @@ def lpips_unavailable_reason(weights_path: str | None = None) -> str:
         import lpips  # noqa: F401
     except ImportError:
         if weights_path:
-            return f"`lpips` package not installed (weights {weights_path} given); pip install lpips"
+            return (
+                f"`lpips` package not installed (weights {weights_path} given); pip install lpips"
+            )
         return LPIPS_UNAVAILABLE
     if not weights_path:
         return "needs backbone weights (--lpips-weights PATH); none available offline"

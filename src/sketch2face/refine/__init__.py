@@ -3,6 +3,6 @@
 ``gfpgan`` is imported lazily by callers that need it (spandrel is the optional 'refine' extra).
 """
 
-from sketch2face.refine.base import NoRefiner, RefineResult, Refiner, upscale_bicubic
+from sketch2face.refine.base import NoRefiner, Refiner, RefineResult, upscale_bicubic
 
 __all__ = ["NoRefiner", "RefineResult", "Refiner", "upscale_bicubic"]

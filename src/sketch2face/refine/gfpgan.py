@@ -23,8 +23,8 @@ import torch
 from sketch2face.errors import CheckpointError, Sketch2FaceError, WeightsNotFoundError
 from sketch2face.facemodels import SHAPE_PREDICTOR_68, dlib_model_path
 from sketch2face.imaging import tensor_to_u8, u8_to_tensor
-from sketch2face.refine.base import RefineResult, Refiner, upscale_bicubic
-from sketch2face.runtime import autocast, resolve_device
+from sketch2face.refine.base import Refiner, RefineResult, upscale_bicubic
+from sketch2face.runtime import autocast, cpu_supports_bf16, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ WEIGHTS_ENV_VAR = "SKETCH2FACE_GFPGAN_WEIGHTS"
 #: GFPGANv1Clean works on 512x512 FFHQ-aligned crops (``out_size=512`` in v1.3/v1.4).
 NETWORK_SIZE_PX = 512
 #: facexlib's 5-point FFHQ template for a 512 crop: left eye, right eye, nose tip, left and right
-#: mouth corner, in image coordinates (``FaceRestoreHelper(face_size=512, template_3points=False)``).
+#: mouth corner, in image coordinates
+#: (``FaceRestoreHelper(face_size=512, template_3points=False)``).
 FFHQ_TEMPLATE_512 = np.array(
     [
         [192.98138, 239.94708],
@@ -46,7 +47,9 @@ FFHQ_TEMPLATE_512 = np.array(
 )
 #: facexlib pads the warped crop with BGR (135, 133, 132); the same grey in RGB.
 BORDER_RGB = (132, 133, 135)
-PRECISIONS = ("fp32", "bf16")
+#: "auto" = bf16 where the hardware has native bf16 (CUDA, AVX-512-BF16/AMX CPUs), else fp32.
+#: No fp16: spandrel marks GFPGAN ``supports_half=False``.
+PRECISIONS = ("fp32", "bf16", "auto")
 
 NO_WEIGHTS_NOTICE = (
     "refinement skipped: no GFPGAN weights configured "
@@ -178,7 +181,9 @@ class FaceLandmarker:
             if not rects:
                 return None
             best = max(rects, key=lambda r: r.width() * r.height())
-            shape = self._predictor(image_u8, dlib.rectangle(best.left(), best.top(), best.right(), best.bottom()))
+            shape = self._predictor(
+                image_u8, dlib.rectangle(best.left(), best.top(), best.right(), best.bottom())
+            )
         pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float32)
         return np.stack(
             [pts[36:42].mean(axis=0), pts[42:48].mean(axis=0), pts[33], pts[48], pts[54]]
@@ -199,7 +204,7 @@ def default_landmarker() -> FaceLandmarker:
 
 
 def estimate_alignment(points5: np.ndarray, size_px: int = NETWORK_SIZE_PX) -> np.ndarray:
-    """2x3 similarity transform (rotation, uniform scale, shift) from image points to the template."""
+    """2x3 similarity transform (rotation, uniform scale, shift): image points -> template."""
     template = FFHQ_TEMPLATE_512 * (size_px / 512.0)
     # facexlib uses LMEDS: robust to one bad landmark on a poorly generated face.
     matrix, _ = cv2.estimateAffinePartial2D(points5.astype(np.float32), template, method=cv2.LMEDS)
@@ -232,7 +237,9 @@ def paste_back(
         inv_mask = cv2.erode(inv_mask, np.ones((2 * edge_px, 2 * edge_px), np.uint8))
         inv_mask = cv2.GaussianBlur(inv_mask, (2 * edge_px + 1, 2 * edge_px + 1), 0)
     soft = inv_mask[:, :, None]
-    blended = soft * inv_restored.astype(np.float32) + (1.0 - soft) * background_u8.astype(np.float32)
+    blended = soft * inv_restored.astype(np.float32) + (1.0 - soft) * background_u8.astype(
+        np.float32
+    )
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -258,7 +265,6 @@ class GFPGANRefiner:
         precision: str = "fp32",
         upscale: int = 2,
         randomize_noise: bool = False,
-        channels_last: bool = False,
         landmarker: FaceLandmarker | None = None,
     ) -> None:
         if precision not in PRECISIONS:
@@ -272,12 +278,22 @@ class GFPGANRefiner:
         # GFPGANer leaves StyleGAN noise random; we default to the checkpoint's fixed noise
         # buffers so the same face always refines to the same pixels.
         self.randomize_noise = randomize_noise
-        self.channels_last = channels_last
         self._landmarker = landmarker
         self._lock = threading.Lock()
         self.device = resolve_device(device)
         self.to(self.device)
         self.last_timing_ms: float | None = None
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The autocast dtype the network runs in (float32 = no autocast)."""
+        if self.precision == "bf16":
+            return torch.bfloat16
+        if self.precision == "auto":
+            if self.device.type == "cuda":
+                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+            return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+        return torch.float32
 
     @classmethod
     def from_weights(
@@ -302,8 +318,6 @@ class GFPGANRefiner:
         """Move the network to ``device``; returns self."""
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.network.to(self.device)
-        if self.channels_last:
-            self.network.to(memory_format=torch.channels_last)
         return self
 
     @property
@@ -321,7 +335,9 @@ class GFPGANRefiner:
         """Refine one face and report whether it was aligned, whether it fell back, and timings."""
         face_u8 = np.ascontiguousarray(face_u8)
         if face_u8.ndim != 3 or face_u8.shape[2] != 3 or face_u8.dtype != np.uint8:
-            raise ValueError(f"expected an HxWx3 uint8 RGB face, got {face_u8.shape} {face_u8.dtype}")
+            raise ValueError(
+                f"expected an HxWx3 uint8 RGB face, got {face_u8.shape} {face_u8.dtype}"
+            )
         height, width = face_u8.shape[:2]
         out_size = (width * self.upscale, height * self.upscale)
         start = time.perf_counter()
@@ -346,7 +362,9 @@ class GFPGANRefiner:
         else:
             # The generator output is already a face crop: restore the whole image.
             logger.debug("no face landmarks found; restoring the whole %dx%d image", width, height)
-            crop_u8 = cv2.resize(face_u8, (NETWORK_SIZE_PX, NETWORK_SIZE_PX), interpolation=cv2.INTER_CUBIC)
+            crop_u8 = cv2.resize(
+                face_u8, (NETWORK_SIZE_PX, NETWORK_SIZE_PX), interpolation=cv2.INTER_CUBIC
+            )
         aligned_at = time.perf_counter()
 
         fell_back = False
@@ -365,7 +383,9 @@ class GFPGANRefiner:
         elif restored_u8.shape[1::-1] == out_size:
             image_u8 = restored_u8
         else:
-            image_u8 = cv2.resize(restored_u8, out_size, interpolation=cv2.INTER_AREA)
+            shrink = out_size[0] < restored_u8.shape[1]
+            interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+            image_u8 = cv2.resize(restored_u8, out_size, interpolation=interp)
         end = time.perf_counter()
         timings = {
             "align": 1000 * (aligned_at - start),
@@ -374,15 +394,14 @@ class GFPGANRefiner:
             "total": 1000 * (end - start),
         }
         self.last_timing_ms = timings["total"]
-        return RefineResult(image_u8, face_found=matrix is not None, fell_back=fell_back, timings_ms=timings)
+        return RefineResult(
+            image_u8, face_found=matrix is not None, fell_back=fell_back, timings_ms=timings
+        )
 
     def restore_aligned(self, crop_u8: np.ndarray) -> np.ndarray:
         """Run the network on one 512x512x3 uint8 aligned crop; returns 512x512x3 uint8."""
         x = u8_to_tensor(crop_u8).unsqueeze(0).to(self.device)  # (1, 3, 512, 512) in [-1, 1]
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        with self._lock, torch.inference_mode(), autocast(self.device, dtype):
+        with self._lock, torch.inference_mode(), autocast(self.device, self.compute_dtype):
             output = self.network(x, return_rgb=False, randomize_noise=self.randomize_noise)
         image_t = output[0] if isinstance(output, (tuple, list)) else output
         return tensor_to_u8(image_t.float())
@@ -398,9 +417,9 @@ def load_refiner(
     """Load the GFPGAN refiner if weights are configured: ``(refiner, None)`` or ``(None, notice)``.
 
     With no path and no ``$SKETCH2FACE_GFPGAN_WEIGHTS`` this returns ``(None, NO_WEIGHTS_NOTICE)``.
-    A configured but missing/broken file also returns ``(None, notice)`` (with the error text) unless
-    ``strict`` is True, in which case the WeightsNotFoundError / CheckpointError is raised (use it
-    when the user passed the path explicitly). Never downloads anything.
+    A configured but missing/broken file also returns ``(None, notice)`` (with the error text)
+    unless ``strict`` is True, in which case the WeightsNotFoundError / CheckpointError is raised
+    (use it when the user passed the path explicitly). Never downloads anything.
     """
     weights = resolve_weights_path(path)
     if weights is None:

@@ -1,4 +1,4 @@
-"""The ``ObjectStore`` protocol and ``open_store(url)``: the only way the app reaches image bytes."""
+"""The ``ObjectStore`` protocol and ``open_store(url)``: the one way the app reaches images."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class ObjectStore(Protocol):
     url: str
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
-        """Store ``data`` under ``key`` (replacing any object there); never leaves a partial object."""
+        """Store ``data`` under ``key`` (replacing it); never leaves a partial object."""
         ...
 
     def get(self, key: str) -> bytes:

@@ -1,4 +1,4 @@
-"""``S3Store``: objects in an S3-compatible bucket (AWS, MinIO, Ceph...) via boto3 (``[s3]`` extra)."""
+"""``S3Store``: objects in an S3-compatible bucket (AWS, MinIO, Ceph) via boto3 (``[s3]``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 class S3Store:
-    """Object store under ``s3://bucket/prefix``; a single PUT is atomic on S3, so no temp objects."""
+    """Store under ``s3://bucket/prefix``; one PUT is atomic on S3, so no temp objects."""
 
     def __init__(
         self,

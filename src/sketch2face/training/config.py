@@ -23,6 +23,9 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     batch_size: int = 8
+    #: train at this size (area-downscaled from the 256-px dataset); the U-Net is fully
+    #: convolutional, so a model trained at 128 px and then fine-tuned at 256 px runs at 256
+    image_size_px: int = 256
     augment: bool = True  # same flip + resize-crop jitter on sketch and photo (pix2pix 286->256)
     jitter_px: int = 30
     sources: tuple[str, ...] = ()  # restrict to these manifest sources (empty = all)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -25,6 +26,15 @@ def _parse_oversample(items: tuple[str, ...]) -> dict[str, int]:
             raise ConfigError(f"data.oversample entry {item!r} must look like 'source:k' with k >= 1")
         factors[source] = int(k)
     return factors
+
+
+def resize_stack(images_u8: np.ndarray, size_px: int) -> np.ndarray:
+    """Resize (N, H, W, 3) uint8 images to ``size_px`` square (area filter when shrinking)."""
+    interp = cv2.INTER_AREA if size_px < images_u8.shape[1] else cv2.INTER_CUBIC
+    out = np.empty((len(images_u8), size_px, size_px, 3), dtype=np.uint8)
+    for i, image in enumerate(images_u8):
+        out[i] = cv2.resize(np.asarray(image), (size_px, size_px), interpolation=interp)
+    return out
 
 
 def load_pairs(cfg: DataConfig, split: str) -> PairTensors:
@@ -48,11 +58,15 @@ def load_pairs(cfg: DataConfig, split: str) -> PairTensors:
     indices: list[int] = []
     for i in np.flatnonzero(keep):
         indices.extend([int(i)] * factors.get(str(row_sources[i]), 1))
-    counts = {s: int((row_sources[keep] == s).sum()) for s in np.unique(row_sources[keep])}
+    counts = {str(s): int((row_sources[keep] == s).sum()) for s in np.unique(row_sources[keep])}
+    sketches, photos = arrays.sketches, arrays.photos
+    if cfg.image_size_px != sketches.shape[1]:
+        sketches = resize_stack(sketches, cfg.image_size_px)
+        photos = resize_stack(photos, cfg.image_size_px)
     log.info("%s split: %s pairs per source, %d rows per epoch after oversampling", split, counts, len(indices))
     return PairTensors(
-        torch.from_numpy(np.ascontiguousarray(arrays.sketches)),
-        torch.from_numpy(np.ascontiguousarray(arrays.photos)),
+        torch.from_numpy(np.ascontiguousarray(sketches)),
+        torch.from_numpy(np.ascontiguousarray(photos)),
         manifest_sha256=file_sha256(manifest),
         indices=torch.tensor(indices, dtype=torch.long),
     )

@@ -117,7 +117,7 @@ def _default_model_client(settings: WebSettings) -> ModelClient:
         return RemoteModelClient(
             settings.model_url, token=settings.model_token, timeout_s=settings.model_timeout_s
         )
-    return InProcessModelClient(settings.checkpoint, settings.device)
+    return InProcessModelClient(settings.checkpoint, settings.device, max_batch=settings.max_batch)
 
 
 def _init_login(app: Flask) -> None:
@@ -162,4 +162,6 @@ def _init_limiter(app: Flask, settings: WebSettings) -> None:
     }
     for endpoint, (limit, key_func) in limits.items():
         view = app.view_functions[endpoint]
-        app.view_functions[endpoint] = limiter.limit(limit, key_func=key_func, methods=["POST"])(view)
+        app.view_functions[endpoint] = limiter.limit(limit, key_func=key_func, methods=["POST"])(
+            view
+        )

@@ -1,4 +1,4 @@
-"""JSON/PNG model API under /api/v1, authenticated by per-user bearer tokens (no cookies, no CSRF)."""
+"""JSON/PNG model API under /api/v1; per-user bearer tokens (no cookies, so no CSRF)."""
 
 from __future__ import annotations
 
@@ -48,14 +48,20 @@ def token_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         token = _bearer()
         if token is None:
-            return _unauthorized("Send an API token: `Authorization: Bearer <token>` (create one on /tokens).")
+            return _unauthorized(
+                "Send an API token: `Authorization: Bearer <token>` (create one on /tokens)."
+            )
         session = get_session()
-        row = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_api_token(token)))
+        row = session.scalar(
+            sa.select(ApiToken).where(ApiToken.token_hash == hash_api_token(token))
+        )
         if row is None or row.revoked_at is not None or not row.user.is_active:
             return _unauthorized("The API token is unknown, revoked, or its account is disabled.")
         now = utcnow()
         last = row.last_used_at
-        if last is None or now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo)) > timedelta(minutes=1):
+        if last is None or now - (
+            last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
+        ) > timedelta(minutes=1):
             row.last_used_at = now  # throttled: not a write on every call
             session.commit()
         g.api_user = row.user
@@ -84,6 +90,7 @@ def generation_json(generation: Generation) -> dict[str, Any]:
         "model_version": generation.model_version,
         "timings_ms": generation.timings_ms,
         "notices": generation.notices,
+        "seed": generation.details.get("seed"),
         "notice": LIKENESS_NOTICE,
         "images": {
             kind: url_for("api.image", generation_id=generation.id, kind=kind, _external=True)
@@ -159,13 +166,17 @@ def image(generation_id: str, kind: str) -> Any:
     if kind not in IMAGE_KINDS:
         abort(404, description=f"kind must be one of {', '.join(IMAGE_KINDS)}.")
     generation = get_owned_generation(generation_id, g.api_user)
-    key = generation.image_keys.get(kind) or abort(404, description="This generation has no such image.")
+    key = generation.image_keys.get(kind) or abort(
+        404, description="This generation has no such image."
+    )
     try:
         data = get_store().get(key)
     except ObjectNotFoundError:
         abort(404, description="The image file is missing from storage.")
     session = get_session()
-    audit.record(session, audit.DOWNLOAD, g.api_user, generation_id=generation.id, kind=kind, via="api")
+    audit.record(
+        session, audit.DOWNLOAD, g.api_user, generation_id=generation.id, kind=kind, via="api"
+    )
     session.commit()
     return Response(data, mimetype="image/png")
 
@@ -177,7 +188,7 @@ def openapi() -> Any:
 
 
 def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
-    """Hand-written OpenAPI document (small enough that a generator would add more than it saves)."""
+    """Hand-written OpenAPI document (small: a generator would add more than it saves)."""
     error = {"$ref": "#/components/schemas/Error"}
     json_error = {"application/json": {"schema": error}}
     generation_schema = {
@@ -194,6 +205,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             "model_version": {"type": "string"},
             "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
             "notices": {"type": "array", "items": {"type": "string"}},
+            "seed": {"type": ["integer", "null"]},
             "notice": {"type": "string", "const": LIKENESS_NOTICE},
             "images": {
                 "type": "object",
@@ -208,13 +220,18 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             "title": "sketch2face API",
             "version": __version__,
             "description": "Turn a facial sketch into a generated face. Every output is a "
-            f"generated likeness, not a photograph of a real person. Uploads up to {max_upload_bytes} bytes.",
+            "generated likeness, not a photograph of a real person. "
+            f"Uploads up to {max_upload_bytes} bytes.",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Create a token on /tokens."}
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Create a token on /tokens.",
+                }
             },
             "schemas": {
                 "Error": {
@@ -231,9 +248,11 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                     "summary": "Generate a face from a sketch",
                     "parameters": [
                         {
-                            "name": "format", "in": "query", "required": False,
+                            "name": "format",
+                            "in": "query",
+                            "required": False,
                             "schema": {"type": "string", "enum": ["json", "png"]},
-                            "description": "Overrides the Accept header: png returns the (refined) face.",
+                            "description": "Overrides Accept: png returns the (refined) face.",
                         }
                     ],
                     "requestBody": {
@@ -256,14 +275,20 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                     },
                     "responses": {
                         "201": {
-                            "description": "Created. JSON by default; PNG with Accept: image/png or format=png "
+                            "description": "Created. JSON by default; PNG with Accept: image/png "
+                            "or format=png "
                             "(then X-Generation-Id names the record).",
                             "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Generation"}},
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Generation"}
+                                },
                                 "image/png": {"schema": {"type": "string", "format": "binary"}},
                             },
                         },
-                        "400": {"description": "Not a usable image or bad option", "content": json_error},
+                        "400": {
+                            "description": "Not a usable image or bad option",
+                            "content": json_error,
+                        },
                         "401": {"description": "Missing or bad token", "content": json_error},
                         "413": {"description": "Upload too large", "content": json_error},
                         "429": {"description": "Rate limited", "content": json_error},
@@ -274,11 +299,17 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             "/generations/{id}": {
                 "get": {
                     "summary": "One of your generations",
-                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
                     "responses": {
                         "200": {
                             "description": "The generation",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Generation"}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Generation"}
+                                }
+                            },
                         },
                         "401": {"description": "Missing or bad token", "content": json_error},
                         "404": {"description": "Not found or not yours", "content": json_error},
@@ -289,12 +320,26 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                 "get": {
                     "summary": "One image of a generation",
                     "parameters": [
-                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
-                        {"name": "kind", "in": "path", "required": True,
-                         "schema": {"type": "string", "enum": list(IMAGE_KINDS)}},
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "kind",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "enum": list(IMAGE_KINDS)},
+                        },
                     ],
                     "responses": {
-                        "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                        "200": {
+                            "description": "PNG",
+                            "content": {
+                                "image/png": {"schema": {"type": "string", "format": "binary"}}
+                            },
+                        },
                         "404": {"description": "Not found or not yours", "content": json_error},
                     },
                 }

@@ -47,7 +47,9 @@ def admin_required(view: F) -> F:
     return cast(F, wrapped)
 
 
-def create_user(session: Session, username: str, password: str, role: str = ROLE_INVESTIGATOR) -> User:
+def create_user(
+    session: Session, username: str, password: str, role: str = ROLE_INVESTIGATOR
+) -> User:
     """Add and commit a user; raises DuplicateUsernameError (also under a concurrent insert)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
@@ -60,7 +62,9 @@ def create_user(session: Session, username: str, password: str, role: str = ROLE
         session.flush()
     except IntegrityError as exc:  # two admins creating the same name at once
         session.rollback()
-        raise DuplicateUsernameError(f"The username '{name}' is already taken; choose another.") from exc
+        raise DuplicateUsernameError(
+            f"The username '{name}' is already taken; choose another."
+        ) from exc
     return user
 
 
@@ -68,7 +72,12 @@ def _safe_next(target: str | None) -> str:
     """Only same-site relative redirects after sign-in (no open redirect)."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/")
+            and not target.startswith("//")
+        ):
             return target
     return url_for("studio.new")
 
@@ -88,7 +97,9 @@ def login() -> Any:
             audit.record(session, audit.SIGN_IN_FAILED, None, username=name[:64])
             session.commit()
             flash("Wrong username or password, or the account is disabled.", "error")
-            return render_template("login.html", form=form), 401
+            return render_template(
+                "login.html", form=form, open_signup=get_settings().open_signup
+            ), 401
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(form.password.data or "")
         audit.record(session, audit.SIGN_IN, user)
@@ -168,7 +179,9 @@ def users() -> Any:
             form.username.errors.append(str(exc))
             status = 409
         else:
-            audit.record(session, audit.USER_CREATE, current_user, new_user=user.username, role=user.role)
+            audit.record(
+                session, audit.USER_CREATE, current_user, new_user=user.username, role=user.role
+            )
             session.commit()
             flash(f"Account '{user.username}' created.", "success")
             return redirect(url_for("auth.users"))
@@ -190,7 +203,9 @@ def set_active(user_id: int) -> Any:
     user.is_active = request.form.get("active") == "1"
     if not user.is_active:
         user.session_nonce = secrets.token_hex(8)
-    audit.record(session, audit.USER_UPDATE, current_user, target=user.username, active=user.is_active)
+    audit.record(
+        session, audit.USER_UPDATE, current_user, target=user.username, active=user.is_active
+    )
     session.commit()
     flash(f"Account '{user.username}' {'enabled' if user.is_active else 'disabled'}.", "success")
     return redirect(url_for("auth.users"))

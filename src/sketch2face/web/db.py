@@ -105,6 +105,7 @@ def upgrade_database(engine: sa.Engine) -> None:
     """
     from alembic import command
 
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":

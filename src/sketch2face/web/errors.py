@@ -33,9 +33,10 @@ def wants_json() -> bool:
     if request.path.startswith("/api/"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes[
-        "text/html"
-    ]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def error_response(status: int, message: str, title: str | None = None) -> Any:
@@ -45,7 +46,9 @@ def error_response(status: int, message: str, title: str | None = None) -> Any:
         response.status_code = status
         return response
     return (
-        render_template("error.html", status=status, title=title or f"Error {status}", message=message),
+        render_template(
+            "error.html", status=status, title=title or f"Error {status}", message=message
+        ),
         status,
     )
 
@@ -56,16 +59,20 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Any:
         return error_response(
-            400, "The form expired or was sent from elsewhere (CSRF check failed). "
-            "Reload the page and submit again.", "Form expired"
+            400,
+            "The form expired or was sent from elsewhere (CSRF check failed). "
+            "Reload the page and submit again.",
+            "Form expired",
         )
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Any:
         limit = app.config["MAX_CONTENT_LENGTH"]
         return error_response(
-            413, f"The upload exceeds the limit of {limit // (1024 * 1024)} MiB; "
-            "resize or compress the sketch.", "Upload too large"
+            413,
+            f"The upload exceeds the limit of {limit // (1024 * 1024)} MiB; "
+            "resize or compress the sketch.",
+            "Upload too large",
         )
 
     @app.errorhandler(InvalidImageError)

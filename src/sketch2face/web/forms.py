@@ -45,7 +45,7 @@ class UserCreateForm(FlaskForm):
     password = PasswordField("Initial password", validators=[DataRequired(), _password_ok])
     role = SelectField(
         "Role",
-        choices=[(ROLE_INVESTIGATOR, "Investigator"), (ROLE_ADMIN, "Admin")],
+        choices=[ROLE_INVESTIGATOR, ROLE_ADMIN],  # plain values: no deprecated tuple form
         default=ROLE_INVESTIGATOR,
     )
 

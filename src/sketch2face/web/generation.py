@@ -54,6 +54,8 @@ class GenerationOptions:
             raise ValueError(f"Notes can be at most {MAX_NOTES_CHARS} characters.")
         if self.source not in SOURCES:
             raise ValueError(f"Unknown source {self.source!r}.")
+        if self.seed is not None and not 0 <= self.seed < 2**31:
+            raise ValueError("The variation seed must be a whole number from 0 to 2147483647.")
         return GenerationOptions(self.refine, case, notes, self.source, self.seed)
 
 
@@ -69,10 +71,12 @@ def _png(image_u8: np.ndarray, *, comment: str | None = None) -> bytes:
 
 
 def decode_sketch(image_bytes: bytes) -> np.ndarray:
-    """Decode an uploaded sketch with the app's byte and pixel limits (real decoding, not the name)."""
+    """Decode an upload with the app's byte and pixel limits (real decoding, not the name)."""
     settings = get_settings()
     if not image_bytes:
-        raise InvalidImageError("The upload is empty (0 bytes); choose an image file or draw a sketch.")
+        raise InvalidImageError(
+            "The upload is empty (0 bytes); choose an image file or draw a sketch."
+        )
     if len(image_bytes) > settings.max_upload_bytes:
         raise InvalidImageError(
             f"The upload is {len(image_bytes)} bytes; the limit is {settings.max_upload_bytes}."
@@ -114,11 +118,20 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
         generation.refined_key = f"{prefix}/refined.png" if "refined" in images else None
         generation.model_version = output.model_version
         generation.timings_ms = {**output.timings_ms, "model_call": round(model_ms, 1)}
-        generation.details = {"notices": output.notices, "face_found": output.face_found}
+        generation.details = {
+            "notices": output.notices,
+            "face_found": output.face_found,
+            "seed": options.seed,
+        }
         session.add(generation)
         audit.record(
-            session, audit.GENERATE, user, generation_id=generation.id,
-            case_number=options.case_number, source=options.source, refine=options.refine,
+            session,
+            audit.GENERATE,
+            user,
+            generation_id=generation.id,
+            case_number=options.case_number,
+            source=options.source,
+            refine=options.refine,
         )
         session.commit()
     except BaseException:
@@ -138,8 +151,12 @@ def delete_generation(user: User, generation: Generation) -> None:
     session = get_session()
     keys = list(generation.image_keys.values())
     audit.record(
-        session, audit.DELETE, user, generation_id=generation.id,
-        owner_id=generation.user_id, case_number=generation.case_number,
+        session,
+        audit.DELETE,
+        user,
+        generation_id=generation.id,
+        owner_id=generation.user_id,
+        case_number=generation.case_number,
     )
     session.delete(generation)
     session.commit()

@@ -12,6 +12,7 @@ import io
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,17 +53,35 @@ class ModelClient(Protocol):
         ...
 
 
+@dataclass
+class _Pending:
+    """One queued request of :class:`InProcessModelClient`."""
+
+    sketch_u8: np.ndarray
+    refine: bool
+    seed: int | None
+    done: threading.Event = field(default_factory=threading.Event)
+    output: ModelOutput | None = None
+    error: BaseException | None = None
+
+
 class InProcessModelClient:
     """Runs ``Sketch2Face`` in this process; loaded once, on first use, shared by all threads."""
 
-    def __init__(self, checkpoint: str | None = None, device: str | None = None) -> None:
+    def __init__(
+        self, checkpoint: str | None = None, device: str | None = None, *, max_batch: int = 8
+    ) -> None:
         self.checkpoint = checkpoint
         self.device = device
+        self.max_batch = max(1, max_batch)
         self._pipeline: Any | None = None
         self._load_lock = threading.Lock()
-        # One forward pass at a time: on CPU each pass already uses every core, and the refiner
-        # keeps per-call state. Concurrent requests queue here instead of thrashing.
+        # One pipeline call at a time (on CPU one pass already uses every core; the refiner keeps
+        # per-call state). Requests that arrive meanwhile wait in _queue and the next lock holder
+        # runs them together as one batch: with 8 users, ~2x the throughput of one-by-one on CPU.
         self._run_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: deque[_Pending] = deque()
 
     @property
     def is_loaded(self) -> bool:
@@ -79,7 +98,8 @@ class InProcessModelClient:
                         from sketch2face.pipeline import Sketch2Face
                     except ImportError as exc:
                         raise ModelUnavailableError(
-                            f"the sketch2face pipeline cannot be imported ({exc}); reinstall sketch2face."
+                            f"the sketch2face pipeline cannot be imported ({exc}); "
+                            "reinstall sketch2face."
                         ) from exc
                     try:
                         self._pipeline = Sketch2Face.from_pretrained(
@@ -100,19 +120,57 @@ class InProcessModelClient:
         return self._pipeline
 
     def generate(self, sketch_u8: np.ndarray, *, refine: bool, seed: int | None) -> ModelOutput:
-        """Run the pipeline on one sketch."""
+        """Run the pipeline on one sketch, batched with whatever else is waiting."""
         pipe = self.pipeline()
-        with self._run_lock:
-            result = pipe([sketch_u8], refine=refine, seed=seed)
-        return ModelOutput(
-            input_u8=result.inputs[0],
-            face_u8=result.faces[0],
-            refined_u8=result.refined[0] if result.refined else None,
-            model_version=str(pipe.model_version),
-            timings_ms={k: float(v) for k, v in result.timings_ms.items()},
-            notices=list(result.notices),
-            face_found=bool(getattr(result, "face_found", [True])[0]),
-        )
+        item = _Pending(sketch_u8, refine, seed)
+        with self._queue_lock:
+            self._queue.append(item)
+        while not item.done.is_set():
+            with self._run_lock:
+                if item.done.is_set():  # a previous lock holder ran it in its batch
+                    break
+                with self._queue_lock:
+                    batch = [
+                        self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))
+                    ]
+                self._run_batch(pipe, batch)
+        if item.error is not None:
+            raise item.error
+        assert item.output is not None
+        return item.output
+
+    def _run_batch(self, pipe: Any, batch: list[_Pending]) -> None:
+        """Run queued requests, one pipeline call per (refine, seed) group; never raises."""
+        groups: dict[tuple[bool, int | None], list[_Pending]] = {}
+        for item in batch:
+            groups.setdefault((item.refine, item.seed), []).append(item)
+        for (refine, seed), items in groups.items():
+            try:
+                result = pipe(
+                    [it.sketch_u8 for it in items], refine=refine, seed=seed, batch_size=len(items)
+                )
+                found = list(getattr(result, "face_found", [True] * len(items)))
+                timings = {k: float(v) for k, v in result.timings_ms.items()}
+                timings["batch_size"] = float(len(items))
+                for i, it in enumerate(items):
+                    it.output = ModelOutput(
+                        input_u8=result.inputs[i],
+                        face_u8=result.faces[i],
+                        refined_u8=result.refined[i] if result.refined else None,
+                        model_version=str(pipe.model_version),
+                        timings_ms=timings,
+                        notices=list(result.notices),
+                        face_found=bool(found[i]),
+                    )
+            except Exception as exc:
+                if len(items) > 1:  # one bad input must not fail its neighbours: retry singly
+                    for it in items:
+                        self._run_batch(pipe, [it])
+                    continue
+                items[0].error = exc  # re-raised in the requesting thread
+            finally:
+                for it in items:
+                    it.done.set()
 
     def describe(self) -> dict[str, Any]:
         """Mode and load state."""
@@ -123,14 +181,25 @@ class InProcessModelClient:
 class RemoteModelClient:
     """Calls ``sketch2face serve-model`` (see :mod:`sketch2face.web.model_server`) over HTTP."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, base_url: str, *, token: str | None = None, timeout_s: float = 120.0
+    ) -> None:
         import requests
 
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._session = requests.Session()
-        if token:
-            self._session.headers["Authorization"] = f"Bearer {token}"
+        self._token = token
+        self._local = threading.local()  # requests.Session is not documented as thread-safe
+        self._requests = requests
+
+    @property
+    def _session(self) -> Any:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._requests.Session()
+            if self._token:
+                session.headers["Authorization"] = f"Bearer {self._token}"
+        return session
 
     def generate(self, sketch_u8: np.ndarray, *, refine: bool, seed: int | None) -> ModelOutput:
         """POST the sketch as PNG; decode the base64 PNGs of the JSON answer."""

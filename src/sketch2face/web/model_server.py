@@ -1,13 +1,14 @@
 """``sketch2face serve-model``: a tiny HTTP app exposing the pipeline to remote web tiers.
 
     POST /v1/generate   multipart: sketch (image file), refine (0/1), seed (int, optional)
-                        -> 200 JSON {model_version, timings_ms, notices, images: {input, face, refined}}
-                           with base64 PNGs (refined null when not refined); 400 {error} for bad images
+                        -> 200 JSON {model_version, timings_ms, notices, face_found,
+                                     images: {input, face, refined}} with base64 PNGs
+                           (refined null when not refined); 400 {error} for bad images
     GET  /v1/health     -> {status, model: {...}}
 
 The web tier's :class:`~sketch2face.web.model_client.RemoteModelClient` is its only client. With
 SKETCH2FACE_MODEL_TOKEN set, requests must carry ``Authorization: Bearer <token>``.
-Production: ``gunicorn -w 1 --threads 4 'sketch2face.web.model_server:create_model_app()'``.
+Production: ``gunicorn -w 1 --threads 8 'sketch2face.web.model_server:create_model_app()'``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def create_model_app(
         client = InProcessModelClient(
             os.environ.get("SKETCH2FACE_CHECKPOINT") or None,
             os.environ.get("SKETCH2FACE_DEVICE") or None,
+            max_batch=int(os.environ.get("SKETCH2FACE_MAX_BATCH") or 8),
         )
     if token is None:
         token = os.environ.get("SKETCH2FACE_MODEL_TOKEN") or None
@@ -69,7 +71,9 @@ def create_model_app(
             return _error(400, "seed must be an integer")
         refine = request.form.get("refine", "0").lower() in ("1", "true", "yes", "on")
         try:
-            sketch_u8 = decode_image_bytes(upload.read(), name="sketch", max_pixels=max_image_pixels)
+            sketch_u8 = decode_image_bytes(
+                upload.read(), name="sketch", max_pixels=max_image_pixels
+            )
             output = client.generate(sketch_u8, refine=refine, seed=seed)
         except InvalidImageError as exc:
             return _error(400, str(exc))

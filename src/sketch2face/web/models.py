@@ -50,9 +50,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(sa.String(16), default=ROLE_INVESTIGATOR)
     is_active: Mapped[bool] = mapped_column(default=True)
     #: rotated on password change so that other sessions of this user are signed out
-    session_nonce: Mapped[str] = mapped_column(
-        sa.String(32), default=lambda: secrets.token_hex(8)
-    )
+    session_nonce: Mapped[str] = mapped_column(sa.String(32), default=lambda: secrets.token_hex(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -85,7 +83,9 @@ class Generation(Base):
     __tablename__ = "generations"
 
     #: random public id (not guessable, not enumerable)
-    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    id: Mapped[str] = mapped_column(
+        sa.String(32), primary_key=True, default=lambda: uuid.uuid4().hex
+    )
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     case_number: Mapped[str | None] = mapped_column(sa.String(64), index=True)

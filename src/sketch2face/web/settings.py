@@ -57,6 +57,8 @@ class WebSettings:
     #: generator checkpoint for the in-process model; None -> the packaged default
     checkpoint: str | None = None
     device: str | None = None
+    #: most queued generations run as one batch by the in-process model
+    max_batch: int = 8
     open_signup: bool = False
     max_upload_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 16_000_000
@@ -118,6 +120,7 @@ class WebSettings:
             "MAX_UPLOAD_BYTES": "max_upload_bytes",
             "MAX_IMAGE_PIXELS": "max_image_pixels",
             "HISTORY_PAGE_SIZE": "history_page_size",
+            "MAX_BATCH": "max_batch",
         }.items():
             if (raw := get(env_name)) is not None:
                 values[attr] = _int(env_name, raw)

@@ -1,4 +1,4 @@
-"""Studio pages: new generation (upload or canvas), result, history, images, audit log, API tokens."""
+"""Studio pages: new generation (upload/canvas), result, history, images, audit log, tokens."""
 
 from __future__ import annotations
 
@@ -46,13 +46,14 @@ def _notice() -> dict[str, Any]:
 @login_required
 def new() -> Any:
     """Upload or draw a sketch; POST generates and redirects to the result page."""
-    form = {"case_number": "", "notes": "", "refine": False, "source": "upload"}
+    form = {"case_number": "", "notes": "", "refine": False, "source": "upload", "seed": ""}
     if request.method == "POST":
         form = {
             "case_number": request.form.get("case_number", ""),
             "notes": request.form.get("notes", ""),
             "refine": request.form.get("refine") in ("1", "on", "true"),
             "source": request.form.get("source", "upload"),
+            "seed": request.form.get("seed", "").strip(),
         }
         upload = request.files.get("sketch")
         error = None
@@ -65,8 +66,11 @@ def new() -> Any:
                     case_number=str(form["case_number"]),
                     notes=str(form["notes"]),
                     source="canvas" if form["source"] == "canvas" else "upload",
+                    seed=_seed(str(form["seed"])),
                 )
-                generation = generate_for(current_user._get_current_object(), upload.read(), options)
+                generation = generate_for(
+                    current_user._get_current_object(), upload.read(), options
+                )
             except (InvalidImageError, ValueError) as exc:
                 error = str(exc)
             else:
@@ -74,6 +78,15 @@ def new() -> Any:
         flash(error, "error")
         return render_template("new.html", form=form), 400
     return render_template("new.html", form=form)
+
+
+def _seed(text: str) -> int | None:
+    """Optional variation seed from the form; ValueError with a user-facing message."""
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError("The variation seed must be a whole number from 0 to 2147483647.")
+    return int(text)
 
 
 @bp.get("/generations/<generation_id>")
@@ -95,7 +108,9 @@ def image(generation_id: str, kind: str) -> Any:
     if kind not in IMAGE_KINDS:
         abort(404)
     generation = get_owned_generation(generation_id, current_user)
-    key = generation.image_keys.get(kind) or abort(404, description="This generation has no such image.")
+    key = generation.image_keys.get(kind) or abort(
+        404, description="This generation has no such image."
+    )
     try:
         data = get_store().get(key)
     except ObjectNotFoundError:
@@ -170,12 +185,22 @@ def audit_log() -> Any:
     size = 50
     total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
     events = session.scalars(
-        stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(size).offset((page - 1) * size)
+        stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(size)
+        .offset((page - 1) * size)
     ).all()
-    actions = session.scalars(sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    actions = session.scalars(
+        sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)
+    ).all()
     return render_template(
-        "audit.html", events=events, page=page, pages=max((total + size - 1) // size, 1),
-        action=action, user=username, actions=actions, total=total,
+        "audit.html",
+        events=events,
+        page=page,
+        pages=max((total + size - 1) // size, 1),
+        action=action,
+        user=username,
+        actions=actions,
+        total=total,
     )
 
 
@@ -202,7 +227,9 @@ def tokens() -> Any:
     elif form.errors:
         status = 400
     rows = session.scalars(
-        sa.select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.created_at.desc())
+        sa.select(ApiToken)
+        .where(ApiToken.user_id == current_user.id)
+        .order_by(ApiToken.created_at.desc())
     ).all()
     return render_template("tokens.html", form=form, tokens=rows, new_token=new_token), status
 
@@ -221,4 +248,3 @@ def revoke_token(token_id: int) -> Any:
         session.commit()
     flash(f"Token '{token.name}' revoked.", "success")
     return redirect(url_for("studio.tokens"))
-

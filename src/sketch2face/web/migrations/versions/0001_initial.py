@@ -60,7 +60,10 @@ def upgrade() -> None:
         sa.Column("ip", sa.String(length=64), nullable=True),
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_audit_events_user_id_users"), ondelete="SET NULL"
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_audit_events_user_id_users"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )

@@ -1,0 +1,68 @@
+"""InProcessModelClient: lazy single load; concurrent requests batched without mixing them up."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from web_support import sketch_png
+
+from sketch2face.imaging import decode_image_bytes
+from sketch2face.web.model_client import InProcessModelClient
+
+
+def test_loads_once_lazily(tiny_checkpoint: Path) -> None:
+    client = InProcessModelClient(str(tiny_checkpoint), device="cpu")
+    assert not client.is_loaded and client.describe()["loaded"] is False
+    first = client.pipeline()
+    assert client.pipeline() is first
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_face(web_model_client: Any) -> None:
+    sketches = [decode_image_bytes(sketch_png(32 + 8 * i), name=f"s{i}") for i in range(4)]
+    alone = [web_model_client.generate(s, refine=False, seed=None).face_u8 for s in sketches]
+    outputs: dict[int, Any] = {}
+    start = threading.Barrier(len(sketches))
+
+    def worker(i: int) -> None:
+        start.wait()
+        outputs[i] = web_model_client.generate(sketches[i], refine=False, seed=None)
+
+    with web_model_client._run_lock:  # hold the model so that all four requests queue up
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(sketches))]
+        for t in threads:
+            t.start()
+        while len(web_model_client._queue) < len(sketches):
+            threading.Event().wait(0.01)
+    for t in threads:
+        t.join(60)
+    assert sorted(outputs) == [0, 1, 2, 3]
+    assert max(o.timings_ms["batch_size"] for o in outputs.values()) == 4
+    for i, out in outputs.items():
+        # eval mode: a face does not depend on its batch neighbours
+        assert np.abs(out.face_u8.astype(int) - alone[i].astype(int)).max() <= 1
+
+
+def test_one_failure_does_not_fail_the_batch(web_model_client: Any) -> None:
+    good = decode_image_bytes(sketch_png(), name="good")
+    bad = np.zeros((0, 0, 3), np.uint8)  # not an image: the pipeline rejects it
+    results: dict[str, Any] = {}
+
+    def run(name: str, image: np.ndarray) -> None:
+        try:
+            results[name] = web_model_client.generate(image, refine=False, seed=None)
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            results[name] = exc
+
+    with web_model_client._run_lock:
+        threads = [threading.Thread(target=run, args=a) for a in (("good", good), ("bad", bad))]
+        for t in threads:
+            t.start()
+        while len(web_model_client._queue) < 2:
+            threading.Event().wait(0.01)
+    for t in threads:
+        t.join(60)
+    assert isinstance(results["bad"], Exception)
+    assert results["good"].face_u8.shape == (256, 256, 3)
