@@ -21,7 +21,9 @@ from sketch2face.training.config import DataConfig, RunConfig, RuntimeConfig, Tr
 from sketch2face.training.trainer import PairTensors, Pix2PixTrainer
 
 
-def measure(ngf: int, precision: str, channels_last: bool, batch: int, steps: int, device: str) -> dict[str, float]:
+def measure(
+    ngf: int, precision: str, channels_last: bool, batch: int, steps: int, device: str
+) -> dict[str, float]:
     rng = np.random.default_rng(0)
     data = PairTensors.from_arrays(
         rng.integers(0, 255, (batch * 2, 256, 256, 3), dtype=np.uint8),
@@ -35,7 +37,7 @@ def measure(ngf: int, precision: str, channels_last: bool, batch: int, steps: in
         run=RunConfig(out_dir="/tmp/bench_train_step_unused", max_steps=10**9),
     )
     trainer = Pix2PixTrainer(cfg, data, show_progress=False)
-    sketch, photo = trainer._batch(0)
+    sketch, photo, _ = trainer._batch(0)
     trainer.train_step(sketch, photo)  # warm-up
     times = []
     for _ in range(steps):
@@ -45,7 +47,13 @@ def measure(ngf: int, precision: str, channels_last: bool, batch: int, steps: in
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     med = statistics.median(times)
-    return {"ngf": ngf, "precision": precision, "channels_last": channels_last, "median_step_s": med, "images_per_s": batch / med}
+    return {
+        "ngf": ngf,
+        "precision": precision,
+        "channels_last": channels_last,
+        "median_step_s": med,
+        "images_per_s": batch / med,
+    }
 
 
 def main() -> None:
@@ -63,14 +71,26 @@ def main() -> None:
             for cl in (False, True):
                 rows.append(measure(ngf, precision, cl, args.batch, args.steps, args.device))
                 r = rows[-1]
-                print(f"ngf={r['ngf']:3d} {r['precision']:5s} channels_last={str(r['channels_last']):5s} "
-                      f"step={r['median_step_s']*1000:8.1f} ms  {r['images_per_s']:6.2f} img/s", flush=True)
+                print(
+                    f"ngf={r['ngf']:3d} {r['precision']:5s} channels_last={str(r['channels_last']):5s} "
+                    f"step={r['median_step_s'] * 1000:8.1f} ms  {r['images_per_s']:6.2f} img/s",
+                    flush=True,
+                )
     base = rows[0]["images_per_s"]
-    print("ratio to first row:", ", ".join(f"{r['images_per_s']/base:.2f}" for r in rows))
+    print("ratio to first row:", ", ".join(f"{r['images_per_s'] / base:.2f}" for r in rows))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-                       "threads": torch.get_num_threads(), "batch": args.batch, "rows": rows}, fh, indent=2)
+            json.dump(
+                {
+                    "machine": platform.processor() or platform.machine(),
+                    "torch": torch.__version__,
+                    "threads": torch.get_num_threads(),
+                    "batch": args.batch,
+                    "rows": rows,
+                },
+                fh,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 #
 # The script exports nothing. It writes the test database URL to
 #     test-artifacts/ci_services/postgres_url      (gitignored; mode 0600)
-# and prints it. tests/web/conftest.py reads SKETCH2FACE_TEST_POSTGRES_URL first and that file
-# second; with neither, the PostgreSQL parameter of the web suite is skipped with a reason.
+# and prints it with the password masked. tests/web/conftest.py reads SKETCH2FACE_TEST_POSTGRES_URL
+# first and that file second; with neither, the web suite's PostgreSQL parameter is skipped.
 # The role's password is random, made on the first run and kept in that file (none in the repo).
 #
 # Usage: scripts/ci_services.sh [--no-install] [--no-postgres] [--no-chromium]
@@ -74,6 +74,8 @@ SQL
   mkdir -p "$OUT_DIR"
   (umask 077 && printf '%s\n' "$url" > "$URL_FILE")
   echo "postgresql $version: cluster main online on 127.0.0.1:$port, database $DB_NAME"
-  echo "test URL written to ${URL_FILE#"$REPO_ROOT"/}; to use it in another shell:"
-  echo "  export SKETCH2FACE_TEST_POSTGRES_URL='$url'"
+  rel="${URL_FILE#"$REPO_ROOT"/}"
+  echo "test URL (password masked): ${url/:$password@/:***@}"
+  echo "written to $rel (the tests read it); to use it elsewhere:"
+  echo "  export SKETCH2FACE_TEST_POSTGRES_URL=\"\$(cat $rel)\""
 fi

@@ -82,8 +82,14 @@ def test_contextual_loss_prefers_matching_features() -> None:
 def test_checkpoint_round_trip_same_outputs(tmp_path: Path) -> None:
     cfg = GeneratorConfig(ngf=4, depth=6)
     net = UNetGenerator(cfg).eval()
-    path = save_checkpoint(tmp_path / "m.safetensors", generator=net, generator_config=cfg, step=7,
-                           config_json=json.dumps({"a": 1}), manifest_sha256="abc")
+    path = save_checkpoint(
+        tmp_path / "m.safetensors",
+        generator=net,
+        generator_config=cfg,
+        step=7,
+        config_json=json.dumps({"a": 1}),
+        manifest_sha256="abc",
+    )
     ckpt = load_checkpoint(path)
     assert ckpt.step == 7 and ckpt.manifest_sha256 == "abc" and ckpt.config == {"a": 1}
     again = ckpt.build_generator().eval()
@@ -95,7 +101,9 @@ def test_fp16_checkpoint_is_half_size_and_close(tmp_path: Path) -> None:
     cfg = GeneratorConfig(ngf=8, depth=6)
     net = UNetGenerator(cfg).eval()
     full = save_checkpoint(tmp_path / "a.safetensors", generator=net, generator_config=cfg)
-    half = save_checkpoint(tmp_path / "b.safetensors", generator=net, generator_config=cfg, dtype=torch.float16)
+    half = save_checkpoint(
+        tmp_path / "b.safetensors", generator=net, generator_config=cfg, dtype=torch.float16
+    )
     assert half.stat().st_size < 0.6 * full.stat().st_size
     x = torch.rand(1, 3, 64, 64)
     diff = (load_checkpoint(half).build_generator().eval()(x) - net(x)).abs().max()
@@ -104,14 +112,18 @@ def test_fp16_checkpoint_is_half_size_and_close(tmp_path: Path) -> None:
 
 def test_wrong_architecture_is_a_clear_error(tmp_path: Path) -> None:
     cfg = GeneratorConfig(ngf=4, depth=6)
-    path = save_checkpoint(tmp_path / "m.safetensors", generator=UNetGenerator(cfg), generator_config=cfg)
+    path = save_checkpoint(
+        tmp_path / "m.safetensors", generator=UNetGenerator(cfg), generator_config=cfg
+    )
     ckpt = load_checkpoint(path)
     ckpt.generator_config = GeneratorConfig(ngf=8, depth=6)
     with pytest.raises(CheckpointError, match="do not match its architecture"):
         ckpt.build_generator()
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"\x08\x00\x00\x00\x00\x00\x00\x00{}"])
+@pytest.mark.parametrize(
+    "content", [b"", b"not a checkpoint at all", b"\x08\x00\x00\x00\x00\x00\x00\x00{}"]
+)
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.safetensors"
     path.write_bytes(content)

@@ -27,8 +27,15 @@ def sketch_path(shared_dir: Path) -> Path:
 def test_any_input_kind_gives_a_256_face(pipe: Sketch2Face, sketch_path: Path) -> None:
     rgb = np.asarray(Image.open(sketch_path).convert("RGB"))
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
-    inputs = [sketch_path, sketch_path.read_bytes(), Image.open(sketch_path), rgb, rgba, rgb[:, :, 0],
-              Image.fromarray(rgb).resize((700, 300))]
+    inputs = [
+        sketch_path,
+        sketch_path.read_bytes(),
+        Image.open(sketch_path),
+        rgb,
+        rgba,
+        rgb[:, :, 0],
+        Image.fromarray(rgb).resize((700, 300)),
+    ]
     result = pipe(inputs, batch_size=3)
     assert len(result.faces) == len(inputs) == len(result.inputs) == len(result.face_found)
     for face, prepared in zip(result.faces, result.inputs):
@@ -40,7 +47,9 @@ def test_any_input_kind_gives_a_256_face(pipe: Sketch2Face, sketch_path: Path) -
     assert set(result.timings_ms) == {"prepare", "generate"}
 
 
-def test_deterministic_and_batch_independent(pipe: Sketch2Face, sketch_path: Path, shared_dir: Path) -> None:
+def test_deterministic_and_batch_independent(
+    pipe: Sketch2Face, sketch_path: Path, shared_dir: Path
+) -> None:
     other = shared_dir / "data" / "fixtures" / "fs2k_test" / "style1_sketch1_sketch0788.jpg"
     alone = pipe(sketch_path).faces[0]
     batched = pipe([other, sketch_path]).faces[1]
@@ -57,7 +66,9 @@ def test_seeded_variations_are_reproducible(pipe: Sketch2Face, sketch_path: Path
     assert not np.array_equal(a, canonical)
 
 
-def test_refine_without_weights_is_a_notice_not_a_crash(pipe: Sketch2Face, sketch_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refine_without_weights_is_a_notice_not_a_crash(
+    pipe: Sketch2Face, sketch_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = pipe(sketch_path, refine=True)
     assert result.refined == [None]
     assert result.notices and "GFPGAN" in result.notices[0]
@@ -65,7 +76,11 @@ def test_refine_without_weights_is_a_notice_not_a_crash(pipe: Sketch2Face, sketc
 
 @pytest.mark.parametrize(
     "bad,match",
-    [(b"", "empty"), (b"hello, not an image", "not an image"), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "corrupt|not an image")],
+    [
+        (b"", "empty"),
+        (b"hello, not an image", "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "corrupt|not an image"),
+    ],
 )
 def test_bad_inputs_are_clear_errors(pipe: Sketch2Face, bad: bytes, match: str) -> None:
     with pytest.raises(InvalidImageError, match=match):
@@ -86,21 +101,36 @@ def test_corrupt_checkpoint(tmp_path: Path) -> None:
         Sketch2Face.from_pretrained(bad)
 
 
-def test_onnx_backend_matches_torch(tiny_checkpoint: Path, pipe: Sketch2Face, sketch_path: Path) -> None:
+def test_onnx_backend_matches_torch(
+    tiny_checkpoint: Path, pipe: Sketch2Face, sketch_path: Path
+) -> None:
     onnx = Sketch2Face.from_pretrained(tiny_checkpoint, backend="onnx")
     a = pipe(sketch_path).faces[0].astype(int)
     b = onnx(sketch_path).faces[0].astype(int)
     assert np.abs(a - b).max() <= 2  # uint8 levels
 
 
-def test_generate_cli_writes_one_png_per_input(tiny_checkpoint: Path, shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_cli_writes_one_png_per_input(
+    tiny_checkpoint: Path, shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fixtures = shared_dir / "data" / "fixtures" / "fs2k_test"
     sketches = sorted(fixtures.glob("*sketch*"))[:2]
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG broken")
     out = tmp_path / "out"
-    code = main(["generate", *map(str, sketches), str(broken), "-o", str(out),
-                 "--checkpoint", str(tiny_checkpoint), "--sheet", str(tmp_path / "sheet.png")])
+    code = main(
+        [
+            "generate",
+            *map(str, sketches),
+            str(broken),
+            "-o",
+            str(out),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--sheet",
+            str(tmp_path / "sheet.png"),
+        ]
+    )
     assert code == 1  # one input was bad ...
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(f"{p.stem}.png" for p in sketches)  # ... the others were still written
@@ -109,7 +139,9 @@ def test_generate_cli_writes_one_png_per_input(tiny_checkpoint: Path, shared_dir
     assert "broken.png" in capsys.readouterr().err
 
 
-def test_export_cli_writes_onnx_with_parity(tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_cli_writes_onnx_with_parity(
+    tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "g.onnx"
     assert main(["export", "--onnx", str(target), "--checkpoint", str(tiny_checkpoint)]) == 0
     assert target.stat().st_size > 10_000
@@ -120,16 +152,37 @@ def test_export_cli_writes_onnx_with_parity(tiny_checkpoint: Path, tmp_path: Pat
 def test_model_trained_at_128_px_still_returns_256_faces(tmp_path: Path, sketch_path: Path) -> None:
     import json
 
-    import torch
-
     from sketch2face.models.checkpoint import save_checkpoint
     from sketch2face.models.unet import GeneratorConfig, UNetGenerator
 
     cfg = GeneratorConfig(ngf=4, depth=7)
-    path = save_checkpoint(tmp_path / "m128.safetensors", generator=UNetGenerator(cfg), generator_config=cfg,
-                           config_json=json.dumps({"data": {"image_size_px": 128}}))
+    path = save_checkpoint(
+        tmp_path / "m128.safetensors",
+        generator=UNetGenerator(cfg),
+        generator_config=cfg,
+        config_json=json.dumps({"data": {"image_size_px": 128}}),
+    )
     for backend in ("torch", "onnx"):
         pipe128 = Sketch2Face.from_pretrained(path, backend=backend)
         assert pipe128.model_size_px == 128 and "128px" in pipe128.model_version
         result = pipe128(sketch_path)
         assert result.faces[0].shape == (256, 256, 3) and result.inputs[0].shape == (256, 256, 3)
+
+
+def test_release_export_is_fp16_and_loads(
+    tiny_checkpoint: Path, tmp_path: Path, sketch_path: Path
+) -> None:
+    from sketch2face.models.checkpoint import load_checkpoint
+
+    target = tmp_path / "release.safetensors"
+    assert main(["export", "--release", str(target), "--checkpoint", str(tiny_checkpoint)]) == 0
+    ckpt = load_checkpoint(target)
+    assert all(
+        t.dtype == __import__("torch").float16
+        for k, t in ckpt.tensors.items()
+        if t.is_floating_point()
+    )
+    assert ckpt.build_discriminator() is not None  # shipped so that training can resume from it
+    a = Sketch2Face.from_pretrained(tiny_checkpoint)(sketch_path).faces[0].astype(int)
+    b = Sketch2Face.from_pretrained(target)(sketch_path).faces[0].astype(int)
+    assert np.abs(a - b).mean() < 2.0

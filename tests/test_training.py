@@ -10,7 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from sketch2face.errors import ConfigError
 from sketch2face.models.checkpoint import load_checkpoint
+from sketch2face.models.patchgan import DiscriminatorConfig
+from sketch2face.models.unet import GeneratorConfig
 from sketch2face.training.config import (
     DataConfig,
     LossConfig,
@@ -20,9 +23,6 @@ from sketch2face.training.config import (
     load_config,
 )
 from sketch2face.training.trainer import PairTensors, Pix2PixTrainer, paired_jitter
-from sketch2face.models.patchgan import DiscriminatorConfig
-from sketch2face.models.unet import GeneratorConfig
-from sketch2face.errors import ConfigError
 
 SIZE = 32
 
@@ -32,7 +32,10 @@ def _fixture_pairs(shared_dir: Path) -> PairTensors:
     sketches, photos = [], []
     for sketch_path in sorted(folder.glob("*_sketch*_*.jpg"))[:4]:
         stem = sketch_path.name.split("_")
-        photo_path = folder / f"{stem[0]}_{stem[1].replace('sketch', 'photo')}_{stem[2].replace('sketch', 'image')}"
+        photo_path = (
+            folder
+            / f"{stem[0]}_{stem[1].replace('sketch', 'photo')}_{stem[2].replace('sketch', 'image')}"
+        )
         for path, out in ((sketch_path, sketches), (photo_path, photos)):
             img = Image.open(path).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
             out.append(np.asarray(img))
@@ -46,8 +49,20 @@ def _cfg(out_dir: Path, **run: int) -> TrainConfig:
         discriminator=DiscriminatorConfig(ndf=8, n_layers=2),
         loss=LossConfig(contextual_pool_px=4),
         runtime=RuntimeConfig(device="cpu", precision="fp32", seed=3, threads=2),
-        run=RunConfig(out_dir=str(out_dir), **({"max_steps": 6, "log_every": 1, "sample_every": 3,
-                                                 "eval_every": 3, "eval_pairs": 2, "checkpoint_every": 3} | run)),
+        run=RunConfig(
+            out_dir=str(out_dir),
+            **(
+                {
+                    "max_steps": 6,
+                    "log_every": 1,
+                    "sample_every": 3,
+                    "eval_every": 3,
+                    "eval_pairs": 2,
+                    "checkpoint_every": 3,
+                }
+                | run
+            ),
+        ),
     )
 
 
@@ -61,15 +76,22 @@ def test_paired_jitter_keeps_sketch_and_photo_aligned() -> None:
 def test_losses_go_down(shared_dir: Path, tmp_path: Path) -> None:
     data = _fixture_pairs(shared_dir)
     cfg = _cfg(tmp_path, max_steps=40)
-    cfg = TrainConfig(**{**cfg.__dict__, "data": DataConfig(batch_size=4, augment=False),
-                         "optim": cfg.optim.__class__(lr_g=1e-3, lr_d=2e-4, decay_start_fraction=1.0)})
+    cfg = TrainConfig(
+        **{
+            **cfg.__dict__,
+            "data": DataConfig(batch_size=4, augment=False),
+            "optim": cfg.optim.__class__(lr_g=1e-3, lr_d=2e-4, decay_start_fraction=1.0),
+        }
+    )
     trainer = Pix2PixTrainer(cfg, data, show_progress=False)
-    sketch, photo = trainer._batch(0)
+    sketch, photo, _ = trainer._batch(0)
     l1 = [trainer.train_step(sketch, photo)["G_l1"] for _ in range(40)]
     assert np.mean(l1[-5:]) < 0.7 * np.mean(l1[:5]), l1
 
 
-def test_fit_writes_logs_samples_checkpoints_and_resumes_exactly(shared_dir: Path, tmp_path: Path) -> None:
+def test_fit_writes_logs_samples_checkpoints_and_resumes_exactly(
+    shared_dir: Path, tmp_path: Path
+) -> None:
     data = _fixture_pairs(shared_dir)
     # uninterrupted run of 6 steps
     full = Pix2PixTrainer(_cfg(tmp_path / "full"), data, data, show_progress=False)
@@ -104,14 +126,22 @@ def test_checkpoint_reloads_to_same_outputs(shared_dir: Path, tmp_path: Path) ->
     generator = load_checkpoint(trainer.last_checkpoint_path).build_generator().eval()
     x = data.sketches[:2].permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
-        got = ((generator(x).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        got = (
+            ((generator(x).clamp(-1, 1) + 1) * 127.5)
+            .round()
+            .to(torch.uint8)
+            .permute(0, 2, 3, 1)
+            .numpy()
+        )
     assert all(np.abs(e.astype(int) - g.astype(int)).max() <= 1 for e, g in zip(expected, got))
 
 
 def test_config_overrides_and_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[generator]\nngf = 16\n[run]\nmax_steps = 5\n')
-    cfg = load_config(path, ["optim.lr_g=0.001", "data.augment=false", "data.oversample=fs2k:3,celeba:1"])
+    path.write_text("[generator]\nngf = 16\n[run]\nmax_steps = 5\n")
+    cfg = load_config(
+        path, ["optim.lr_g=0.001", "data.augment=false", "data.oversample=fs2k:3,celeba:1"]
+    )
     assert cfg.generator.ngf == 16 and cfg.run.max_steps == 5 and cfg.optim.lr_g == 0.001
     assert cfg.data.augment is False and cfg.data.oversample == ("fs2k:3", "celeba:1")
     with pytest.raises(ConfigError, match="unknown config key 'generator.width'"):

@@ -25,3 +25,7 @@ class WeightsNotFoundError(Sketch2FaceError, FileNotFoundError):
 
 class ConfigError(Sketch2FaceError, ValueError):
     """A configuration file or override is invalid."""
+
+
+class InvalidAttributesError(Sketch2FaceError, ValueError):
+    """Requested witness attributes (skin tone, hair colour, gender) are not understood."""

@@ -32,8 +32,13 @@ def export_onnx_bytes(generator: UNetGenerator, *, size_px: int = 256) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
-            generator, args, buf, dynamo=False, opset_version=OPSET,
-            input_names=names, output_names=["face"],
+            generator,
+            args,
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=names,
+            output_names=["face"],
             dynamic_axes={
                 "sketch": {0: "batch", 2: "height", 3: "width"},
                 "face": {0: "batch", 2: "height", 3: "width"},
@@ -43,7 +48,9 @@ def export_onnx_bytes(generator: UNetGenerator, *, size_px: int = 256) -> bytes:
     return buf.getvalue()
 
 
-def export_onnx(generator: UNetGenerator, path: str | os.PathLike[str], *, size_px: int = 256) -> Path:
+def export_onnx(
+    generator: UNetGenerator, path: str | os.PathLike[str], *, size_px: int = 256
+) -> Path:
     """Write the generator as an ONNX file (input ``sketch`` (N,3,256,256) in [-1,1] -> ``face``)."""
     from sketch2face.imaging import atomic_write_bytes
 
@@ -55,27 +62,45 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, model: bytes | str | os.PathLike[str], *, threads: int = 0) -> None:
+    def __init__(
+        self, model: bytes | str | os.PathLike[str], *, threads: int = 0, spin: bool = True
+    ) -> None:
+        """``threads``: intra-op threads (0 = onnxruntime's default, the physical cores).
+
+        ``spin=False`` lets idle worker threads sleep instead of busy-waiting between operators:
+        on a CPU shared with other work (web workers, training) this was 1.4-1.9x faster with 2
+        threads in ``benchmarks/bench_generate.py``; on a dedicated machine spinning may win.
+        """
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise Sketch2FaceError("the onnx backend needs onnxruntime: pip install 'sketch2face[onnx]'") from exc
+            raise Sketch2FaceError(
+                "the onnx backend needs onnxruntime: pip install 'sketch2face[onnx]'"
+            ) from exc
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads > 0:
             options.intra_op_num_threads = threads
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     @classmethod
-    def from_generator(cls, generator: UNetGenerator, *, threads: int = 0) -> OnnxBackend:
+    def from_generator(
+        cls, generator: UNetGenerator, *, threads: int = 0, spin: bool = True
+    ) -> OnnxBackend:
         """Export in memory and open a session."""
-        return cls(export_onnx_bytes(generator), threads=threads)
+        return cls(export_onnx_bytes(generator), threads=threads, spin=spin)
 
-    def run(self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None) -> torch.Tensor:
+    def run(
+        self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None
+    ) -> torch.Tensor:
         if seed is not None:
-            raise Sketch2FaceError("seeded variations need dropout at inference: use the torch backend")
+            raise Sketch2FaceError(
+                "seeded variations need dropout at inference: use the torch backend"
+            )
         feeds = {"sketch": batch_t.float().numpy()}
         if "attributes" in self.input_names:
             n = batch_t.shape[0]

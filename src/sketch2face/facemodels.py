@@ -7,7 +7,7 @@ its ``__init__`` imports ``pkg_resources`` (deprecated, noisy, and gone in setup
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from sketch2face.errors import WeightsNotFoundError
@@ -17,7 +17,7 @@ SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 FACE_RECOGNITION_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 
 
-@lru_cache(maxsize=None)
+@cache
 def dlib_model_path(filename: str) -> Path:
     """Return the path of a dlib model file from ``face-recognition-models``."""
     spec = importlib.util.find_spec("face_recognition_models")

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sketch2face.errors import CheckpointError
+from sketch2face.attributes import FaceAttributes
+from sketch2face.errors import CheckpointError, InvalidAttributesError
 from sketch2face.imaging import ImageInput, batch_to_u8, load_image
 from sketch2face.models.checkpoint import load_checkpoint
 from sketch2face.models.unet import GeneratorConfig, UNetGenerator
@@ -62,7 +63,9 @@ class GeneratorBackend(Protocol):
 
     name: str
 
-    def run(self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None) -> torch.Tensor:
+    def run(
+        self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None
+    ) -> torch.Tensor:
         """Generate one batch."""
         ...
 
@@ -77,7 +80,9 @@ class TorchBackend:
         self.device = device
         self._lock = threading.Lock()  # toggling dropout mutates module state
 
-    def run(self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None) -> torch.Tensor:
+    def run(
+        self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None
+    ) -> torch.Tensor:
         x = batch_t.to(self.device)
         attrs = attributes.to(self.device) if attributes is not None else None
         with self._lock, torch.inference_mode():
@@ -164,13 +169,19 @@ class Sketch2Face:
         if refiner is None:
             from sketch2face.refine.gfpgan import load_refiner
 
-            refiner, notice = load_refiner(gfpgan_weights, strict=gfpgan_weights is not None, device=str(dev))
+            refiner, notice = load_refiner(
+                gfpgan_weights, strict=gfpgan_weights is not None, device=str(dev)
+            )
         size_px = int(ckpt.config.get("data", {}).get("image_size_px", MODEL_SIZE_PX))
         version = f"pix2pix-unet-ngf{ckpt.generator_config.ngf}-{size_px}px-step{ckpt.step}"
         log.info("loaded %s from %s (%s backend on %s)", version, path, runner.name, dev)
         return cls(
-            runner, ckpt.generator_config, refiner=refiner, refiner_notice=notice,
-            model_version=version, model_size_px=size_px,
+            runner,
+            ckpt.generator_config,
+            refiner=refiner,
+            refiner_notice=notice,
+            model_version=version,
+            model_size_px=size_px,
         )
 
     # ------------------------------------------------------------------ preparation
@@ -179,7 +190,9 @@ class Sketch2Face:
         if prepared:
             image = load_image(sketch)
             if image.shape[:2] != (MODEL_SIZE_PX, MODEL_SIZE_PX):
-                raise ValueError(f"prepared sketches must be {MODEL_SIZE_PX}x{MODEL_SIZE_PX}, got {image.shape[:2]}")
+                raise ValueError(
+                    f"prepared sketches must be {MODEL_SIZE_PX}x{MODEL_SIZE_PX}, got {image.shape[:2]}"
+                )
             return image, True
         from sketch2face.data.align import FaceCropper
         from sketch2face.data.preprocess import prepare_sketch
@@ -189,14 +202,26 @@ class Sketch2Face:
         out = prepare_sketch(sketch, self._cropper, detect=self.detect_faces)
         return out.image_u8, out.face_found
 
-    def encode_attributes(self, attributes: Mapping[str, Any] | None, n: int) -> torch.Tensor | None:
-        """Attribute vector for a conditioned model (None for an unconditioned one)."""
-        if self.generator_config.attribute_dim == 0:
-            return None
-        from sketch2face.data.attributes import encode_request_attributes
+    @property
+    def supports_attributes(self) -> bool:
+        """True when the generator is conditioned on skin tone / hair colour / gender."""
+        return self.generator_config.attribute_dim > 0
 
-        vec = encode_request_attributes(attributes or {})
-        return torch.from_numpy(vec).float().unsqueeze(0).repeat(n, 1)
+    def encode_attributes(self, attributes: Mapping[str, Any] | None, n: int) -> torch.Tensor | None:
+        """(n, ATTRIBUTE_DIM) condition vectors (None for an unconditioned model)."""
+        try:
+            parsed = FaceAttributes.from_request(attributes)
+        except ValueError as exc:
+            raise InvalidAttributesError(str(exc)) from exc
+        if not self.supports_attributes:
+            return None
+        vec = parsed.to_vector()
+        if vec.shape[0] != self.generator_config.attribute_dim:
+            raise CheckpointError(
+                f"the model expects {self.generator_config.attribute_dim} attribute values, this version "
+                f"of sketch2face makes {vec.shape[0]}; use a matching checkpoint."
+            )
+        return torch.from_numpy(vec).unsqueeze(0).repeat(n, 1)
 
     @staticmethod
     def _resize(image_u8: np.ndarray, size_px: int) -> np.ndarray:
@@ -221,6 +246,9 @@ class Sketch2Face:
         """Generate one face per sketch. ``prepared=True``: inputs are already 256x256 model inputs."""
         items = list(sketches) if isinstance(sketches, (list, tuple)) else [sketches]
         notices: list[str] = []
+        if attributes and not self.supports_attributes and self.encode_attributes(attributes, 1) is None:
+            if not FaceAttributes.from_request(attributes).is_empty:  # valid: encode_attributes parsed it
+                notices.append("this model is not attribute-conditioned: skin/hair/gender were ignored")
         t0 = time.perf_counter()
         inputs: list[np.ndarray] = []
         found: list[bool] = []
@@ -230,9 +258,17 @@ class Sketch2Face:
             found.append(ok)
         t1 = time.perf_counter()
         faces: list[np.ndarray] = []
-        for start in tqdm(range(0, len(inputs), batch_size), desc="generate", disable=not progress or len(inputs) <= batch_size):
-            chunk = [self._resize(x, self.model_size_px) for x in inputs[start : start + batch_size]]
-            batch_t = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        for start in tqdm(
+            range(0, len(inputs), batch_size),
+            desc="generate",
+            disable=not progress or len(inputs) <= batch_size,
+        ):
+            chunk = [
+                self._resize(x, self.model_size_px) for x in inputs[start : start + batch_size]
+            ]
+            batch_t = (
+                torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            )
             out = self.backend.run(batch_t, self.encode_attributes(attributes, len(chunk)), seed)
             faces.extend(self._resize(face, MODEL_SIZE_PX) for face in batch_to_u8(out))
         t2 = time.perf_counter()
@@ -241,7 +277,10 @@ class Sketch2Face:
             if self.refiner is None:
                 notices.append(self.refiner_notice or "refinement skipped: no refiner configured")
             else:
-                refined = [self.refiner.refine(face) for face in tqdm(faces, desc="refine", disable=not progress or len(faces) < 2)]
+                refined = [
+                    self.refiner.refine(face)
+                    for face in tqdm(faces, desc="refine", disable=not progress or len(faces) < 2)
+                ]
         t3 = time.perf_counter()
         timings = {"prepare": (t1 - t0) * 1e3, "generate": (t2 - t1) * 1e3}
         if refine and self.refiner is not None:

@@ -24,7 +24,9 @@ def resolve_device(name: str | None = "auto") -> torch.device:
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 matmul (AVX-512 BF16 / AMX), where bf16 autocast pays off."""
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
     except (AttributeError, RuntimeError):
         return False
 

@@ -149,3 +149,12 @@ def test_upload_by_drag_and_drop(page: Any, live_server: str, tmp_path: Any) -> 
     page.click("#generate-button")
     page.wait_for_url(re.compile(r".*/generations/[0-9a-f]{32}$"))
     assert page.locator(".likeness-banner").is_visible()
+
+    # delete it from the history, through the confirmation dialog
+    page.goto(f"{base}/history")
+    before = page.locator(".history-item").count()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(".history-item").first.get_by_role("button", name="Delete").click()
+    page.wait_for_url(f"{base}/history")
+    assert page.locator(".history-item").count() == before - 1
+    assert "deleted" in page.locator(".flash").inner_text()

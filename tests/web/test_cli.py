@@ -58,7 +58,7 @@ def test_users_create_admin_from_stdin(
         )
         == 1
     )
-    assert _run(monkeypatch, ["users", "--data-dir", data, "list"]) == 0
+    assert _run(monkeypatch, ["users", "list", "--data-dir", data]) == 0
     assert "chief\tadmin\tactive" in capsys.readouterr().out
 
 

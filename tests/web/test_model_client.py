@@ -39,7 +39,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_face(web_model_cl
     for t in threads:
         t.join(60)
     assert sorted(outputs) == [0, 1, 2, 3]
-    assert max(o.timings_ms["batch_size"] for o in outputs.values()) == 4
+    assert max(o.batch_size for o in outputs.values()) == 4
     for i, out in outputs.items():
         # eval mode: a face does not depend on its batch neighbours
         assert np.abs(out.face_u8.astype(int) - alone[i].astype(int)).max() <= 1
@@ -66,3 +66,13 @@ def test_one_failure_does_not_fail_the_batch(web_model_client: Any) -> None:
         t.join(60)
     assert isinstance(results["bad"], Exception)
     assert results["good"].face_u8.shape == (256, 256, 3)
+
+
+def test_missing_checkpoint_is_a_clear_503(settings: Any, tmp_path: Path) -> None:
+    from web_support import WebClient, make_app
+
+    missing = InProcessModelClient(str(tmp_path / "nope.safetensors"), device="cpu")
+    c = WebClient(make_app(settings, missing))
+    c.login("alice")
+    response = c.generate()
+    assert response.status_code == 503 and "not available" in response.get_data(as_text=True)

@@ -17,9 +17,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("sketches", nargs="+", help="sketch image files or folders of them")
     p.add_argument("-o", "--out", required=True, help="output folder (created)")
     p.add_argument("--checkpoint", help="model checkpoint (default: the packaged model)")
-    p.add_argument("--refine", action="store_true", help="GFPGAN refinement (needs --gfpgan-weights or SKETCH2FACE_GFPGAN_WEIGHTS)")
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="GFPGAN refinement (needs --gfpgan-weights or SKETCH2FACE_GFPGAN_WEIGHTS)",
+    )
     p.add_argument("--gfpgan-weights", help="path of GFPGANv1.3/1.4 .pth weights")
-    p.add_argument("--seed", type=int, help="a reproducible variation (dropout on); default: the canonical face")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="a reproducible variation (dropout on); default: the canonical face",
+    )
+    p.add_argument("--skin", help="witness skin tone: very-light, light, medium, olive, brown, dark, or #rrggbb")
+    p.add_argument("--hair-color", help="hair colour: black, dark-brown, brown, auburn, blonde, grey, white, or #rrggbb")
+    p.add_argument("--gender", choices=["female", "male"], help="gender as described by the witness")
     p.add_argument("--sheet", help="also write a comparison sheet PNG (sketch | face | refined)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: automatic)")
@@ -62,21 +73,29 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("error: no sketch images given (folders were empty)", file=sys.stderr)
         return 1
-    pipe = Sketch2Face.from_pretrained(args.checkpoint, device=args.device, gfpgan_weights=args.gfpgan_weights, backend=args.backend)
+    pipe = Sketch2Face.from_pretrained(
+        args.checkpoint,
+        device=args.device,
+        gfpgan_weights=args.gfpgan_weights,
+        backend=args.backend,
+    )
+    attributes = {"skin": args.skin, "hair_color": args.hair_color, "gender": args.gender}
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     rows = []
     timings = {"prepare": 0.0, "generate": 0.0, "refine": 0.0}
     notices: set[str] = set()
-    for path, name in tqdm(list(zip(paths, output_names(paths))), desc="generate", disable=len(paths) < 2):
+    for path, name in tqdm(
+        list(zip(paths, output_names(paths))), desc="generate", disable=len(paths) < 2
+    ):
         try:
             image = load_image(path)
         except InvalidImageError as exc:
             print(f"skipped: {exc}", file=sys.stderr)
             failures += 1
             continue
-        result = pipe(image, refine=args.refine, seed=args.seed)
+        result = pipe(image, refine=args.refine, seed=args.seed, attributes=attributes)
         for key, value in result.timings_ms.items():
             timings[key] = timings.get(key, 0.0) + value
         notices.update(result.notices)
@@ -93,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"comparison sheet: {args.sheet}")
     n_ok = len(rows)
     per = {k: v / max(n_ok, 1) for k, v in timings.items() if v}
-    print(f"wrote {n_ok} face(s) to {out_dir} ({pipe.model_version}); mean ms per image: "
-          + ", ".join(f"{k} {v:.0f}" for k, v in per.items()))
+    print(
+        f"wrote {n_ok} face(s) to {out_dir} ({pipe.model_version}); mean ms per image: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in per.items())
+    )
     if failures:
         print(f"{failures} input(s) could not be read", file=sys.stderr)
     return 1 if failures else 0

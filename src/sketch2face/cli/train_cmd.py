@@ -18,7 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("--config", help="TOML config (see configs/); defaults when omitted")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override a config value, e.g. --set run.max_steps=100 (repeatable)",
     )
     p.add_argument("--dataset", help="shortcut for --set data.dataset_dir=...")
@@ -49,9 +53,16 @@ def run(args: argparse.Namespace) -> int:
     log.info(
         "training %s params generator on %s (%s), %d pairs, step %d -> %d, out %s",
         f"{trainer.generator.num_parameters() if hasattr(trainer.generator, 'num_parameters') else '?'}",
-        trainer.device, trainer.amp_dtype, len(train), trainer.step, cfg.run.max_steps, cfg.run.out_dir,
+        trainer.device,
+        trainer.amp_dtype,
+        len(train),
+        trainer.step,
+        cfg.run.max_steps,
+        cfg.run.out_dir,
     )
     losses = trainer.fit()
     if trainer.dist.is_main_process:
-        print(f"done: step {trainer.step}, last losses {losses}; checkpoints in {cfg.run.out_dir}/checkpoints")
+        print(
+            f"done: step {trainer.step}, last losses {losses}; checkpoints in {cfg.run.out_dir}/checkpoints"
+        )
     return 0

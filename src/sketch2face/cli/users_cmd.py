@@ -32,9 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="read the password from the first line of stdin (for scripts); else prompt twice",
     )
     create.set_defaults(func=run_create)
+    _data_dir_option(create)
     listing = actions.add_parser("list", help="list accounts")
     listing.set_defaults(func=run_list)
+    _data_dir_option(listing)
     parser.set_defaults(func=lambda _a: parser.print_help() or 2)
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    """Also accept --data-dir after the action (``users create --data-dir X``)."""
+    parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 @contextmanager

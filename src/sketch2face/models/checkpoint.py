@@ -75,7 +75,9 @@ def load_weights(net: nn.Module, state: dict[str, torch.Tensor], path: Path, wha
             detail.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
         if wrong_shape:
             k = wrong_shape[0]
-            detail.append(f"shape of {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
+            detail.append(
+                f"shape of {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+            )
         raise CheckpointError(
             f"{path}: the {what} weights do not match its architecture ({'; '.join(detail)}); "
             "the file was written for another model or is damaged."
@@ -83,7 +85,9 @@ def load_weights(net: nn.Module, state: dict[str, torch.Tensor], path: Path, wha
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+def _flatten_optimizer(
+    prefix: str, opt: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], str]:
     state = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     for idx, entry in state["state"].items():
@@ -93,7 +97,9 @@ def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[st
     return tensors, json.dumps(state["param_groups"])
 
 
-def _restore_optimizer(ckpt: Checkpoint, prefix: str, opt: torch.optim.Optimizer, groups: str) -> None:
+def _restore_optimizer(
+    ckpt: Checkpoint, prefix: str, opt: torch.optim.Optimizer, groups: str
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in ckpt.group(prefix).items():
         idx, name = key.split(".", 1)
@@ -213,5 +219,32 @@ def restore_optimizers(ckpt: Checkpoint, optimizers: dict[str, torch.optim.Optim
     for name, opt in optimizers.items():
         groups = meta.get(f"opt_{name}_groups")
         if groups is None:
-            raise CheckpointError(f"{ckpt.path} holds no optimiser state for {name}; cannot resume.")
+            raise CheckpointError(
+                f"{ckpt.path} holds no optimiser state for {name}; cannot resume."
+            )
         _restore_optimizer(ckpt, f"opt_{name}", opt, groups)
+
+
+def export_release(
+    source: str | os.PathLike, target: str | os.PathLike, *, metrics: dict[str, Any] | None = None
+) -> Path:
+    """Write a shippable model: both networks in fp16, config and metrics kept, optimisers dropped.
+
+    Keeping the discriminator lets a later session resume adversarial fine-tuning from the shipped
+    model (``run.init_from``) instead of starting the GAN game from scratch.
+    """
+    ckpt = load_checkpoint(source)
+    generator = ckpt.build_generator()
+    discriminator = ckpt.build_discriminator()
+    return save_checkpoint(
+        target,
+        generator=generator,
+        discriminator=discriminator,
+        generator_config=ckpt.generator_config,
+        discriminator_config=ckpt.discriminator_config,
+        step=ckpt.step,
+        config_json=json.dumps(ckpt.config),
+        manifest_sha256=ckpt.manifest_sha256,
+        metrics={**ckpt.metrics, **(metrics or {})},
+        dtype=torch.float16,
+    )

@@ -21,7 +21,11 @@ class GANLoss(nn.Module):
 
 
 def contextual_loss(
-    x_features: torch.Tensor, y_features: torch.Tensor, *, band_width: float = 0.5, eps: float = 1e-5
+    x_features: torch.Tensor,
+    y_features: torch.Tensor,
+    *,
+    band_width: float = 0.5,
+    eps: float = 1e-5,
 ) -> torch.Tensor:
     """Contextual loss CX(x, y) (Mechrez et al., ECCV 2018, eq. 1-5), averaged over the batch.
 

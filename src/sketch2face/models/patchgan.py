@@ -39,7 +39,9 @@ class PatchGANDiscriminator(nn.Module):
             stride = 2 if n < cfg.n_layers else 1
             layers.append(
                 nn.Sequential(
-                    nn.Conv2d(cfg.ndf * prev, cfg.ndf * mult, 4, stride=stride, padding=1, bias=False),
+                    nn.Conv2d(
+                        cfg.ndf * prev, cfg.ndf * mult, 4, stride=stride, padding=1, bias=False
+                    ),
                     nn.BatchNorm2d(cfg.ndf * mult),
                     nn.LeakyReLU(0.2, inplace=True),
                 )

@@ -24,7 +24,9 @@ class GeneratorConfig:
     max_mult: int = 8  # channel multiplier cap: ngf * min(2**i, max_mult)
     dropout: float = 0.5  # pix2pix uses dropout as its noise source
     n_dropout_blocks: int = 3  # innermost decoder blocks that get dropout
-    attribute_dim: int = 0  # >0: attribute vector injected at the bottleneck (zero-init, see issue 7)
+    attribute_dim: int = (
+        0  # >0: attribute vector injected at the bottleneck (zero-init, see issue 7)
+    )
 
     def to_dict(self) -> dict[str, int | float]:
         """Plain dict for checkpoints."""

@@ -29,6 +29,9 @@ class DataConfig:
     augment: bool = True  # same flip + resize-crop jitter on sketch and photo (pix2pix 286->256)
     jitter_px: int = 30
     sources: tuple[str, ...] = ()  # restrict to these manifest sources (empty = all)
+    #: chance of dropping each attribute group (skin, hair, gender) per sample when the generator
+    #: is attribute-conditioned: keeps "unspecified" in distribution
+    attribute_dropout: float = 0.3
     #: "source:k" repeats that source's pairs k times per epoch (e.g. artist sketches over synthetic)
     oversample: tuple[str, ...] = ()
 
@@ -79,7 +82,9 @@ class RunConfig:
     eval_every: int = 1000
     eval_pairs: int = 64
     checkpoint_every: int = 500
-    init_from: str = ""  # warm start: a checkpoint whose network weights are loaded (not optimisers)
+    init_from: str = (
+        ""  # warm start: a checkpoint whose network weights are loaded (not optimisers)
+    )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from sketch2face.attributes import training_vectors
 from sketch2face.data.dataset import load_split_u8
 from sketch2face.data.manifest import MANIFEST_NAME, file_sha256, read_manifest
 from sketch2face.errors import ConfigError, DatasetError
@@ -23,7 +24,9 @@ def _parse_oversample(items: tuple[str, ...]) -> dict[str, int]:
     for item in items:
         source, sep, k = item.partition(":")
         if not sep or not k.isdigit() or int(k) < 1:
-            raise ConfigError(f"data.oversample entry {item!r} must look like 'source:k' with k >= 1")
+            raise ConfigError(
+                f"data.oversample entry {item!r} must look like 'source:k' with k >= 1"
+            )
         factors[source] = int(k)
     return factors
 
@@ -63,10 +66,19 @@ def load_pairs(cfg: DataConfig, split: str) -> PairTensors:
     if cfg.image_size_px != sketches.shape[1]:
         sketches = resize_stack(sketches, cfg.image_size_px)
         photos = resize_stack(photos, cfg.image_size_px)
-    log.info("%s split: %s pairs per source, %d rows per epoch after oversampling", split, counts, len(indices))
+    log.info(
+        "%s split: %s pairs per source, %d rows per epoch after oversampling",
+        split,
+        counts,
+        len(indices),
+    )
+    rows_by_id = {r.id: r for r in read_manifest(manifest) if r.split == split}
+    genders = [rows_by_id[i].attributes.get("gender") for i in arrays.ids]
+    vectors = training_vectors(arrays.photos, genders)  # measured at 256 px, before any resize
     return PairTensors(
         torch.from_numpy(np.ascontiguousarray(sketches)),
         torch.from_numpy(np.ascontiguousarray(photos)),
         manifest_sha256=file_sha256(manifest),
         indices=torch.tensor(indices, dtype=torch.long),
+        attributes=torch.from_numpy(vectors),
     )

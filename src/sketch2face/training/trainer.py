@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from sketch2face.attributes import drop_groups
 from sketch2face.errors import CheckpointError
 from sketch2face.imaging import batch_to_u8, make_grid, save_png
 from sketch2face.models.checkpoint import (
@@ -34,9 +35,20 @@ from sketch2face.models.checkpoint import (
 from sketch2face.models.losses import GANLoss, VGG19Features, contextual_loss, pooled
 from sketch2face.models.patchgan import PatchGANDiscriminator
 from sketch2face.models.unet import UNetGenerator
-from sketch2face.runtime import autocast, resolve_device, resolve_precision, seed_everything, set_threads
+from sketch2face.runtime import (
+    autocast,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+    set_threads,
+)
 from sketch2face.training.config import TrainConfig
-from sketch2face.training.distributed import DistInfo, all_reduce_mean, cleanup_distributed, init_distributed
+from sketch2face.training.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    cleanup_distributed,
+    init_distributed,
+)
 from sketch2face.training.schedule import linear_decay_factor
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,8 @@ class PairTensors:
     manifest_sha256: str = ""
     #: virtual row -> stored row; repeats rows to oversample a source without copying images
     indices: torch.Tensor | None = None
+    #: (N, ATTRIBUTE_DIM) condition vectors per stored row (sketch2face.attributes), or None
+    attributes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.sketches.shape[0] if self.indices is None else self.indices.shape[0])
@@ -60,10 +74,14 @@ class PairTensors:
         return idx if self.indices is None else self.indices[idx]
 
     @classmethod
-    def from_arrays(cls, sketches: np.ndarray, photos: np.ndarray, manifest_sha256: str = "") -> PairTensors:
+    def from_arrays(
+        cls, sketches: np.ndarray, photos: np.ndarray, manifest_sha256: str = ""
+    ) -> PairTensors:
         """Wrap uint8 NHWC numpy arrays (no copy)."""
         if sketches.shape != photos.shape or sketches.dtype != np.uint8:
-            raise ValueError(f"expected equal uint8 NHWC arrays, got {sketches.shape} and {photos.shape}")
+            raise ValueError(
+                f"expected equal uint8 NHWC arrays, got {sketches.shape} and {photos.shape}"
+            )
         return cls(torch.from_numpy(sketches), torch.from_numpy(photos), manifest_sha256)
 
 
@@ -81,10 +99,17 @@ def paired_jitter(
     flip = torch.rand(n, generator=generator) < 0.5
     both[flip] = both[flip].flip(-1)
     if jitter_px > 0:
-        big = F.interpolate(both, size=(h + jitter_px, w + jitter_px), mode="bilinear", align_corners=False)
+        big = F.interpolate(
+            both, size=(h + jitter_px, w + jitter_px), mode="bilinear", align_corners=False
+        )
         ys = torch.randint(0, jitter_px + 1, (n,), generator=generator)
         xs = torch.randint(0, jitter_px + 1, (n,), generator=generator)
-        both = torch.stack([big[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))])
+        both = torch.stack(
+            [
+                big[i, :, y : y + h, x : x + w]
+                for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))
+            ]
+        )
     return both[:, :3].contiguous(), both[:, 3:].contiguous()
 
 
@@ -116,7 +141,9 @@ class Pix2PixTrainer:
         self.val_data = val_data
         self.show_progress = show_progress and self.dist.is_main_process
         self.out_dir = Path(cfg.run.out_dir)
-        self.memory_format = torch.channels_last if cfg.runtime.channels_last else torch.contiguous_format
+        self.memory_format = (
+            torch.channels_last if cfg.runtime.channels_last else torch.contiguous_format
+        )
 
         self.generator = UNetGenerator(cfg.generator)
         self.discriminator = PatchGANDiscriminator(cfg.discriminator)
@@ -127,7 +154,9 @@ class Pix2PixTrainer:
             self.generator.parameters(), lr=cfg.optim.lr_g, betas=(cfg.optim.beta1, cfg.optim.beta2)
         )
         self.opt_d = torch.optim.Adam(
-            self.discriminator.parameters(), lr=cfg.optim.lr_d, betas=(cfg.optim.beta1, cfg.optim.beta2)
+            self.discriminator.parameters(),
+            lr=cfg.optim.lr_d,
+            betas=(cfg.optim.beta1, cfg.optim.beta2),
         )
         # float16 needs loss scaling; bf16 and fp32 do not
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
@@ -159,7 +188,12 @@ class Pix2PixTrainer:
         own = self.generator.state_dict()
         # new parts (e.g. attribute projection) keep their change-nothing init
         shared = {k: v for k, v in gen_state.items() if k in own}
-        load_weights(self.generator, {**{k: v for k, v in own.items() if k not in shared}, **shared}, ckpt.path, "generator")
+        load_weights(
+            self.generator,
+            {**{k: v for k, v in own.items() if k not in shared}, **shared},
+            ckpt.path,
+            "generator",
+        )
         disc = ckpt.group("discriminator")
         if disc:
             load_weights(self.discriminator, disc, ckpt.path, "discriminator")
@@ -206,7 +240,7 @@ class Pix2PixTrainer:
         )
 
     # ------------------------------------------------------------------ one step
-    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Deterministic batch for ``step``: epoch permutations seeded by (seed, epoch), sharded by rank."""
         n = len(self.train_data)
         bs = self.cfg.data.batch_size
@@ -219,13 +253,29 @@ class Pix2PixTrainer:
         rows = self.train_data.rows(idx)
         sketch = to_model_input(self.train_data.sketches[rows])
         photo = to_model_input(self.train_data.photos[rows])
+        aug = torch.Generator().manual_seed(self.cfg.runtime.seed * 7919 + step * 31 + self.dist.rank)
         if self.cfg.data.augment:
-            aug = torch.Generator().manual_seed(self.cfg.runtime.seed * 7919 + step * 31 + self.dist.rank)
             sketch, photo = paired_jitter(sketch, photo, self.cfg.data.jitter_px, aug)
+        attrs = self._attributes_for(rows, aug)
         return (
             sketch.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
             photo.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
+            attrs.to(self.device) if attrs is not None else None,
         )
+
+    def _attributes_for(self, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Condition vectors of stored ``rows``; with a generator, groups are dropped at random
+        (``data.attribute_dropout``) so 'unspecified' stays a case the model knows."""
+        if self.cfg.generator.attribute_dim == 0 or self.train_data.attributes is None:
+            return None
+        data = self.train_data if generator is not None else self.val_data
+        if data is None or data.attributes is None:
+            return None
+        attrs = data.attributes[rows]
+        if generator is not None and self.cfg.data.attribute_dropout > 0:
+            keep = (torch.rand(len(rows), 3, generator=generator) >= self.cfg.data.attribute_dropout).float()
+            attrs = drop_groups(attrs, keep)
+        return attrs
 
     def _contextual(
         self,
@@ -250,7 +300,9 @@ class Pix2PixTrainer:
         ]
         return torch.stack(losses).mean()
 
-    def train_step(self, sketch: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+    def train_step(
+        self, sketch: torch.Tensor, photo: torch.Tensor, attributes: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """One pix2pix iteration (pix2pix_model.optimize_parameters order); returns the losses."""
         cfg = self.cfg
         factor = linear_decay_factor(self.step, cfg.run.max_steps, cfg.optim.decay_start_fraction)
@@ -261,7 +313,7 @@ class Pix2PixTrainer:
         self.generator.train()
         self.discriminator.train()
         with autocast(self.device, self.amp_dtype):
-            fake = self.generator(sketch)
+            fake = self.generator(sketch, attributes)
 
         # --- discriminator: real pairs -> 1, generated pairs (detached) -> 0
         self.discriminator.requires_grad_(True)
@@ -287,19 +339,29 @@ class Pix2PixTrainer:
                 if cfg.loss.contextual > 0
                 else torch.zeros((), device=self.device)
             )
-            loss_g = cfg.loss.gan * loss_g_gan + cfg.loss.l1 * loss_g_l1 + cfg.loss.contextual * loss_g_cx
+            loss_g = (
+                cfg.loss.gan * loss_g_gan
+                + cfg.loss.l1 * loss_g_l1
+                + cfg.loss.contextual * loss_g_cx
+            )
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
         self.discriminator.requires_grad_(True)
         self.step += 1
-        losses = torch.stack([loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_cx, loss_g]).detach().float()
+        losses = (
+            torch.stack([loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_cx, loss_g])
+            .detach()
+            .float()
+        )
         losses = all_reduce_mean(losses, self.dist).cpu().tolist()
         return dict(zip(["D_real", "D_fake", "G_gan", "G_l1", "G_cx", "G_total"], losses))
 
     # ------------------------------------------------------------------ evaluation and samples
     @torch.no_grad()
-    def generate(self, sketches_u8: torch.Tensor, batch_size: int = 8) -> list[np.ndarray]:
+    def generate(
+        self, sketches_u8: torch.Tensor, batch_size: int = 8, attributes: torch.Tensor | None = None
+    ) -> list[np.ndarray]:
         """Generate faces for (N,H,W,3) uint8 sketches with the generator in eval mode."""
         net = _unwrap(self.generator)
         was_training = net.training
@@ -308,7 +370,8 @@ class Pix2PixTrainer:
         for i in range(0, sketches_u8.shape[0], batch_size):
             x = to_model_input(sketches_u8[i : i + batch_size]).to(self.device)
             with autocast(self.device, self.amp_dtype):
-                y = net(x.contiguous(memory_format=self.memory_format))
+                a = attributes[i : i + batch_size].to(self.device) if attributes is not None else None
+                y = net(x.contiguous(memory_format=self.memory_format), a)
             out.extend(batch_to_u8(y.float()))
         net.train(was_training)
         return out
@@ -322,7 +385,7 @@ class Pix2PixTrainer:
         n = min(self.cfg.run.eval_pairs, len(self.val_data))
         # evenly spaced over the split, so every source in it is represented
         rows = self.val_data.rows(torch.linspace(0, len(self.val_data) - 1, n).long())
-        fakes = self.generate(self.val_data.sketches[rows])
+        fakes = self.generate(self.val_data.sketches[rows], attributes=self._attributes_for(rows))
         reals = self.val_data.photos[rows].numpy()
         return {
             "val_ssim": float(np.mean([ssim(f, r) for f, r in zip(fakes, reals)])),
@@ -331,9 +394,12 @@ class Pix2PixTrainer:
 
     def write_samples(self, path: Path, n: int = 6) -> Path:
         """Sample grid PNG: rows of sketch | generated | real from the validation (or train) set."""
-        data = self.val_data if self.val_data is not None and len(self.val_data) else self.train_data
+        data = (
+            self.val_data if self.val_data is not None and len(self.val_data) else self.train_data
+        )
         picked = data.rows(torch.linspace(0, len(data) - 1, min(n, len(data))).long())
-        fakes = self.generate(data.sketches[picked])
+        attrs = self._attributes_for(picked) if data is self.val_data else None
+        fakes = self.generate(data.sketches[picked], attributes=attrs)
         rows = [
             [data.sketches[int(i)].numpy(), fake, data.photos[int(i)].numpy()]
             for i, fake in zip(picked, fakes)
@@ -348,20 +414,41 @@ class Pix2PixTrainer:
         main = self.dist.is_main_process
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+            (self.out_dir / "config.json").write_text(
+                json.dumps(cfg.to_dict(), indent=2, sort_keys=True)
+            )
         log_path = self.out_dir / "metrics.csv"
-        fields = ["step", "time_s", "images_per_s", "lr_g", "D_real", "D_fake", "G_gan", "G_l1", "G_cx", "G_total", "val_ssim", "val_psnr"]
+        fields = [
+            "step",
+            "time_s",
+            "images_per_s",
+            "lr_g",
+            "D_real",
+            "D_fake",
+            "G_gan",
+            "G_l1",
+            "G_cx",
+            "G_total",
+            "val_ssim",
+            "val_psnr",
+        ]
         if main and not log_path.exists():
             with log_path.open("w", newline="") as fh:
                 csv.DictWriter(fh, fieldnames=fields).writeheader()
-        bar = tqdm(total=cfg.run.max_steps, initial=self.step, disable=not self.show_progress, desc="train", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.run.max_steps,
+            initial=self.step,
+            disable=not self.show_progress,
+            desc="train",
+            dynamic_ncols=True,
+        )
         last: dict[str, float] = {}
         window_start, window_images = time.perf_counter(), 0
         t0 = time.perf_counter()
         try:
             while self.step < end:
-                sketch, photo = self._batch(self.step)
-                losses = self.train_step(sketch, photo)
+                sketch, photo, attributes = self._batch(self.step)
+                losses = self.train_step(sketch, photo, attributes)
                 window_images += sketch.shape[0] * self.dist.world_size
                 last = losses
                 bar.update(1)
@@ -373,14 +460,27 @@ class Pix2PixTrainer:
                     elapsed = time.perf_counter() - window_start
                     ips = window_images / max(elapsed, 1e-9)
                     window_start, window_images = time.perf_counter(), 0
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k != "G_total"} | {"img/s": f"{ips:.1f}"})
-                    row = {"step": step, "time_s": round(time.perf_counter() - t0, 1), "images_per_s": round(ips, 2), "lr_g": self.opt_g.param_groups[0]["lr"], **losses}
+                    bar.set_postfix(
+                        {k: f"{v:.3f}" for k, v in losses.items() if k != "G_total"}
+                        | {"img/s": f"{ips:.1f}"}
+                    )
+                    row = {
+                        "step": step,
+                        "time_s": round(time.perf_counter() - t0, 1),
+                        "images_per_s": round(ips, 2),
+                        "lr_g": self.opt_g.param_groups[0]["lr"],
+                        **losses,
+                    }
                 if step % cfg.run.eval_every == 0 or step == cfg.run.max_steps:
                     metrics = self.validate()
                     if metrics:
                         row = row or {"step": step}
                         row.update(metrics)
-                        log.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+                        log.info(
+                            "step %d: %s",
+                            step,
+                            ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+                        )
                         if metrics["val_ssim"] > self.best_val_ssim:
                             self.best_val_ssim = metrics["val_ssim"]
                             self.save(self.out_dir / "checkpoints" / "best.safetensors", metrics)

@@ -107,8 +107,8 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
     try:
         for kind, (image_u8, text) in images.items():
             key = f"{prefix}/{kind}.png"
+            written.append(key)  # before the put: a put that fails late may still have stored it
             store.put(key, _png(image_u8, comment=text), content_type="image/png")
-            written.append(key)
         generation.case_number = options.case_number
         generation.notes = options.notes
         generation.source = options.source
@@ -122,6 +122,7 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             "notices": output.notices,
             "face_found": output.face_found,
             "seed": options.seed,
+            "batch_size": output.batch_size,
         }
         session.add(generation)
         audit.record(

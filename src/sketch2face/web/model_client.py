@@ -39,6 +39,7 @@ class ModelOutput:
     timings_ms: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     face_found: bool = True  # False: no face detected on the sketch, it was centred and padded
+    batch_size: int = 1  # how many queued requests shared the model call
 
 
 class ModelClient(Protocol):
@@ -105,8 +106,8 @@ class InProcessModelClient:
                         self._pipeline = Sketch2Face.from_pretrained(
                             self.checkpoint, device=self.device
                         )
-                    except Sketch2FaceError:
-                        raise
+                    except Sketch2FaceError as exc:  # e.g. CheckpointError: missing model
+                        raise ModelUnavailableError(str(exc)) from exc
                     except Exception as exc:  # torch raises many types; name the checkpoint
                         raise ModelUnavailableError(
                             f"loading the model from {self.checkpoint or 'the packaged default'} "
@@ -151,7 +152,6 @@ class InProcessModelClient:
                 )
                 found = list(getattr(result, "face_found", [True] * len(items)))
                 timings = {k: float(v) for k, v in result.timings_ms.items()}
-                timings["batch_size"] = float(len(items))
                 for i, it in enumerate(items):
                     it.output = ModelOutput(
                         input_u8=result.inputs[i],
@@ -161,12 +161,16 @@ class InProcessModelClient:
                         timings_ms=timings,
                         notices=list(result.notices),
                         face_found=bool(found[i]),
+                        batch_size=len(items),
                     )
             except Exception as exc:
                 if len(items) > 1:  # one bad input must not fail its neighbours: retry singly
                     for it in items:
                         self._run_batch(pipe, [it])
                     continue
+                if not isinstance(exc, (InvalidImageError, ModelUnavailableError)):
+                    log.exception("generation failed")
+                    exc = ModelUnavailableError(f"generation failed: {exc}")
                 items[0].error = exc  # re-raised in the requesting thread
             finally:
                 for it in items:
@@ -248,6 +252,7 @@ class RemoteModelClient:
             timings_ms={k: float(v) for k, v in body.get("timings_ms", {}).items()},
             notices=list(body.get("notices", [])),
             face_found=bool(body.get("face_found", True)),
+            batch_size=int(body.get("batch_size", 1)),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -266,6 +271,7 @@ def model_output_to_json(output: ModelOutput) -> dict[str, Any]:
         "timings_ms": output.timings_ms,
         "notices": output.notices,
         "face_found": output.face_found,
+        "batch_size": output.batch_size,
         "images": {
             "input": b64(output.input_u8),
             "face": b64(output.face_u8),

@@ -1,7 +1,7 @@
 """``sketch2face serve-model``: a tiny HTTP app exposing the pipeline to remote web tiers.
 
     POST /v1/generate   multipart: sketch (image file), refine (0/1), seed (int, optional)
-                        -> 200 JSON {model_version, timings_ms, notices, face_found,
+                        -> 200 JSON {model_version, timings_ms, notices, face_found, batch_size,
                                      images: {input, face, refined}} with base64 PNGs
                            (refined null when not refined); 400 {error} for bad images
     GET  /v1/health     -> {status, model: {...}}

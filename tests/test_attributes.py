@@ -1,0 +1,79 @@
+"""Attribute conditioning: parsing witness descriptions, training vectors, and the model path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sketch2face.attributes import (
+    ATTRIBUTE_DIM,
+    HAIR_COLOURS,
+    SKIN_TONES,
+    FaceAttributes,
+    drop_groups,
+    hair_colours,
+    skin_colours,
+    training_vectors,
+)
+from sketch2face.errors import InvalidAttributesError
+from sketch2face.models.unet import GeneratorConfig, UNetGenerator
+from sketch2face.pipeline import Sketch2Face
+
+
+def test_request_parsing_names_hex_and_rgb() -> None:
+    a = FaceAttributes.from_request({"skin": "Dark", "hair_color": "#ff8000", "gender": "female"})
+    assert a.skin_rgb == SKIN_TONES["dark"] and a.hair_rgb == (255, 128, 0) and a.gender == "female"
+    vec = a.to_vector()
+    assert vec.shape == (ATTRIBUTE_DIM,) and vec[0] == vec[4] == vec[8] == 1 and vec[9] == 1
+    assert FaceAttributes.from_request({"skin": [10, 20, 30]}).skin_rgb == (10, 20, 30)
+    empty = FaceAttributes.from_request({"skin": "", "hair_color": None})
+    assert empty.is_empty and not empty.to_vector().any()
+
+
+@pytest.mark.parametrize("bad", [{"skin": "purple"}, {"hair_color": [1, 2]}, {"gender": "x"}, {"eyes": "blue"}])
+def test_bad_requests_say_what_is_allowed(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="use"):
+        FaceAttributes.from_request(bad)
+
+
+def test_colours_are_measured_in_the_right_regions() -> None:
+    photos = np.zeros((2, 256, 256, 3), np.uint8)
+    photos[0, 120:170, 60:200] = SKIN_TONES["olive"]  # cheeks
+    photos[0, 0:50, 60:200] = HAIR_COLOURS["blonde"]  # top of the head
+    assert np.allclose(skin_colours(photos)[0], SKIN_TONES["olive"])
+    assert np.allclose(hair_colours(photos)[0], HAIR_COLOURS["blonde"])
+    vec = training_vectors(photos, [1, None])
+    assert vec[0, 8] == 1 and vec[0, 9] == 1 and vec[1, 8] == 0  # gender only where labelled
+    dropped = drop_groups(torch.from_numpy(vec), torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
+    assert dropped[0, 4:8].abs().sum() == 0 and dropped[0, 0] == 1 and dropped[1].abs().sum() == 0
+
+
+def test_changing_an_attribute_changes_the_output_where_the_projection_acts(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = UNetGenerator(GeneratorConfig(ngf=4, depth=6, attribute_dim=ATTRIBUTE_DIM)).eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    dark = torch.from_numpy(FaceAttributes.from_request({"skin": "dark"}).to_vector())[None]
+    light = torch.from_numpy(FaceAttributes.from_request({"skin": "very-light"}).to_vector())[None]
+    # zero-initialised: attributes change nothing until trained (warm start keeps the old model)
+    assert torch.equal(net(x, dark), net(x, light))
+    with torch.no_grad():
+        net.attribute_proj.weight.normal_(0, 1.0)
+    assert not torch.allclose(net(x, dark), net(x, light))
+
+
+def test_pipeline_attributes_on_plain_and_conditioned_models(tiny_checkpoint: Path, tmp_path: Path, shared_dir: Path) -> None:
+    from conftest import make_tiny_checkpoint
+
+    sketch = shared_dir / "data" / "fixtures" / "fs2k_test" / "style0_sketch1_sketch1396.jpg"
+    plain = Sketch2Face.from_pretrained(tiny_checkpoint)
+    result = plain(sketch, attributes={"skin": "dark"})
+    assert any("not attribute-conditioned" in n for n in result.notices)
+    with pytest.raises(InvalidAttributesError):
+        plain(sketch, attributes={"skin": "purple"})
+    cond_path = make_tiny_checkpoint(tmp_path / "cond.safetensors", attribute_dim=ATTRIBUTE_DIM)
+    cond = Sketch2Face.from_pretrained(cond_path)
+    assert cond.supports_attributes
+    assert cond(sketch, attributes={"skin": "dark", "gender": "male"}).faces[0].shape == (256, 256, 3)
