@@ -67,7 +67,11 @@ def machine_info() -> dict[str, object]:
     return {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
-        "isa": sorted(f for f in flags if f in {"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_bf16"}),
+        "isa": sorted(
+            f
+            for f in flags
+            if f in {"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_bf16"}
+        ),
         "loadavg_start": os.getloadavg(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -78,7 +82,9 @@ def machine_info() -> dict[str, object]:
     }
 
 
-def timed_interleaved(fns: list[Callable[[], object]], warmup: int, iters: int) -> list[list[float]]:
+def timed_interleaved(
+    fns: list[Callable[[], object]], warmup: int, iters: int
+) -> list[list[float]]:
     """Seconds per call of each fn, measured round-robin, so a burst of load from other processes
     hits every variant alike; ``warmup`` untimed rounds first. In each round every fn gets one
     untimed call before its timed one, so the previous variant's idle-spinning worker threads
@@ -173,13 +179,20 @@ def quantize(model: bytes, mode: str, calibration: np.ndarray) -> bytes:
             quantize_dynamic(str(pre), str(out), weight_type=QuantType.QUInt8)
         else:
             quantize_static(
-                str(pre), str(out), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                str(pre),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QOperator,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
             )
         return out.read_bytes()
 
 
-def bench_model(key: str, args: argparse.Namespace, default_threads: int) -> list[dict[str, object]]:
+def bench_model(
+    key: str, args: argparse.Namespace, default_threads: int
+) -> list[dict[str, object]]:
     cfg, size = MODELS[key]
     torch.manual_seed(0)
     generator = UNetGenerator(cfg).eval()
@@ -202,14 +215,19 @@ def bench_model(key: str, args: argparse.Namespace, default_threads: int) -> lis
         for mode in ("dynamic", "static"):
             t0 = time.perf_counter()
             models[f"ort-int8-{mode}"] = quantize(model_fp32, mode, sketches[:3])
-            print(f"  [{key}] int8 {mode} quantisation took {time.perf_counter() - t0:.1f} s", flush=True)
+            print(
+                f"  [{key}] int8 {mode} quantisation took {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
     for name, model in models.items():
         for t in args.threads:
             session = ort_session(model, t)
             engines.append((name, t, lambda b, s=session: s.run(["face"], {"sketch": b})[0]))
             if name == "ort-fp32" and t > 1:
                 session = ort_session(model, t, spin=False)
-                engines.append(("ort-fp32-nospin", t, lambda b, s=session: s.run(["face"], {"sketch": b})[0]))
+                engines.append(
+                    ("ort-fp32-nospin", t, lambda b, s=session: s.run(["face"], {"sketch": b})[0])
+                )
 
     def with_threads(name: str, threads: int, fn: Callable[[], object]) -> Callable[[], object]:
         def call() -> object:
@@ -219,14 +237,25 @@ def bench_model(key: str, args: argparse.Namespace, default_threads: int) -> lis
         return call
 
     all_times = timed_interleaved(
-        [with_threads(name, t, lambda r=run: r(x)) for name, t, run in engines], args.warmup, args.iters
+        [with_threads(name, t, lambda r=run: r(x)) for name, t, run in engines],
+        args.warmup,
+        args.iters,
     )
     rows: list[dict[str, object]] = []
     for (name, threads, run), times in zip(engines, all_times):
         torch.set_num_threads(threads if name.startswith("torch") else default_threads)
         outputs = to_u8(np.concatenate([run(s[None]) for s in sketches]))
-        row = {"model": key, "ngf": cfg.ngf, "depth": cfg.depth, "size_px": size, "params_m": round(params_m, 2),
-               "engine": name, "threads": threads, **stats(times), **parity(reference, outputs)}
+        row = {
+            "model": key,
+            "ngf": cfg.ngf,
+            "depth": cfg.depth,
+            "size_px": size,
+            "params_m": round(params_m, 2),
+            "engine": name,
+            "threads": threads,
+            **stats(times),
+            **parity(reference, outputs),
+        }
         rows.append(row)
         print(f"  [{key}] {name:18s} threads={threads}  {row['median_ms']:8.1f} ms", flush=True)
     torch.set_num_threads(default_threads)
@@ -234,7 +263,9 @@ def bench_model(key: str, args: argparse.Namespace, default_threads: int) -> lis
     for row in rows:
         # vs the shipped eager setting (torch's default threads), and vs eager at the same threads
         row["speedup_vs_eager"] = eager[default_threads] / row["median_ms"]
-        row["speedup_vs_eager_same_threads"] = eager.get(row["threads"], eager[default_threads]) / row["median_ms"]
+        row["speedup_vs_eager_same_threads"] = (
+            eager.get(row["threads"], eager[default_threads]) / row["median_ms"]
+        )
     return rows
 
 
@@ -250,7 +281,9 @@ def bench_pipeline(args: argparse.Namespace, default_threads: int) -> list[dict[
         generator = UNetGenerator(cfg).eval()
         model = export_onnx_bytes(generator, size_px=size)
         torch_backend = TorchBackend(generator, torch.device("cpu"))
-        backends: list[tuple[str, int, object]] = [("torch", t, torch_backend) for t in sorted({default_threads, *args.threads})]
+        backends: list[tuple[str, int, object]] = [
+            ("torch", t, torch_backend) for t in sorted({default_threads, *args.threads})
+        ]
         for t in args.threads:
             backends.append(("onnx", t, OnnxBackend(model, threads=t)))
             if t > 1:
@@ -260,7 +293,9 @@ def bench_pipeline(args: argparse.Namespace, default_threads: int) -> list[dict[
             pipe = Sketch2Face(backend, cfg, model_size_px=size)  # type: ignore[arg-type]
             parts: list[dict[str, float]] = []
 
-            def call(p: Sketch2Face = pipe, out: list = parts, n: str = name, t: int = threads) -> None:
+            def call(
+                p: Sketch2Face = pipe, out: list = parts, n: str = name, t: int = threads
+            ) -> None:
                 # the whole process at t threads: the pipeline's own torch ops (normalise, to uint8)
                 # run around the onnx backend too
                 torch.set_num_threads(t)
@@ -270,58 +305,104 @@ def bench_pipeline(args: argparse.Namespace, default_threads: int) -> list[dict[
             parts_all.append(parts)
         all_times = timed_interleaved(calls, args.warmup, args.iters)
         for (name, threads, _backend), times, parts in zip(backends, all_times, parts_all):
-            parts = parts[args.warmup:]
-            row = {"model": key, "size_px": size, "backend": name, "threads": threads, **stats(times),
-                   "prepare_ms": statistics.median(p["prepare"] for p in parts),
-                   "generate_ms": statistics.median(p["generate"] for p in parts)}
+            parts = parts[args.warmup :]
+            row = {
+                "model": key,
+                "size_px": size,
+                "backend": name,
+                "threads": threads,
+                **stats(times),
+                "prepare_ms": statistics.median(p["prepare"] for p in parts),
+                "generate_ms": statistics.median(p["generate"] for p in parts),
+            }
             rows.append(row)
-            print(f"  [pipeline {key}] {name:6s} threads={threads}  {row['median_ms']:8.1f} ms", flush=True)
+            print(
+                f"  [pipeline {key}] {name:6s} threads={threads}  {row['median_ms']:8.1f} ms",
+                flush=True,
+            )
         torch.set_num_threads(default_threads)
-        base = next(r["median_ms"] for r in rows[-len(backends):] if r["backend"] == "torch" and r["threads"] == default_threads)
-        for row in rows[-len(backends):]:
+        base = next(
+            r["median_ms"]
+            for r in rows[-len(backends) :]
+            if r["backend"] == "torch" and r["threads"] == default_threads
+        )
+        for row in rows[-len(backends) :]:
             row["speedup_vs_torch"] = base / row["median_ms"]
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", default="1,2", help="intra-op thread counts to compare")
     parser.add_argument("--models", default="standard,lean128,lean256")
     parser.add_argument("--no-int8", dest="int8", action="store_false")
     parser.add_argument("--no-pipeline", dest="pipeline", action="store_false")
+    parser.add_argument(
+        "--no-generator", dest="generator", action="store_false", help="only the pipeline part"
+    )
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     args.threads = [int(t) for t in args.threads.split(",")]
     args.models = [m for m in args.models.split(",") if m]
     info = machine_info()
     default_threads = torch.get_num_threads()
-    print(f"{info['cpu']} ({info['cpu_count']} CPUs, {' '.join(info['isa'])}), torch {info['torch']} "
-          f"({default_threads} threads), onnxruntime {info['onnxruntime']}, load {info['loadavg_start']}", flush=True)
-    rows = [row for key in args.models for row in bench_model(key, args, default_threads)]
+    print(
+        f"{info['cpu']} ({info['cpu_count']} CPUs, {' '.join(info['isa'])}), torch {info['torch']} "
+        f"({default_threads} threads), onnxruntime {info['onnxruntime']}, load {info['loadavg_start']}",
+        flush=True,
+    )
+    rows = (
+        [row for key in args.models for row in bench_model(key, args, default_threads)]
+        if args.generator
+        else []
+    )
     pipeline_rows = bench_pipeline(args, default_threads) if args.pipeline else []
     info["loadavg_end"] = os.getloadavg()
 
-    print("\nGenerator, batch 1 (random weights; parity vs torch eager fp32 on the fixture sketches)")
-    print(f"{'model':9s} {'px':>4s} {'engine':18s} {'thr':>3s} {'median':>8s} {'p95':>8s} {'img/s':>6s} "
-          f"{'x eager':>7s} {'x same-thr':>10s} {'max|d|':>6s} {'mean|d|':>7s} {'SSIMmin':>7s}")
+    if rows:
+        print(
+            "\nGenerator, batch 1 (random weights; parity vs torch eager fp32 on the fixture sketches)"
+        )
+        print(
+            f"{'model':9s} {'px':>4s} {'engine':18s} {'thr':>3s} {'median':>8s} {'p95':>8s} {'img/s':>6s} "
+            f"{'x eager':>7s} {'x same-thr':>10s} {'max|d|':>6s} {'mean|d|':>7s} {'SSIMmin':>7s}"
+        )
     for r in rows:
-        print(f"{r['model']:9s} {r['size_px']:4d} {r['engine']:18s} {r['threads']:3d} {r['median_ms']:6.1f}ms "
-              f"{r['p95_ms']:6.1f}ms {r['images_per_s']:6.2f} {r['speedup_vs_eager']:7.2f} {r['speedup_vs_eager_same_threads']:10.2f} {r['max_abs_u8']:6d} "
-              f"{r['mean_abs_u8']:7.3f} {r['ssim_min']:7.4f}")
+        print(
+            f"{r['model']:9s} {r['size_px']:4d} {r['engine']:18s} {r['threads']:3d} {r['median_ms']:6.1f}ms "
+            f"{r['p95_ms']:6.1f}ms {r['images_per_s']:6.2f} {r['speedup_vs_eager']:7.2f} {r['speedup_vs_eager_same_threads']:10.2f} {r['max_abs_u8']:6d} "
+            f"{r['mean_abs_u8']:7.3f} {r['ssim_min']:7.4f}"
+        )
     if pipeline_rows:
         print("\nSketch2Face.__call__ on one raw sketch (prepare + generate)")
-        print(f"{'model':9s} {'px':>4s} {'backend':11s} {'thr':>3s} {'median':>8s} {'p95':>8s} {'prepare':>8s} "
-              f"{'generate':>8s} {'x torch':>7s}")
+        print(
+            f"{'model':9s} {'px':>4s} {'backend':11s} {'thr':>3s} {'median':>8s} {'p95':>8s} {'prepare':>8s} "
+            f"{'generate':>8s} {'x torch':>7s}"
+        )
         for r in pipeline_rows:
-            print(f"{r['model']:9s} {r['size_px']:4d} {r['backend']:11s} {r['threads']:3d} {r['median_ms']:6.1f}ms "
-                  f"{r['p95_ms']:6.1f}ms {r['prepare_ms']:6.1f}ms {r['generate_ms']:6.1f}ms {r['speedup_vs_torch']:7.2f}")
+            print(
+                f"{r['model']:9s} {r['size_px']:4d} {r['backend']:11s} {r['threads']:3d} {r['median_ms']:6.1f}ms "
+                f"{r['p95_ms']:6.1f}ms {r['prepare_ms']:6.1f}ms {r['generate_ms']:6.1f}ms {r['speedup_vs_torch']:7.2f}"
+            )
     print(f"load average start {info['loadavg_start']}, end {info['loadavg_end']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"machine": info, "iters": args.iters, "warmup": args.warmup, "weights": "random (seed 0)",
-             "generator": rows, "pipeline": pipeline_rows}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "iters": args.iters,
+                    "warmup": args.warmup,
+                    "weights": "random (seed 0)",
+                    "generator": rows,
+                    "pipeline": pipeline_rows,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

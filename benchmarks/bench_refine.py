@@ -40,8 +40,16 @@ from sketch2face.imaging import load_image, tensor_to_u8, u8_to_tensor
 SHARED = Path(os.environ.get("SKETCH2FACE_SHARED", "/work/shared"))
 FACE = SHARED / "data/fixtures/ffhq_gfpgan_test/00000000.png"
 OFFICIAL_V14_KWARGS = dict(
-    out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
-    num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True,
+    out_size=512,
+    num_style_feat=512,
+    channel_multiplier=2,
+    decoder_load_path=None,
+    fix_decoder=False,
+    num_mlp=8,
+    input_is_latent=True,
+    different_w=True,
+    narrow=1,
+    sft_half=True,
 )
 TARGET_S = 1.5
 
@@ -72,12 +80,18 @@ def summary(times: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iters", type=int, default=1, help="timed forwards per variant (after one warm-up)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--iters", type=int, default=1, help="timed forwards per variant (after one warm-up)"
+    )
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
     parser.add_argument("--no-flops", dest="flops", action="store_false")
-    parser.add_argument("--no-full", dest="full", action="store_false", help="skip the whole refine_detailed call")
+    parser.add_argument(
+        "--no-full", dest="full", action="store_false", help="skip the whole refine_detailed call"
+    )
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
@@ -89,11 +103,20 @@ def main() -> None:
     from sketch2face.evaluation.metrics import ssim
     from sketch2face.refine.gfpgan import GFPGANRefiner
 
-    info = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "torch": torch.__version__, "onnxruntime": ort.__version__, "torch_default_threads": default_threads,
-            "loadavg_start": os.getloadavg(), "weights": "random (seed 0), official v1.3/v1.4 architecture"}
-    print(f"torch {torch.__version__} ({default_threads} threads), onnxruntime {ort.__version__}, "
-          f"{os.cpu_count()} CPUs, load {info['loadavg_start']}", flush=True)
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "torch_default_threads": default_threads,
+        "loadavg_start": os.getloadavg(),
+        "weights": "random (seed 0), official v1.3/v1.4 architecture",
+    }
+    print(
+        f"torch {torch.__version__} ({default_threads} threads), onnxruntime {ort.__version__}, "
+        f"{os.cpu_count()} CPUs, load {info['loadavg_start']}",
+        flush=True,
+    )
     torch.manual_seed(0)
     network = GFPGAN(**OFFICIAL_V14_KWARGS).eval().requires_grad_(False)
     params_m = sum(p.numel() for p in network.parameters()) / 1e6
@@ -112,8 +135,14 @@ def main() -> None:
     if args.full:
         times = timed(lambda: refiner.refine_detailed(face_256), args.iters)
         detail = refiner.refine_detailed(face_256).timings_ms if args.iters > 1 else None
-        rows.append({"variant": "torch-eager-fp32 refine_detailed (align+net+paste)", "threads": default_threads,
-                     **summary(times), **({"parts_ms": detail} if detail else {})})
+        rows.append(
+            {
+                "variant": "torch-eager-fp32 refine_detailed (align+net+paste)",
+                "threads": default_threads,
+                **summary(times),
+                **({"parts_ms": detail} if detail else {}),
+            }
+        )
         print(f"  eager refine_detailed: {rows[-1]['median_s']:.2f} s", flush=True)
 
     onnx_result: dict[str, object] = {"attempted": args.onnx}
@@ -125,13 +154,25 @@ def main() -> None:
         try:
             with warnings.catch_warnings(), torch.inference_mode():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(wrapped, (x,), buf, dynamo=False, opset_version=17,
-                                  input_names=["crop"], output_names=["restored"])
+                torch.onnx.export(
+                    wrapped,
+                    (x,),
+                    buf,
+                    dynamo=False,
+                    opset_version=17,
+                    input_names=["crop"],
+                    output_names=["restored"],
+                )
             onnx_result["export_s"] = time.perf_counter() - start
             onnx_result["model_mb"] = len(buf.getvalue()) / 2**20
-            print(f"  ONNX export ok in {onnx_result['export_s']:.1f} s ({onnx_result['model_mb']:.0f} MB)", flush=True)
+            print(
+                f"  ONNX export ok in {onnx_result['export_s']:.1f} s ({onnx_result['model_mb']:.0f} MB)",
+                flush=True,
+            )
         except Exception as exc:  # report, don't fail: this is what the benchmark is for
-            onnx_result["export_error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            onnx_result["export_error"] = (
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            )
             onnx_result["traceback_tail"] = traceback.format_exc().splitlines()[-6:]
             print(f"  ONNX export FAILED: {onnx_result['export_error']}", flush=True)
         if "export_error" not in onnx_result:
@@ -144,18 +185,31 @@ def main() -> None:
                     if not spin:
                         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                     start = time.perf_counter()
-                    session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+                    session = ort.InferenceSession(
+                        buf.getvalue(), options, providers=["CPUExecutionProvider"]
+                    )
                     load_s = time.perf_counter() - start
                     (out,) = session.run(None, feeds)  # warm-up, and the parity sample
                     out_u8 = tensor_to_u8(torch.from_numpy(out[0]))
                     times = timed(lambda s=session: s.run(None, feeds), args.iters)
                     diff = np.abs(out_u8.astype(np.int16) - reference.astype(np.int16))
                     name = "onnxruntime-fp32 network" + ("" if spin else " (nospin)")
-                    rows.append({"variant": name, "threads": t, **summary(times), "session_load_s": load_s,
-                                 "max_abs_u8": int(diff.max()), "mean_abs_u8": float(diff.mean()),
-                                 "ssim": ssim(reference, out_u8)})
-                    print(f"  {name} threads={t}: {rows[-1]['median_s']:.2f} s "
-                          f"(max|d| {diff.max()}, mean|d| {diff.mean():.3f})", flush=True)
+                    rows.append(
+                        {
+                            "variant": name,
+                            "threads": t,
+                            **summary(times),
+                            "session_load_s": load_s,
+                            "max_abs_u8": int(diff.max()),
+                            "mean_abs_u8": float(diff.mean()),
+                            "ssim": ssim(reference, out_u8),
+                        }
+                    )
+                    print(
+                        f"  {name} threads={t}: {rows[-1]['median_s']:.2f} s "
+                        f"(max|d| {diff.max()}, mean|d| {diff.mean():.3f})",
+                        flush=True,
+                    )
                     del session
 
     flops = None
@@ -170,25 +224,46 @@ def main() -> None:
     for row in rows:
         row["speedup_vs_eager"] = base / row["median_s"]
         if flops:
-            row["gflop_per_s"] = flops / 1e9 / row["median_s"] if "network" in str(row["variant"]) else None
+            row["gflop_per_s"] = (
+                flops / 1e9 / row["median_s"] if "network" in str(row["variant"]) else None
+            )
     info["loadavg_end"] = os.getloadavg()
 
-    print(f"\nGFPGANv1Clean 512x512 ({params_m:.1f}M params, random weights), per face, {args.iters} timed iter(s)")
-    print(f"{'variant':52s} {'thr':>3s} {'median':>8s} {'max':>8s} {'faces/s':>7s} {'x eager':>7s} {'GFLOP/s':>7s}")
+    print(
+        f"\nGFPGANv1Clean 512x512 ({params_m:.1f}M params, random weights), per face, {args.iters} timed iter(s)"
+    )
+    print(
+        f"{'variant':52s} {'thr':>3s} {'median':>8s} {'max':>8s} {'faces/s':>7s} {'x eager':>7s} {'GFLOP/s':>7s}"
+    )
     for r in rows:
         gf = r.get("gflop_per_s")
-        print(f"{r['variant']:52s} {r['threads']:3d} {r['median_s']:7.2f}s {r['max_s']:7.2f}s {r['faces_per_s']:7.3f} "
-              f"{r['speedup_vs_eager']:7.2f} {gf if gf is None else round(gf, 1)!s:>7s}")
+        print(
+            f"{r['variant']:52s} {r['threads']:3d} {r['median_s']:7.2f}s {r['max_s']:7.2f}s {r['faces_per_s']:7.3f} "
+            f"{r['speedup_vs_eager']:7.2f} {gf if gf is None else round(gf, 1)!s:>7s}"
+        )
     if "export_error" in onnx_result:
         print(f"ONNX export failed: {onnx_result['export_error']}")
     if flops:
-        print(f"network: {flops / 1e9:.0f} GFLOP per face (FLOPs = 2 x MACs); {TARGET_S} s/face needs "
-              f"{flops / 1e9 / TARGET_S:.0f} GFLOP/s sustained")
+        print(
+            f"network: {flops / 1e9:.0f} GFLOP per face (FLOPs = 2 x MACs); {TARGET_S} s/face needs "
+            f"{flops / 1e9 / TARGET_S:.0f} GFLOP/s sustained"
+        )
     print(f"load average start {info['loadavg_start']}, end {info['loadavg_end']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"machine": info, "params_m": params_m, "gflop_per_face": flops / 1e9 if flops else None,
-             "iters": args.iters, "rows": rows, "onnx": onnx_result}, indent=2, default=str))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "params_m": params_m,
+                    "gflop_per_face": flops / 1e9 if flops else None,
+                    "iters": args.iters,
+                    "rows": rows,
+                    "onnx": onnx_result,
+                },
+                indent=2,
+                default=str,
+            )
+        )
 
 
 if __name__ == "__main__":

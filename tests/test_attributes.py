@@ -77,3 +77,27 @@ def test_pipeline_attributes_on_plain_and_conditioned_models(tiny_checkpoint: Pa
     cond = Sketch2Face.from_pretrained(cond_path)
     assert cond.supports_attributes
     assert cond(sketch, attributes={"skin": "dark", "gender": "male"}).faces[0].shape == (256, 256, 3)
+
+
+def test_attribute_control_report_and_sheet(tmp_path: Path, shared_dir: Path) -> None:
+    from conftest import make_tiny_checkpoint
+    from PIL import Image
+
+    from sketch2face.evaluation.attribute_control import measure_attribute_control
+
+    folder = shared_dir / "data" / "fixtures" / "fs2k_test"
+    pairs = []
+    for sketch in sorted(folder.glob("*_sketch*"))[:2]:
+        style, kind, name = sketch.stem.split("_")
+        photo = folder / f"{style}_{kind.replace('sketch', 'photo')}_{name.replace('sketch', 'image')}.jpg"
+        for src in (sketch, photo):  # manifest pairs are 256x256
+            Image.open(src).convert("RGB").resize((256, 256)).save(tmp_path / f"{src.stem}.png")
+        pairs.append((tmp_path / f"{sketch.stem}.png", tmp_path / f"{photo.stem}.png"))
+    pipe = Sketch2Face.from_pretrained(make_tiny_checkpoint(tmp_path / "c.safetensors", attribute_dim=ATTRIBUTE_DIM))
+    report = measure_attribute_control(pipe, pairs, sheet_path=tmp_path / "sheet.png", progress=False)
+    assert report.count == 2 and 0 < report.ssim_no_attributes <= 1
+    assert {r["kind"] for r in report.requests} == {"skin", "hair_color"} and len(report.requests) == 6
+    assert all(r["distance"] >= 0 for r in report.requests)
+    assert "request" in report.table()
+    sheet = Image.open(tmp_path / "sheet.png")
+    assert sheet.size[0] > 8 * 256 and sheet.size[1] > 2 * 256  # 2 rows: sketch, none, 3 skins, 3 hairs

@@ -104,7 +104,9 @@ class OnnxBackend:
         feeds = {"sketch": batch_t.float().numpy()}
         if "attributes" in self.input_names:
             n = batch_t.shape[0]
-            attrs = attributes if attributes is not None else torch.zeros(n, 0)
+            dim = self.session.get_inputs()[self.input_names.index("attributes")].shape[1]
+            # all-zero vector = every attribute unspecified (sketch2face.attributes)
+            attrs = attributes if attributes is not None else torch.zeros(n, int(dim))
             feeds["attributes"] = attrs.float().numpy()
         (out,) = self.session.run(["face"], feeds)
         return torch.from_numpy(np.asarray(out))

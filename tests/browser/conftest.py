@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+
+from .browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 import pytest
-from browser_support import ARTIFACTS, PASSWORD
+
+from .browser_support import ARTIFACTS, PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from web_support import CREATED_APPS, WebClient, make_app
+
+from .web_support import CREATED_APPS, WebClient, make_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL_FILE = REPO_ROOT / "test-artifacts" / "ci_services" / "postgres_url"

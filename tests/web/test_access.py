@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from web_support import WebClient, generation_id_from
 
 from sketch2face.web.db import new_session
 from sketch2face.web.models import Generation
+
+from .web_support import WebClient, generation_id_from
 
 
 def test_other_users_get_404_everywhere(app: Any, alice: WebClient, bob: WebClient) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from web_support import WebClient, sketch_png
 
 from sketch2face.web.db import new_session
 from sketch2face.web.models import ApiToken
+
+from .web_support import WebClient, sketch_png
 
 
 def make_token(c: WebClient, name: str = "script") -> str:
@@ -144,7 +145,7 @@ def test_openapi_document(app: Any) -> None:
 
 
 def test_api_generation_is_rate_limited_per_token(settings: Any, web_model_client: Any) -> None:
-    from web_support import make_app
+    from .web_support import make_app
 
     app = make_app(settings.replace(generate_rate_limit="1 per minute"), web_model_client)
     c = WebClient(app)

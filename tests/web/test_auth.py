@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from web_support import PASSWORD, WebClient, make_app
 
 from sketch2face.web.db import new_session
 from sketch2face.web.models import AuditEvent, User
+
+from .web_support import PASSWORD, WebClient, make_app
 
 
 def _events(app: Any, action: str) -> list[AuditEvent]:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from web_support import sketch_png
 
 from sketch2face.imaging import decode_image_bytes
 from sketch2face.web.model_client import InProcessModelClient
+
+from .web_support import sketch_png
 
 
 def test_loads_once_lazily(tiny_checkpoint: Path) -> None:
@@ -69,7 +70,7 @@ def test_one_failure_does_not_fail_the_batch(web_model_client: Any) -> None:
 
 
 def test_missing_checkpoint_is_a_clear_503(settings: Any, tmp_path: Path) -> None:
-    from web_support import WebClient, make_app
+    from .web_support import WebClient, make_app
 
     missing = InProcessModelClient(str(tmp_path / "nope.safetensors"), device="cpu")
     c = WebClient(make_app(settings, missing))

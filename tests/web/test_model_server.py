@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from web_support import WebClient, generation_id_from, make_app
 
 from sketch2face.web.model_server import create_model_app
+
+from .web_support import WebClient, generation_id_from, make_app
 
 
 def _free_port() -> int:
@@ -60,7 +61,8 @@ def test_wrong_model_token_and_unreachable_server_are_503(settings: Any, model_s
 
 def test_model_server_contract(model_server: str) -> None:
     import requests
-    from web_support import sketch_png
+
+    from .web_support import sketch_png
 
     health = requests.get(f"{model_server}/v1/health", timeout=10).json()
     assert health["status"] == "ok"

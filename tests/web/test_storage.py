@@ -100,7 +100,8 @@ def test_bad_urls_are_config_errors() -> None:
 def test_web_app_on_s3(settings: Any, web_model_client: Any, moto_endpoint: str) -> None:
     """The whole generate -> view -> delete flow with images in S3."""
     import boto3
-    from web_support import WebClient, generation_id_from, make_app
+
+    from .web_support import WebClient, generation_id_from, make_app
 
     boto3.client(
         "s3",

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from web_support import WebClient, generation_id_from, sketch_png
 
 from sketch2face.web.db import new_session
 from sketch2face.web.extensions import MODEL, STORE
 from sketch2face.web.generation import LIKENESS_NOTICE
 from sketch2face.web.models import AuditEvent, Generation
+
+from .web_support import WebClient, generation_id_from, sketch_png
 
 
 def _objects(app: Any) -> list[Path]:
@@ -218,7 +219,7 @@ def test_sketch_is_stored_as_uploaded_pixels(app: Any, alice: WebClient) -> None
 
 
 def test_generation_is_rate_limited(settings: Any, web_model_client: Any) -> None:
-    from web_support import make_app
+    from .web_support import make_app
 
     app = make_app(settings.replace(generate_rate_limit="2 per minute"), web_model_client)
     c = WebClient(app)

@@ -27,12 +27,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("--dataset", help="shortcut for --set data.dataset_dir=...")
     p.add_argument("--out", help="shortcut for --set run.out_dir=...")
+    p.add_argument(
+        "--finalize",
+        action="store_true",
+        help="load <out_dir>/checkpoints/last.safetensors, re-estimate BatchNorm statistics, "
+        "write final.safetensors and stop",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the trainer from the config and train to run.max_steps."""
+    from sketch2face.errors import Sketch2FaceError
     from sketch2face.training.config import load_config
     from sketch2face.training.data import load_pairs
     from sketch2face.training.trainer import Pix2PixTrainer
@@ -60,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
         cfg.run.max_steps,
         cfg.run.out_dir,
     )
+    if args.finalize:
+        if trainer.step == 0:
+            raise Sketch2FaceError(f"nothing to finalize: no checkpoint in {cfg.run.out_dir}/checkpoints")
+        trainer.recalibrate_batchnorm()
+        path = trainer.save(trainer.out_dir / "checkpoints" / "final.safetensors", trainer.validate())
+        print(f"wrote {path} (step {trainer.step}, BatchNorm statistics re-estimated)")
+        return 0
     losses = trainer.fit()
     if trainer.dist.is_main_process:
         print(

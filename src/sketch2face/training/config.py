@@ -82,9 +82,10 @@ class RunConfig:
     eval_every: int = 1000
     eval_pairs: int = 64
     checkpoint_every: int = 500
-    init_from: str = (
-        ""  # warm start: a checkpoint whose network weights are loaded (not optimisers)
-    )
+    #: training batches (of 16) to re-estimate BatchNorm statistics before validation and at the end
+    bn_recalibration_batches: int = 16
+    #: warm start: a checkpoint whose network weights are loaded (not optimisers)
+    init_from: str = ""
 
 
 @dataclass(frozen=True)

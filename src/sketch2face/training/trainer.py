@@ -376,10 +376,46 @@ class Pix2PixTrainer:
         net.train(was_training)
         return out
 
+    @torch.no_grad()
+    def recalibrate_batchnorm(self) -> None:
+        """Re-estimate the generator's BatchNorm running statistics ("precise BN").
+
+        Running averages (momentum 0.1) lag behind the weights, and eval-mode outputs drift
+        (darker, lower SSIM) from what the network does with batch statistics. A cumulative
+        average over ``run.bn_recalibration_batches`` training batches, with dropout off as at
+        inference, fixes that; training itself never reads running stats, so this is free of
+        side effects on the GAN game.
+        """
+        n_batches = self.cfg.run.bn_recalibration_batches
+        net = _unwrap(self.generator)
+        norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+        if n_batches <= 0 or not norms:
+            return
+        was_training = net.training
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
+        net.train()
+        for m in net.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()
+        gen = torch.Generator().manual_seed(self.cfg.runtime.seed * 131 + self.step)
+        for _ in range(n_batches):
+            idx = torch.randint(0, len(self.train_data), (16,), generator=gen)
+            rows = self.train_data.rows(idx)
+            x = to_model_input(self.train_data.sketches[rows]).to(self.device)
+            with autocast(self.device, self.amp_dtype):
+                net(x.contiguous(memory_format=self.memory_format), self._attributes_for(rows, gen))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        net.train(was_training)
+
     def validate(self) -> dict[str, float]:
         """Mean SSIM / PSNR on the first ``run.eval_pairs`` validation pairs."""
         if self.val_data is None or len(self.val_data) == 0:
             return {}
+        self.recalibrate_batchnorm()
         from sketch2face.evaluation.metrics import psnr, ssim
 
         n = min(self.cfg.run.eval_pairs, len(self.val_data))
@@ -489,6 +525,9 @@ class Pix2PixTrainer:
                         csv.DictWriter(fh, fieldnames=fields).writerow(row)
                 if step % cfg.run.sample_every == 0 or step == cfg.run.max_steps:
                     self.write_samples(self.out_dir / "samples" / f"step_{step:07d}.png")
+                if step == cfg.run.max_steps:
+                    self.recalibrate_batchnorm()
+                    self.save(self.out_dir / "checkpoints" / "final.safetensors")
                 if step % cfg.run.checkpoint_every == 0 or step in (cfg.run.max_steps, end):
                     self.save(self.last_checkpoint_path)
         finally:

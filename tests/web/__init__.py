@@ -1,0 +1,1 @@
+"""Web app tests (a package, so its conftest does not shadow tests/conftest.py)."""
