@@ -10,6 +10,8 @@ import pytest
 from .browser_support import ARTIFACTS, PASSWORD
 
 pytestmark = pytest.mark.browser
+#: the first generation loads the model; on a busy 2-vCPU CI box that can take a while
+GENERATION_TIMEOUT_MS = 120_000
 
 
 def sign_in(page: Any, base: str) -> None:
@@ -94,7 +96,7 @@ def test_draw_generate_result_history(page: Any, live_server: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-new-draw.png"), full_page=True)
     page.click("#generate-button")
-    page.wait_for_url(re.compile(r".*/generations/[0-9a-f]{32}$"))
+    page.wait_for_url(re.compile(r".*/generations/[0-9a-f]{32}$"), timeout=GENERATION_TIMEOUT_MS)
     assert "not a photograph of a real person" in page.locator(".likeness-banner").inner_text()
     for kind in ("sketch", "face"):
         assert page.evaluate(f"() => document.getElementById('img-{kind}').naturalWidth") > 0
@@ -148,7 +150,7 @@ def test_upload_by_drag_and_drop(page: Any, live_server: str, tmp_path: Any) -> 
     )
     assert page.locator("#upload-preview").is_visible()
     page.click("#generate-button")
-    page.wait_for_url(re.compile(r".*/generations/[0-9a-f]{32}$"))
+    page.wait_for_url(re.compile(r".*/generations/[0-9a-f]{32}$"), timeout=GENERATION_TIMEOUT_MS)
     assert page.locator(".likeness-banner").is_visible()
 
     # delete it from the history, through the confirmation dialog
