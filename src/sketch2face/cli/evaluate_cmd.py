@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--sheet", type=Path, metavar="SHEET.png", help="write a comparison sheet")
     parser.add_argument("--sheet-pairs", type=int, default=8, help="rows in the sheet (default 8)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    parser.add_argument("--source", help="with --manifest: only pairs of this source (e.g. fs2k)")
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per generator batch (8)")
     parser.add_argument("--seed", type=int, default=None, help="score seeded variations instead of the canonical face")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
@@ -62,7 +63,7 @@ def _resolve_pairs(args: argparse.Namespace) -> tuple[list[Path], list[Path], di
     if args.manifest is not None:
         if args.sketches is not None or args.photos is not None:
             raise ConfigError("use either --manifest or --sketches/--photos, not both.")
-        pairs = pairs_from_manifest(args.manifest, args.split)
+        pairs = pairs_from_manifest(args.manifest, args.split, args.source)
         unmatched = {"sketches": 0, "photos": 0}
         prepared = True
     else:

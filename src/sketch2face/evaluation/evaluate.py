@@ -129,17 +129,25 @@ def pair_by_stem(sketch_dir: PathLike, photo_dir: PathLike) -> StemPairs:
     )
 
 
-def pairs_from_manifest(dataset_dir: PathLike, split: str = "test") -> list[tuple[Path, Path]]:
-    """(sketch, photo) absolute paths of one split of a prepared dataset's ``manifest.jsonl``."""
+def pairs_from_manifest(
+    dataset_dir: PathLike, split: str = "test", source: str | None = None
+) -> list[tuple[Path, Path]]:
+    """(sketch, photo) absolute paths of one split (optionally one source, e.g. ``fs2k``) of a
+    prepared dataset's ``manifest.jsonl``."""
     from sketch2face.data.manifest import read_manifest
 
     root = Path(dataset_dir)
     rows = read_manifest(root)
-    pairs = [(root / r.sketch, root / r.photo) for r in rows if r.split == split]
+    pairs = [
+        (root / r.sketch, root / r.photo)
+        for r in rows
+        if r.split == split and (source is None or r.source == source)
+    ]
     if not pairs:
-        found = sorted({r.split for r in rows})
+        found = sorted({(r.split, r.source) for r in rows})
         raise DatasetError(
-            f"{root}: the manifest has no {split!r} pairs (splits present: {found})."
+            f"{root}: the manifest has no {split!r} pairs of source {source or 'any'!r} "
+            f"(present: {found})."
         )
     return pairs
 
