@@ -83,6 +83,17 @@ def test_canvas_source_and_variation_seed_are_recorded(app: Any, alice: WebClien
     assert bad.status_code == 400 and "variation seed" in bad.get_data(as_text=True)
 
 
+def test_witness_attributes_are_offered_recorded_and_validated(app: Any, alice: WebClient) -> None:
+    page = alice.get("/new").get_data(as_text=True)
+    assert 'name="skin"' in page and 'value="dark"' in page and 'name="hair_color"' in page
+    generation_id_from(alice.generate(skin="dark", hair_color="blonde", gender="female"))
+    (row,) = _generations(app)
+    assert row.details["attributes"] == {"gender": "female", "hair_color": "blonde", "skin": "dark"}
+    bad = alice.generate(skin="purple")
+    assert bad.status_code == 400 and "skin tone" in bad.get_data(as_text=True)
+    assert len(_generations(app)) == 1
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [

@@ -13,12 +13,19 @@ from flask import Blueprint, Response, abort, g, jsonify, request, url_for
 from flask_limiter.util import get_remote_address
 
 from sketch2face import __version__
+from sketch2face.attributes import HAIR_COLOURS, SKIN_TONES
 from sketch2face.storage import ObjectNotFoundError
 from sketch2face.web import audit
 from sketch2face.web.access import get_owned_generation
 from sketch2face.web.db import get_session
 from sketch2face.web.extensions import get_settings, get_store
-from sketch2face.web.generation import IMAGE_KINDS, LIKENESS_NOTICE, GenerationOptions, generate_for
+from sketch2face.web.generation import (
+    IMAGE_KINDS,
+    LIKENESS_NOTICE,
+    GenerationOptions,
+    attributes_from_form,
+    generate_for,
+)
 from sketch2face.web.models import ApiToken, Generation, User, utcnow
 from sketch2face.web.security import hash_api_token
 
@@ -112,7 +119,8 @@ def _wants_png() -> bool:
 @bp.post("/generate")
 @token_required
 def generate() -> Any:
-    """Multipart ``sketch`` (+ refine, case_number, notes, seed) -> JSON (default) or PNG."""
+    """Multipart ``sketch`` (+ refine, case_number, notes, seed, skin, hair_color, gender) -> JSON
+    (default) or PNG."""
     upload = request.files.get("sketch")
     if upload is None:
         abort(400, description="Send the sketch as a multipart file field named 'sketch'.")
@@ -128,6 +136,7 @@ def generate() -> Any:
             notes=request.form.get("notes"),
             source="api",
             seed=seed,
+            attributes=attributes_from_form(request.form),
         )
         want_png = _wants_png()
         user: User = g.api_user
@@ -268,6 +277,15 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                                         "case_number": {"type": "string", "maxLength": 64},
                                         "notes": {"type": "string", "maxLength": 4000},
                                         "seed": {"type": "integer"},
+                                        "skin": {
+                                            "type": "string",
+                                            "description": "skin tone: " + ", ".join(SKIN_TONES) + ", or #rrggbb",
+                                        },
+                                        "hair_color": {
+                                            "type": "string",
+                                            "description": "hair colour: " + ", ".join(HAIR_COLOURS) + ", or #rrggbb",
+                                        },
+                                        "gender": {"type": "string", "enum": ["female", "male"]},
                                     },
                                 }
                             }

@@ -7,6 +7,8 @@ already written is deleted, so a failure leaves neither a half record nor an orp
 
 from __future__ import annotations
 
+from typing import Any
+
 import io
 import logging
 import time
@@ -17,6 +19,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from sketch2face.attributes import FaceAttributes
 from sketch2face.errors import InvalidImageError
 from sketch2face.imaging import decode_image_bytes
 from sketch2face.storage import StorageError
@@ -29,6 +32,13 @@ log = logging.getLogger(__name__)
 
 LIKENESS_NOTICE = "Generated likeness, not a photograph of a real person."
 IMAGE_KINDS = ("sketch", "face", "refined")
+#: form / API fields of witness attributes (sketch2face.attributes)
+ATTRIBUTE_FIELDS = ("skin", "hair_color", "gender")
+
+
+def attributes_from_form(form: Any) -> tuple[tuple[str, str], ...]:
+    """The attribute fields present in a request form, as GenerationOptions wants them."""
+    return tuple((k, str(form.get(k, "")).strip()) for k in ATTRIBUTE_FIELDS if form.get(k))
 SOURCES = ("upload", "canvas", "api")
 MAX_CASE_CHARS = 64
 MAX_NOTES_CHARS = 4000
@@ -43,6 +53,8 @@ class GenerationOptions:
     notes: str | None = None
     source: str = "upload"
     seed: int | None = None
+    #: witness attributes as sorted (name, value) pairs: skin, hair_color, gender (unset = omitted)
+    attributes: tuple[tuple[str, str], ...] = ()
 
     def cleaned(self) -> GenerationOptions:
         """Trimmed copy; raises ValueError with a user-facing message on bad values."""
@@ -56,7 +68,9 @@ class GenerationOptions:
             raise ValueError(f"Unknown source {self.source!r}.")
         if self.seed is not None and not 0 <= self.seed < 2**31:
             raise ValueError("The variation seed must be a whole number from 0 to 2147483647.")
-        return GenerationOptions(self.refine, case, notes, self.source, self.seed)
+        attributes = tuple(sorted((k, v.strip()) for k, v in self.attributes if v and v.strip()))
+        FaceAttributes.from_request(dict(attributes))  # ValueError says what is allowed
+        return GenerationOptions(self.refine, case, notes, self.source, self.seed, attributes)
 
 
 def _png(image_u8: np.ndarray, *, comment: str | None = None) -> bytes:
@@ -91,7 +105,9 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
     options = options.cleaned()
     sketch_u8 = decode_sketch(image_bytes)
     started = time.perf_counter()
-    output = get_model_client().generate(sketch_u8, refine=options.refine, seed=options.seed)
+    output = get_model_client().generate(
+        sketch_u8, refine=options.refine, seed=options.seed, attributes=dict(options.attributes)
+    )
     model_ms = (time.perf_counter() - started) * 1000
 
     generation = Generation(id=uuid.uuid4().hex, user_id=user.id, created_at=utcnow())
@@ -122,6 +138,7 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             "notices": output.notices,
             "face_found": output.face_found,
             "seed": options.seed,
+            "attributes": dict(options.attributes),
             "batch_size": output.batch_size,
         }
         session.add(generation)

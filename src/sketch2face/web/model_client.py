@@ -45,8 +45,15 @@ class ModelOutput:
 class ModelClient(Protocol):
     """Turns one decoded sketch into a :class:`ModelOutput`."""
 
-    def generate(self, sketch_u8: np.ndarray, *, refine: bool, seed: int | None) -> ModelOutput:
-        """Run the model; raise InvalidImageError for bad input, ModelUnavailableError otherwise."""
+    def generate(
+        self,
+        sketch_u8: np.ndarray,
+        *,
+        refine: bool,
+        seed: int | None,
+        attributes: dict[str, str] | None = None,
+    ) -> ModelOutput:
+        """Run the model (attributes: skin, hair_color, gender); raise InvalidImageError for bad input, ModelUnavailableError otherwise."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -61,6 +68,7 @@ class _Pending:
     sketch_u8: np.ndarray
     refine: bool
     seed: int | None
+    attributes: tuple[tuple[str, str], ...] = ()
     done: threading.Event = field(default_factory=threading.Event)
     output: ModelOutput | None = None
     error: BaseException | None = None
@@ -120,10 +128,17 @@ class InProcessModelClient:
                     )
         return self._pipeline
 
-    def generate(self, sketch_u8: np.ndarray, *, refine: bool, seed: int | None) -> ModelOutput:
+    def generate(
+        self,
+        sketch_u8: np.ndarray,
+        *,
+        refine: bool,
+        seed: int | None,
+        attributes: dict[str, str] | None = None,
+    ) -> ModelOutput:
         """Run the pipeline on one sketch, batched with whatever else is waiting."""
         pipe = self.pipeline()
-        item = _Pending(sketch_u8, refine, seed)
+        item = _Pending(sketch_u8, refine, seed, tuple(sorted((attributes or {}).items())))
         with self._queue_lock:
             self._queue.append(item)
         while not item.done.is_set():
@@ -142,13 +157,17 @@ class InProcessModelClient:
 
     def _run_batch(self, pipe: Any, batch: list[_Pending]) -> None:
         """Run queued requests, one pipeline call per (refine, seed) group; never raises."""
-        groups: dict[tuple[bool, int | None], list[_Pending]] = {}
+        groups: dict[tuple[bool, int | None, tuple[tuple[str, str], ...]], list[_Pending]] = {}
         for item in batch:
-            groups.setdefault((item.refine, item.seed), []).append(item)
-        for (refine, seed), items in groups.items():
+            groups.setdefault((item.refine, item.seed, item.attributes), []).append(item)
+        for (refine, seed, attributes), items in groups.items():
             try:
                 result = pipe(
-                    [it.sketch_u8 for it in items], refine=refine, seed=seed, batch_size=len(items)
+                    [it.sketch_u8 for it in items],
+                    refine=refine,
+                    seed=seed,
+                    attributes=dict(attributes),
+                    batch_size=len(items),
                 )
                 found = list(getattr(result, "face_found", [True] * len(items)))
                 timings = {k: float(v) for k, v in result.timings_ms.items()}
@@ -205,11 +224,18 @@ class RemoteModelClient:
                 session.headers["Authorization"] = f"Bearer {self._token}"
         return session
 
-    def generate(self, sketch_u8: np.ndarray, *, refine: bool, seed: int | None) -> ModelOutput:
+    def generate(
+        self,
+        sketch_u8: np.ndarray,
+        *,
+        refine: bool,
+        seed: int | None,
+        attributes: dict[str, str] | None = None,
+    ) -> ModelOutput:
         """POST the sketch as PNG; decode the base64 PNGs of the JSON answer."""
         import requests
 
-        data = {"refine": "1" if refine else "0"}
+        data = {"refine": "1" if refine else "0", **(attributes or {})}
         if seed is not None:
             data["seed"] = str(seed)
         files = {"sketch": ("sketch.png", io.BytesIO(encode_png(sketch_u8)), "image/png")}

@@ -1,6 +1,7 @@
 """``sketch2face serve-model``: a tiny HTTP app exposing the pipeline to remote web tiers.
 
-    POST /v1/generate   multipart: sketch (image file), refine (0/1), seed (int, optional)
+    POST /v1/generate   multipart: sketch (image file), refine (0/1), seed (int, optional),
+                        skin / hair_color / gender (optional witness attributes)
                         -> 200 JSON {model_version, timings_ms, notices, face_found, batch_size,
                                      images: {input, face, refined}} with base64 PNGs
                            (refined null when not refined); 400 {error} for bad images
@@ -21,6 +22,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from sketch2face.web.generation import ATTRIBUTE_FIELDS
 from sketch2face.errors import InvalidImageError, Sketch2FaceError
 from sketch2face.imaging import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image_bytes
 from sketch2face.web.model_client import (
@@ -74,7 +76,10 @@ def create_model_app(
             sketch_u8 = decode_image_bytes(
                 upload.read(), name="sketch", max_pixels=max_image_pixels
             )
-            output = client.generate(sketch_u8, refine=refine, seed=seed)
+            attributes = {
+                k: request.form[k] for k in ATTRIBUTE_FIELDS if request.form.get(k)
+            }
+            output = client.generate(sketch_u8, refine=refine, seed=seed, attributes=attributes)
         except InvalidImageError as exc:
             return _error(400, str(exc))
         except Sketch2FaceError as exc:

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
+from sketch2face.attributes import HAIR_COLOURS, SKIN_TONES
 from sketch2face.errors import InvalidImageError
 from sketch2face.storage import ObjectNotFoundError
 from sketch2face.web import audit
@@ -18,6 +19,8 @@ from sketch2face.web.db import get_session
 from sketch2face.web.extensions import get_settings, get_store
 from sketch2face.web.forms import TokenCreateForm
 from sketch2face.web.generation import (
+    ATTRIBUTE_FIELDS,
+    attributes_from_form,
     IMAGE_KINDS,
     LIKENESS_NOTICE,
     GenerationOptions,
@@ -46,7 +49,8 @@ def _notice() -> dict[str, Any]:
 @login_required
 def new() -> Any:
     """Upload or draw a sketch; POST generates and redirects to the result page."""
-    form = {"case_number": "", "notes": "", "refine": False, "source": "upload", "seed": ""}
+    form = {"case_number": "", "notes": "", "refine": False, "source": "upload", "seed": "",
+            "skin": "", "hair_color": "", "gender": ""}
     if request.method == "POST":
         form = {
             "case_number": request.form.get("case_number", ""),
@@ -54,6 +58,7 @@ def new() -> Any:
             "refine": request.form.get("refine") in ("1", "on", "true"),
             "source": request.form.get("source", "upload"),
             "seed": request.form.get("seed", "").strip(),
+            **{k: request.form.get(k, "").strip() for k in ATTRIBUTE_FIELDS},
         }
         upload = request.files.get("sketch")
         error = None
@@ -67,6 +72,7 @@ def new() -> Any:
                     notes=str(form["notes"]),
                     source="canvas" if form["source"] == "canvas" else "upload",
                     seed=_seed(str(form["seed"])),
+                    attributes=attributes_from_form(form),
                 )
                 generation = generate_for(
                     current_user._get_current_object(), upload.read(), options
@@ -78,6 +84,12 @@ def new() -> Any:
         flash(error, "error")
         return render_template("new.html", form=form), 400
     return render_template("new.html", form=form)
+
+
+@bp.app_context_processor
+def attribute_choices() -> dict[str, Any]:
+    """Skin-tone scale and hair swatches for the pickers on the new-generation page."""
+    return {"skin_tones": SKIN_TONES, "hair_colours": HAIR_COLOURS}
 
 
 def _seed(text: str) -> int | None:
