@@ -268,9 +268,9 @@ class Sketch2Face:
         """Generate one face per sketch. ``prepared=True``: inputs are already 256x256 model inputs."""
         items = list(sketches) if isinstance(sketches, (list, tuple)) else [sketches]
         notices: list[str] = []
-        if attributes and not self.supports_attributes and self.encode_attributes(attributes, 1) is None:
-            if not FaceAttributes.from_request(attributes).is_empty:  # valid: encode_attributes parsed it
-                notices.append("this model is not attribute-conditioned: skin/hair/gender were ignored")
+        attrs_t = self.encode_attributes(attributes, 1)  # validates once; (1, D) or None
+        if attributes and attrs_t is None and not FaceAttributes.from_request(attributes).is_empty:
+            notices.append("this model is not attribute-conditioned: skin/hair/gender were ignored")
         t0 = time.perf_counter()
         inputs: list[np.ndarray] = []
         found: list[bool] = []
@@ -291,7 +291,8 @@ class Sketch2Face:
             batch_t = (
                 torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
             )
-            out = self.backend.run(batch_t, self.encode_attributes(attributes, len(chunk)), seed)
+            batch_attrs = attrs_t.repeat(len(chunk), 1) if attrs_t is not None else None
+            out = self.backend.run(batch_t, batch_attrs, seed)
             faces.extend(self._resize(face, MODEL_SIZE_PX) for face in batch_to_u8(out))
         t2 = time.perf_counter()
         refined: list[np.ndarray | None] = [None] * len(faces)

@@ -52,12 +52,7 @@ def prepare_sketch(
         detect: False skips detection (box or centred pad only).
     """
     image_u8 = load_image(image)
-    face_found = box is not None
-    if box is None and detect:
-        box = (cropper or default_cropper()).detect(image_u8)
-        face_found = box is not None
-    if box is None:
-        box = centered_square_box(*image_u8.shape[:2])
+    box, face_found = resolve_box(image_u8, cropper, box=box, detect=detect)
     # Flatten on an edge-replicated crop (a white pad beside shadowed paper would read as a bright
     # paper level and darken the border), then paint the padded area white.
     crop_u8 = crop_square(image_u8, box, size_px=IMAGE_SIZE_PX, border="replicate")
@@ -69,6 +64,18 @@ def prepare_sketch(
         )
         np.maximum(sketch_u8, outside, out=sketch_u8)
     return PreparedImage(sketch_u8, face_found)
+
+
+def resolve_box(
+    image_u8: np.ndarray, cropper: FaceCropper | None, *, box: CropBox | None, detect: bool
+) -> tuple[CropBox, bool]:
+    """The given box, else a detected face box, else the centred square; and whether a face was found."""
+    if box is not None:
+        return box, True
+    found = (cropper or default_cropper()).detect(image_u8) if detect else None
+    if found is not None:
+        return found, True
+    return centered_square_box(*image_u8.shape[:2]), False
 
 
 def _box_inside(box: CropBox, height: int, width: int) -> bool:
@@ -86,10 +93,5 @@ def prepare_photo(
 ) -> PreparedImage:
     """Crop a face photo to 256x256 like :func:`prepare_sketch` (mirrored-edge pad, colour kept)."""
     image_u8 = load_image(image)
-    face_found = box is not None
-    if box is None and detect:
-        box = (cropper or default_cropper()).detect(image_u8)
-        face_found = box is not None
-    if box is None:
-        box = centered_square_box(*image_u8.shape[:2])
+    box, face_found = resolve_box(image_u8, cropper, box=box, detect=detect)
     return PreparedImage(crop_square(image_u8, box, size_px=IMAGE_SIZE_PX), face_found)

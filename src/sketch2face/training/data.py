@@ -52,7 +52,8 @@ def load_pairs(cfg: DataConfig, split: str) -> PairTensors:
     arrays = load_split_u8(root, split, mmap=False)
     if len(arrays) == 0:
         raise DatasetError(f"split {split!r} of {root} is empty.")
-    sources = {r.id: r.source for r in read_manifest(manifest) if r.split == split}
+    rows_by_id = {r.id: r for r in read_manifest(manifest) if r.split == split}
+    sources = {i: r.source for i, r in rows_by_id.items()}
     row_sources = np.array([sources[i] for i in arrays.ids])
     keep = np.ones(len(arrays), dtype=bool)
     if cfg.sources:
@@ -72,7 +73,6 @@ def load_pairs(cfg: DataConfig, split: str) -> PairTensors:
         counts,
         len(indices),
     )
-    rows_by_id = {r.id: r for r in read_manifest(manifest) if r.split == split}
     genders = [rows_by_id[i].attributes.get("gender") for i in arrays.ids]
     vectors = training_vectors(arrays.photos, genders)  # measured at 256 px, before any resize
     return PairTensors(
