@@ -36,21 +36,10 @@ import numpy as np
 import torch
 
 from sketch2face.imaging import load_image, tensor_to_u8, u8_to_tensor
+from sketch2face.refine.gfpgan import OFFICIAL_V14_KWARGS
 
 SHARED = Path(os.environ.get("SKETCH2FACE_SHARED", "/work/shared"))
 FACE = SHARED / "data/fixtures/ffhq_gfpgan_test/00000000.png"
-OFFICIAL_V14_KWARGS = dict(
-    out_size=512,
-    num_style_feat=512,
-    channel_multiplier=2,
-    decoder_load_path=None,
-    fix_decoder=False,
-    num_mlp=8,
-    input_is_latent=True,
-    different_w=True,
-    narrow=1,
-    sft_half=True,
-)
 TARGET_S = 1.5
 
 

@@ -23,23 +23,11 @@ from sketch2face.refine.gfpgan import (  # noqa: E402
     _read_state_dict,
     default_landmarker,
     estimate_alignment,
+    OFFICIAL_V14_KWARGS,
     load_gfpgan_network,
     load_refiner,
 )
 
-# GFPGANv1Clean constructor arguments of the official v1.3 / v1.4 release (GFPGANer, arch='clean').
-OFFICIAL_V14_KWARGS = dict(
-    out_size=512,
-    num_style_feat=512,
-    channel_multiplier=2,
-    decoder_load_path=None,
-    fix_decoder=False,
-    num_mlp=8,
-    input_is_latent=True,
-    different_w=True,
-    narrow=1,
-    sft_half=True,
-)
 
 
 @pytest.fixture(scope="session")

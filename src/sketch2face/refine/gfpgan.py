@@ -60,6 +60,22 @@ NO_WEIGHTS_NOTICE = (
 # --- weights ---------------------------------------------------------------------------------
 
 
+#: GFPGANv1Clean constructor arguments of the official v1.3 / v1.4 release (GFPGANer, arch='clean');
+#: tests and benchmarks build randomly initialised networks of this exact layout.
+OFFICIAL_V14_KWARGS = dict(
+    out_size=512,
+    num_style_feat=512,
+    channel_multiplier=2,
+    decoder_load_path=None,
+    fix_decoder=False,
+    num_mlp=8,
+    input_is_latent=True,
+    different_w=True,
+    narrow=1,
+    sft_half=True,
+)
+
+
 def resolve_weights_path(path: str | os.PathLike[str] | None = None) -> Path | None:
     """The weights path: ``path`` if given, else ``$SKETCH2FACE_GFPGAN_WEIGHTS``, else None."""
     if path is not None and str(path).strip():
