@@ -84,8 +84,8 @@ def test_losses_go_down(shared_dir: Path, tmp_path: Path) -> None:
         }
     )
     trainer = Pix2PixTrainer(cfg, data, show_progress=False)
-    sketch, photo, _ = trainer._batch(0)
-    l1 = [trainer.train_step(sketch, photo)["G_l1"] for _ in range(40)]
+    batch = trainer._batch(0)
+    l1 = [trainer.train_step(batch.sketch, batch.photo)["G_l1"] for _ in range(40)]
     assert np.mean(l1[-5:]) < 0.7 * np.mean(l1[:5]), l1
 
 

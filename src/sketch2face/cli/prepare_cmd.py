@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--val-fraction", type=float, default=0.05, help="held-out val share (0.05)"
     )
     parser.add_argument(
+        "--fs2k-val-fraction",
+        type=float,
+        default=0.12,
+        help="share of FS2K's official train split held out as val (0.12: enough artist sketches "
+        "for validation to track FS2K)",
+    )
+    parser.add_argument(
         "--test-fraction",
         type=float,
         default=0.05,
@@ -54,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--force", action="store_true", help="replace an existing dataset in --out")
+    parser.add_argument(
+        "--no-landmarks",
+        action="store_true",
+        help="skip the uint8 cache and the photos' 5-landmark pass (needed by the identity loss; "
+        "otherwise done on first training use)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -76,10 +89,12 @@ def run(args: argparse.Namespace) -> int:
         sketch_styles=tuple(s.strip() for s in args.sketch_styles.split(",") if s.strip()),
         limit=args.limit,
         val_fraction=args.val_fraction,
+        fs2k_val_fraction=args.fs2k_val_fraction,
         test_fraction=args.test_fraction,
         workers=args.workers,
         force=args.force,
         progress=not args.no_progress,
+        landmarks=not args.no_landmarks,
     )
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:  # turn a kill into SystemExit so the half-built folder is removed

@@ -50,9 +50,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"run.out_dir={args.out}")
     cfg = load_config(args.config, overrides)
-    train = load_pairs(cfg.data, cfg.data.train_split)
+    face_chips = cfg.loss.identity > 0 or cfg.loss.face_perceptual > 0
+    train = load_pairs(cfg.data, cfg.data.train_split, face_chips=face_chips)
     try:
-        val = load_pairs(dataclasses.replace(cfg.data, oversample=()), cfg.data.val_split)
+        val = load_pairs(
+            dataclasses.replace(cfg.data, oversample=()), cfg.data.val_split, face_chips=face_chips
+        )
     except Exception as exc:  # a dataset without a val split still trains
         log.warning("no validation data (%s); training without validation", exc)
         val = None

@@ -34,11 +34,14 @@ class DataConfig:
     attribute_dropout: float = 0.3
     #: "source:k" repeats that source's pairs k times per epoch (e.g. artist sketches over synthetic)
     oversample: tuple[str, ...] = ()
+    #: sketch-style augmentation strength (training/sketch_augment.py): stroke width, pressure,
+    #: blur, paper tone and grain, unfinished strokes; 0 = off, 1 = the default mix
+    sketch_augment: float = 0.0
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Generator loss = gan * L_GAN + l1 * L1 + contextual * CX."""
+    """Generator loss = gan * L_GAN + l1 * L1 + contextual * CX + identity * ID + face_perceptual * P."""
 
     gan: float = 1.0
     l1: float = 100.0  # pix2pix §3.1
@@ -47,6 +50,13 @@ class LossConfig:
     vgg19_weights: str = ""
     contextual_pool_px: int = 16  # features pooled to this size: CX costs O((px^2)^2)
     contextual_band_width: float = 0.5
+    #: 1 - cosine of dlib face descriptors of generated and real face (models/face_losses.py);
+    #: needs the photos' 5 landmarks (computed by `prepare`, cached)
+    identity: float = 0.0
+    #: L1 of the face recogniser's residual-stage activations (normalised per stage)
+    face_perceptual: float = 0.0
+    #: random similarity jitter of the face chip each step (keeps the recogniser from being gamed)
+    chip_jitter: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,9 @@ class RunConfig:
     bn_recalibration_batches: int = 16
     #: warm start: a checkpoint whose network weights are loaded (not optimisers)
     init_from: str = ""
+    #: validation figure that picks best.safetensors: "val_ssim", or "val_score" (FS2K-val SSIM +
+    #: FS2K-val identity rank-1: artist sketches are the target, and SSIM alone rewards blur)
+    select_metric: str = "val_ssim"
 
 
 @dataclass(frozen=True)

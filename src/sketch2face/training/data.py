@@ -40,8 +40,26 @@ def resize_stack(images_u8: np.ndarray, size_px: int) -> np.ndarray:
     return out
 
 
-def load_pairs(cfg: DataConfig, split: str) -> PairTensors:
-    """Load ``split`` of ``cfg.dataset_dir`` (decoded once into the .npy cache) as PairTensors."""
+def face_chip_matrices(landmarks_256: np.ndarray, size_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2, 3) image px -> dlib face chip px for images of ``size_px``, from (N, 5, 2) landmarks
+    found at 256 px; and the (N,) mask of rows that have landmarks (the others get identity maps)."""
+    from sketch2face.identity.chips import chip_transform
+
+    valid = np.isfinite(landmarks_256).all(axis=(1, 2))
+    matrices = np.tile(np.eye(2, 3, dtype=np.float32), (len(landmarks_256), 1, 1))
+    scale = size_px / 256.0
+    for i in np.flatnonzero(valid):
+        points = (landmarks_256[i].astype(np.float64) + 0.5) * scale - 0.5  # pixel-centre aware
+        matrices[i] = chip_transform(points)
+    return matrices, valid
+
+
+def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> PairTensors:
+    """Load ``split`` of ``cfg.dataset_dir`` (decoded once into the .npy cache) as PairTensors.
+
+    With ``face_chips`` the photos' 5 landmarks (cached by ``prepare``) become per-row face-chip
+    warps for the identity and face-perceptual losses.
+    """
     root = Path(cfg.dataset_dir)
     manifest = root / MANIFEST_NAME
     if not manifest.is_file():
@@ -75,10 +93,19 @@ def load_pairs(cfg: DataConfig, split: str) -> PairTensors:
     )
     genders = [rows_by_id[i].attributes.get("gender") for i in arrays.ids]
     vectors = training_vectors(arrays.photos, genders)  # measured at 256 px, before any resize
+    chips: dict[str, torch.Tensor] = {}
+    if face_chips:
+        from sketch2face.data.landmarks import load_split_landmarks
+
+        matrices, valid = face_chip_matrices(load_split_landmarks(root, split), cfg.image_size_px)
+        chips = {"chip_matrices": torch.from_numpy(matrices), "chip_valid": torch.from_numpy(valid)}
+        log.info("%s split: %d of %d photos have face landmarks", split, int(valid.sum()), len(valid))
     return PairTensors(
         torch.from_numpy(np.ascontiguousarray(sketches)),
         torch.from_numpy(np.ascontiguousarray(photos)),
         manifest_sha256=file_sha256(manifest),
         indices=torch.tensor(indices, dtype=torch.long),
         attributes=torch.from_numpy(vectors),
+        sources=tuple(str(s) for s in row_sources),
+        **chips,
     )

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -32,9 +32,10 @@ from sketch2face.models.checkpoint import (
     restore_optimizers,
     save_checkpoint,
 )
+from sketch2face.models.face_losses import FaceIdentityLoss, homogeneous, random_chip_jitter
 from sketch2face.models.losses import GANLoss, VGG19Features, contextual_loss, pooled
 from sketch2face.models.patchgan import PatchGANDiscriminator
-from sketch2face.models.unet import UNetGenerator
+from sketch2face.models.unet import UNetGenerator, convert_decoder_state
 from sketch2face.runtime import (
     autocast,
     resolve_device,
@@ -50,8 +51,22 @@ from sketch2face.training.distributed import (
     init_distributed,
 )
 from sketch2face.training.schedule import linear_decay_factor
+from sketch2face.training.sketch_augment import augment_sketches
 
 log = logging.getLogger(__name__)
+
+#: what train_step returns, in this order (also the CSV log columns)
+LOSS_NAMES = ("D_real", "D_fake", "G_gan", "G_l1", "G_cx", "G_id", "G_fperc", "id_cos", "G_total")
+#: validation figures in the CSV log
+VAL_FIELDS = (
+    "val_ssim",
+    "val_psnr",
+    "val_ssim_fs2k",
+    "val_id_cos_fs2k",
+    "val_rank1_fs2k",
+    "val_rank1_sketch_fs2k",
+    "val_score",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,12 @@ class PairTensors:
     indices: torch.Tensor | None = None
     #: (N, ATTRIBUTE_DIM) condition vectors per stored row (sketch2face.attributes), or None
     attributes: torch.Tensor | None = None
+    #: (N, 2, 3) image px -> 150 px face chip per stored row (the photo's 5 landmarks), or None
+    chip_matrices: torch.Tensor | None = None
+    #: (N,) bool: the photo has landmarks (rows without are left out of the face losses)
+    chip_valid: torch.Tensor | None = None
+    #: manifest source per stored row (e.g. "fs2k", "celeba"): per-source validation figures
+    sources: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.sketches.shape[0] if self.indices is None else self.indices.shape[0])
@@ -90,14 +111,38 @@ def to_model_input(batch_u8: torch.Tensor) -> torch.Tensor:
     return batch_u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
+class Batch(NamedTuple):
+    """One training batch on the device."""
+
+    sketch: torch.Tensor
+    photo: torch.Tensor
+    attributes: torch.Tensor | None = None
+    #: (N, 2, 3) augmented-image px -> face chip px, and which rows have a face
+    chip_matrices: torch.Tensor | None = None
+    chip_valid: torch.Tensor | None = None
+
+
 def paired_jitter(
-    sketch_t: torch.Tensor, photo_t: torch.Tensor, jitter_px: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same random flip and resize-crop (pix2pix: 256 -> 286 -> random 256) on sketch and photo."""
+    sketch_t: torch.Tensor,
+    photo_t: torch.Tensor,
+    jitter_px: int,
+    generator: torch.Generator,
+    *,
+    return_affine: bool = False,
+) -> Any:
+    """The same random flip and resize-crop (pix2pix: 256 -> 286 -> random 256) on sketch and photo.
+
+    Returns ``(sketch, photo)``, plus with ``return_affine`` the (N, 2, 3) maps from original to
+    augmented pixel coordinates (pixel centres at integers), which carry landmarks along.
+    """
     n, _, h, w = sketch_t.shape
     both = torch.cat([sketch_t, photo_t], dim=1)  # (N, 6, H, W): one op keeps them aligned
     flip = torch.rand(n, generator=generator) < 0.5
     both[flip] = both[flip].flip(-1)
+    affine = torch.zeros(n, 2, 3)
+    affine[:, 0, 0] = torch.where(flip, -1.0, 1.0)
+    affine[:, 0, 2] = torch.where(flip, float(w - 1), 0.0)
+    affine[:, 1, 1] = 1.0
     if jitter_px > 0:
         big = F.interpolate(
             both, size=(h + jitter_px, w + jitter_px), mode="bilinear", align_corners=False
@@ -110,7 +155,14 @@ def paired_jitter(
                 for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))
             ]
         )
-    return both[:, :3].contiguous(), both[:, 3:].contiguous()
+        # resize with half-pixel centres (align_corners=False), then the crop offset
+        sx, sy = (w + jitter_px) / w, (h + jitter_px) / h
+        affine[:, 0] *= sx
+        affine[:, 1] *= sy
+        affine[:, 0, 2] += 0.5 * sx - 0.5 - xs.float()
+        affine[:, 1, 2] += 0.5 * sy - 0.5 - ys.float()
+    out = both[:, :3].contiguous(), both[:, 3:].contiguous()
+    return (*out, affine) if return_affine else out
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
@@ -161,6 +213,17 @@ class Pix2PixTrainer:
         # float16 needs loss scaling; bf16 and fp32 do not
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.gan_loss = GANLoss()
+        self.face_loss: FaceIdentityLoss | None = None
+        if cfg.loss.identity > 0 or cfg.loss.face_perceptual > 0:
+            if train_data.chip_matrices is None:
+                raise ValueError(
+                    "loss.identity / loss.face_perceptual need the photos' landmarks: load the "
+                    "training pairs with face chips (training.data.load_pairs does when these "
+                    "losses are on)"
+                )
+            from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
+
+            self.face_loss = FaceIdentityLoss(load_dlib_face_resnet()).to(device)
         self.vgg: VGG19Features | None = None
         if cfg.loss.contextual > 0 and cfg.loss.contextual_backbone == "vgg19":
             self.vgg = VGG19Features(cfg.loss.vgg19_weights).to(device)
@@ -185,6 +248,9 @@ class Pix2PixTrainer:
     def _warm_start(self, path: str) -> None:
         ckpt = load_checkpoint(path)
         gen_state = ckpt.group("generator")
+        if ckpt.generator_config.upsample == "deconv" and self.cfg.generator.upsample == "resize":
+            # least-squares resize-conv kernels from the transposed convs (models/unet.py)
+            gen_state = convert_decoder_state(gen_state, self.generator)
         own = self.generator.state_dict()
         # new parts (e.g. attribute projection) keep their change-nothing init
         shared = {k: v for k, v in gen_state.items() if k in own}
@@ -240,7 +306,7 @@ class Pix2PixTrainer:
         )
 
     # ------------------------------------------------------------------ one step
-    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _batch(self, step: int) -> Batch:
         """Deterministic batch for ``step``: epoch permutations seeded by (seed, epoch), sharded by rank."""
         n = len(self.train_data)
         bs = self.cfg.data.batch_size
@@ -254,14 +320,37 @@ class Pix2PixTrainer:
         sketch = to_model_input(self.train_data.sketches[rows])
         photo = to_model_input(self.train_data.photos[rows])
         aug = torch.Generator().manual_seed(self.cfg.runtime.seed * 7919 + step * 31 + self.dist.rank)
+        affine = None
         if self.cfg.data.augment:
-            sketch, photo = paired_jitter(sketch, photo, self.cfg.data.jitter_px, aug)
+            sketch, photo, affine = paired_jitter(
+                sketch, photo, self.cfg.data.jitter_px, aug, return_affine=True
+            )
+        if self.cfg.data.sketch_augment > 0:
+            sketch = augment_sketches(sketch, aug, strength=self.cfg.data.sketch_augment)
         attrs = self._attributes_for(rows, aug)
-        return (
+        chips, valid = self._chips_for(rows, affine, aug)
+        return Batch(
             sketch.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
             photo.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
             attrs.to(self.device) if attrs is not None else None,
+            chips.to(self.device) if chips is not None else None,
+            valid.to(self.device) if valid is not None else None,
         )
+
+    def _chips_for(
+        self, rows: torch.Tensor, affine: torch.Tensor | None, generator: torch.Generator
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Face-chip warps of stored ``rows`` after the augmentation ``affine`` (and a random
+        chip jitter), or (None, None) when the face losses are off."""
+        data = self.train_data
+        if self.face_loss is None or data.chip_matrices is None or data.chip_valid is None:
+            return None, None
+        chip = homogeneous(data.chip_matrices[rows])
+        if affine is not None:  # chip of the augmented image: undo the augmentation first
+            chip = chip @ torch.linalg.inv(homogeneous(affine))
+        if self.cfg.loss.chip_jitter:
+            chip = random_chip_jitter(len(rows), generator) @ chip
+        return chip[:, :2].contiguous(), data.chip_valid[rows]
 
     def _attributes_for(self, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """Condition vectors of stored ``rows``; with a generator, groups are dropped at random
@@ -301,7 +390,12 @@ class Pix2PixTrainer:
         return torch.stack(losses).mean()
 
     def train_step(
-        self, sketch: torch.Tensor, photo: torch.Tensor, attributes: torch.Tensor | None = None
+        self,
+        sketch: torch.Tensor,
+        photo: torch.Tensor,
+        attributes: torch.Tensor | None = None,
+        chip_matrices: torch.Tensor | None = None,
+        chip_valid: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """One pix2pix iteration (pix2pix_model.optimize_parameters order); returns the losses."""
         cfg = self.cfg
@@ -339,23 +433,29 @@ class Pix2PixTrainer:
                 if cfg.loss.contextual > 0
                 else torch.zeros((), device=self.device)
             )
+            zero = torch.zeros((), device=self.device)
+            loss_g_id, loss_g_fp, id_cos = zero, zero, zero
+            if self.face_loss is not None and chip_matrices is not None and chip_valid is not None:
+                face = self.face_loss(
+                    fake, photo, chip_matrices, chip_valid, need_perceptual=cfg.loss.face_perceptual > 0
+                )
+                loss_g_id, loss_g_fp, id_cos = face.identity, face.perceptual, face.cosine
             loss_g = (
                 cfg.loss.gan * loss_g_gan
                 + cfg.loss.l1 * loss_g_l1
                 + cfg.loss.contextual * loss_g_cx
+                + cfg.loss.identity * loss_g_id
+                + cfg.loss.face_perceptual * loss_g_fp
             )
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
         self.discriminator.requires_grad_(True)
         self.step += 1
-        losses = (
-            torch.stack([loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_cx, loss_g])
-            .detach()
-            .float()
-        )
+        values = [loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_cx, loss_g_id, loss_g_fp, id_cos, loss_g]
+        losses = torch.stack([v.float() for v in values]).detach()
         losses = all_reduce_mean(losses, self.dist).cpu().tolist()
-        return dict(zip(["D_real", "D_fake", "G_gan", "G_l1", "G_cx", "G_total"], losses))
+        return dict(zip(LOSS_NAMES, losses))
 
     # ------------------------------------------------------------------ evaluation and samples
     @torch.no_grad()
@@ -411,22 +511,79 @@ class Pix2PixTrainer:
             m.momentum = momentum
         net.train(was_training)
 
+    def _validation_rows(self, n: int) -> torch.Tensor:
+        """``n`` stored val rows, split equally between sources and evenly spaced within each, so
+        the artist sketches count as much as the (far more numerous) synthetic ones."""
+        data = self.val_data
+        assert data is not None
+        stored = data.rows(torch.arange(len(data)))
+        if not data.sources:
+            return stored[torch.linspace(0, len(stored) - 1, n).long()]
+        by_source: dict[str, list[int]] = {}
+        for row in stored.tolist():
+            by_source.setdefault(data.sources[row], []).append(row)
+        share = max(1, n // len(by_source))
+        picked: list[int] = []
+        for source_rows in by_source.values():
+            k = min(share, len(source_rows))
+            picked += [source_rows[int(i)] for i in torch.linspace(0, len(source_rows) - 1, k).long()]
+        return torch.tensor(picked, dtype=torch.long)
+
+    @torch.no_grad()
+    def _descriptors(self, images_u8: np.ndarray | torch.Tensor, chips: torch.Tensor) -> torch.Tensor:
+        """Unit dlib descriptors of (N, H, W, 3) uint8 images on the given face chips."""
+        assert self.face_loss is not None
+        from sketch2face.identity.chips import warp_chips
+
+        images = torch.as_tensor(np.asarray(images_u8)).permute(0, 3, 1, 2).float().to(self.device)
+        out = []
+        for i in range(0, len(images), 32):
+            chip = warp_chips(images[i : i + 32], chips[i : i + 32].to(self.device), size=150)
+            out.append(F.normalize(self.face_loss.recogniser(chip).float(), dim=1))
+        return torch.cat(out)
+
     def validate(self) -> dict[str, float]:
-        """Mean SSIM / PSNR on the first ``run.eval_pairs`` validation pairs."""
+        """SSIM / PSNR on ``run.eval_pairs`` validation pairs (sources balanced), and on the FS2K
+        ones: SSIM, identity cosine and rank-1 (generated face, and the sketch itself, ranked among
+        the real photos by dlib's recogniser on the real photo's face chip) when face chips exist."""
         if self.val_data is None or len(self.val_data) == 0:
             return {}
         self.recalibrate_batchnorm()
         from sketch2face.evaluation.metrics import psnr, ssim
 
-        n = min(self.cfg.run.eval_pairs, len(self.val_data))
-        # evenly spaced over the split, so every source in it is represented
-        rows = self.val_data.rows(torch.linspace(0, len(self.val_data) - 1, n).long())
-        fakes = self.generate(self.val_data.sketches[rows], attributes=self._attributes_for(rows))
-        reals = self.val_data.photos[rows].numpy()
-        return {
-            "val_ssim": float(np.mean([ssim(f, r) for f, r in zip(fakes, reals)])),
+        data = self.val_data
+        rows = self._validation_rows(min(self.cfg.run.eval_pairs, len(data)))
+        fakes = self.generate(data.sketches[rows], attributes=self._attributes_for(rows))
+        reals = data.photos[rows].numpy()
+        ssims = np.array([ssim(f, r) for f, r in zip(fakes, reals)])
+        metrics = {
+            "val_ssim": float(ssims.mean()),
             "val_psnr": float(np.mean([min(psnr(f, r), 100.0) for f, r in zip(fakes, reals)])),
         }
+        fs2k = np.array([bool(data.sources) and data.sources[int(r)] == "fs2k" for r in rows])
+        if not fs2k.any():
+            return metrics
+        metrics["val_ssim_fs2k"] = float(ssims[fs2k].mean())
+        if self.face_loss is None or data.chip_matrices is None or data.chip_valid is None:
+            return metrics
+        keep = torch.from_numpy(fs2k) & data.chip_valid[rows]
+        kept_rows = rows[keep]
+        if len(kept_rows) < 2:
+            return metrics
+        chips = data.chip_matrices[kept_rows]
+        real = self._descriptors(data.photos[kept_rows], chips)
+        fake = self._descriptors(np.stack([f for f, k in zip(fakes, keep) if k]), chips)
+        sketch = self._descriptors(data.sketches[kept_rows], chips)
+        target = torch.arange(len(kept_rows), device=real.device)
+
+        def rank1(queries: torch.Tensor) -> float:
+            return float(((queries @ real.T).argmax(dim=1) == target).float().mean())
+
+        metrics["val_id_cos_fs2k"] = float((fake * real).sum(dim=1).mean())
+        metrics["val_rank1_fs2k"] = rank1(fake)
+        metrics["val_rank1_sketch_fs2k"] = rank1(sketch)
+        metrics["val_score"] = metrics["val_ssim_fs2k"] + metrics["val_rank1_fs2k"]
+        return metrics
 
     def write_samples(self, path: Path, n: int = 6) -> Path:
         """Sample grid PNG: rows of sketch | generated | real from the validation (or train) set."""
@@ -459,14 +616,8 @@ class Pix2PixTrainer:
             "time_s",
             "images_per_s",
             "lr_g",
-            "D_real",
-            "D_fake",
-            "G_gan",
-            "G_l1",
-            "G_cx",
-            "G_total",
-            "val_ssim",
-            "val_psnr",
+            *LOSS_NAMES,
+            *VAL_FIELDS,
         ]
         if main and not log_path.exists():
             with log_path.open("w", newline="") as fh:
@@ -483,9 +634,9 @@ class Pix2PixTrainer:
         t0 = time.perf_counter()
         try:
             while self.step < end:
-                sketch, photo, attributes = self._batch(self.step)
-                losses = self.train_step(sketch, photo, attributes)
-                window_images += sketch.shape[0] * self.dist.world_size
+                batch = self._batch(self.step)
+                losses = self.train_step(*batch)
+                window_images += batch.sketch.shape[0] * self.dist.world_size
                 last = losses
                 bar.update(1)
                 if not main:
@@ -517,8 +668,9 @@ class Pix2PixTrainer:
                             step,
                             ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
                         )
-                        if metrics["val_ssim"] > self.best_val_ssim:
-                            self.best_val_ssim = metrics["val_ssim"]
+                        selected = metrics.get(cfg.run.select_metric, metrics["val_ssim"])
+                        if selected > self.best_val_ssim:
+                            self.best_val_ssim = selected
                             self.save(self.out_dir / "checkpoints" / "best.safetensors", metrics)
                 if row:
                     with log_path.open("a", newline="") as fh:

@@ -1,0 +1,235 @@
+"""Issue 11 training parts: resize-conv decoder and its warm start, augmentation geometry and
+sketch styles, face losses (identity + perceptual through dlib's recogniser) in the trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from sketch2face.models.checkpoint import load_checkpoint, save_checkpoint
+from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
+from sketch2face.models.unet import (
+    GeneratorConfig,
+    ResizeConv,
+    UNetGenerator,
+    convert_decoder_state,
+    resize_conv_from_deconv,
+)
+from sketch2face.training.config import DataConfig, LossConfig, RunConfig, RuntimeConfig, TrainConfig
+from sketch2face.training.sketch_augment import augment_sketches
+from sketch2face.training.trainer import PairTensors, Pix2PixTrainer, paired_jitter
+
+# ---------------------------------------------------------------- resize-conv decoder
+
+_TAPS = torch.tensor([[1.0, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
+
+
+def _deconv_equivalent(kernel: torch.Tensor) -> torch.Tensor:
+    """The (in, out, 4, 4) transposed-conv weight that computes exactly what ``kernel`` (a 3x3
+    resize-conv, (out, in, 3, 3)) computes: built independently of the converter's matrices."""
+    phase = torch.einsum("ak,bl,oikl->ioab", _TAPS, _TAPS, kernel)  # taps in (W3, W1, W2, W0) order
+    weight = torch.empty_like(phase)
+    order = [3, 1, 2, 0]
+    for a, oa in enumerate(order):
+        for b, ob in enumerate(order):
+            weight[:, :, oa, ob] = phase[:, :, a, b]
+    return weight
+
+
+def test_resize_conv_has_no_period_two_grid_and_deconv_does() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(1, 4, 8, 8)  # a flat input: any output pattern is the layer's own grid
+    deconv = torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1, bias=False)
+    resize = ResizeConv(4, 3, bias=False)
+    grid = deconv(x)[..., 2:-2, 2:-2]
+    flat = resize(x)[..., 2:-2, 2:-2]
+    assert (grid[..., 0::2, :] - grid[..., 1::2, :]).abs().max() > 1e-3  # even/odd rows differ
+    assert torch.allclose(flat, flat[..., :1, :1].expand_as(flat), atol=1e-6)
+
+
+def test_resize_conv_from_deconv_is_exact_when_the_deconv_is_grid_free() -> None:
+    torch.manual_seed(1)
+    kernel = torch.randn(5, 4, 3, 3)
+    weight = _deconv_equivalent(kernel)
+    assert torch.allclose(resize_conv_from_deconv(weight), kernel, atol=1e-5)
+    layer = ResizeConv(4, 5, bias=False)
+    layer.conv.weight.data = resize_conv_from_deconv(weight)
+    x = torch.randn(2, 4, 8, 8)
+    assert torch.allclose(layer(x), F.conv_transpose2d(x, weight, stride=2, padding=1), atol=1e-4)
+
+
+def test_resize_conv_from_deconv_rejects_other_shapes() -> None:
+    with pytest.raises(ValueError, match="ConvTranspose2d"):
+        resize_conv_from_deconv(torch.zeros(4, 4, 3, 3))
+
+
+def test_deconv_generator_converts_into_resize_generator_and_stays_close() -> None:
+    torch.manual_seed(2)
+    cfg = GeneratorConfig(ngf=8, depth=5)
+    old = UNetGenerator(cfg).eval()
+    new = UNetGenerator(GeneratorConfig(ngf=8, depth=5, upsample="resize")).eval()
+    new.load_state_dict(convert_decoder_state(old.state_dict(), new))
+    untrained = UNetGenerator(GeneratorConfig(ngf=8, depth=5, upsample="resize")).eval()
+    x = F.avg_pool2d(torch.rand(2, 3, 64, 64) * 2 - 1, 5, stride=1, padding=2)  # smooth input
+    with torch.no_grad():
+        ref, warm, cold = old(x), new(x), untrained(x)
+    # the least-squares warm start is far closer to the old network than a fresh decoder
+    assert (warm - ref).abs().mean() < 0.5 * (cold - ref).abs().mean()
+
+
+def test_unknown_upsample_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="upsample"):
+        GeneratorConfig(upsample="pixelshuffle")
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def test_paired_jitter_affine_carries_points_with_the_image() -> None:
+    n, size = 6, 32
+    images = torch.zeros(n, 3, size, size)
+    ys, xs = torch.randint(6, 26, (n,)), torch.randint(6, 26, (n,))
+    for i in range(n):  # one bright dot per image
+        images[i, :, ys[i], xs[i]] = 1.0
+    a, _, affine = paired_jitter(
+        images.clone(), images.clone(), 8, torch.Generator().manual_seed(4), return_affine=True
+    )
+    assert affine.shape == (n, 2, 3)
+    for i in range(n):
+        point = affine[i] @ torch.tensor([float(xs[i]), float(ys[i]), 1.0])
+        heat = a[i, 0]
+        yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        centre = torch.stack([(heat * xx).sum(), (heat * yy).sum()]) / heat.sum()
+        assert torch.allclose(point, centre, atol=0.35), (i, point, centre)
+
+
+def test_augment_sketches_is_seeded_bounded_and_varied() -> None:
+    torch.manual_seed(0)
+    sketch = torch.ones(16, 3, 64, 64)
+    sketch[:, :, 20:44, 30:33] = -1.0  # one dark stroke on white paper
+    a = augment_sketches(sketch, torch.Generator().manual_seed(7))
+    b = augment_sketches(sketch, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+    assert a.min() >= -1.0 and a.max() <= 1.0 and a.shape == sketch.shape
+    changed = (a - sketch).abs().flatten(1).amax(dim=1) > 1e-3
+    assert 4 <= int(changed.sum()) <= 16  # most, not necessarily all, are restyled
+    # the stroke stays darker than the paper around it in every sketch
+    assert (a[:, :, 20:44, 30:33].mean(dim=(1, 2, 3)) < a[:, :, 20:44, 5:15].mean(dim=(1, 2, 3))).all()
+    assert torch.equal(augment_sketches(sketch, torch.Generator(), strength=0.0), sketch)
+
+
+# ---------------------------------------------------------------- face losses
+
+
+@pytest.fixture(scope="module")
+def celeba_faces(shared_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """4 CelebA faces at 128 px with their 5 landmarks."""
+    from sketch2face.identity.chips import detect_landmarks5
+
+    paths = sorted((shared_dir / "data" / "fixtures" / "celeba").glob("*.jpg"))[:4]
+    images, points = [], []
+    for path in paths:
+        image = np.asarray(Image.open(path).convert("RGB").resize((128, 128), Image.BICUBIC))
+        found = detect_landmarks5(image)
+        if found is None:
+            continue
+        images.append(image)
+        points.append(found)
+    if len(images) < 3:
+        pytest.skip("dlib found too few faces in the CelebA fixtures")
+    return np.stack(images), np.stack(points).astype(np.float32)
+
+
+def test_identity_and_perceptual_losses_have_useful_gradients(celeba_faces) -> None:
+    from sketch2face.identity.chips import chip_transform
+    from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
+    from sketch2face.models.face_losses import FaceIdentityLoss
+
+    images, points = celeba_faces
+    real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    chips = torch.from_numpy(np.stack([chip_transform(p) for p in points])).float()
+    valid = torch.ones(len(real), dtype=torch.bool)
+    loss = FaceIdentityLoss(load_dlib_face_resnet())
+    same = loss(real, real, chips, valid)
+    assert same.identity.item() < 1e-4 and same.perceptual.item() < 1e-4
+    # another person's face (rolled batch) is far in identity and in features
+    other = loss(real.roll(1, dims=0), real, chips, valid)
+    assert other.identity.item() > 0.02 and other.perceptual.item() > 0.1
+    fake = (real.roll(1, dims=0) * 0.5).requires_grad_(True)
+    out = loss(fake, real, chips, valid)
+    (out.identity + out.perceptual).backward()
+    grad = fake.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+    # one gradient step toward lower identity loss lowers it
+    with torch.no_grad():
+        stepped = fake - 0.05 * grad / grad.abs().max()
+    assert loss(stepped, real, chips, valid).identity < out.identity
+    # rows without landmarks are left out; none at all gives zeros, not NaN
+    none = loss(fake, real, chips, torch.zeros_like(valid))
+    assert none.identity.item() == 0.0 and none.perceptual.item() == 0.0
+
+
+def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces, tmp_path: Path) -> None:
+    from sketch2face.training.data import face_chip_matrices
+
+    images, points = celeba_faces
+    sketches = 255 - np.repeat(images.mean(axis=3, keepdims=True), 3, axis=3).astype(np.uint8)
+    chips, valid = face_chip_matrices((points + 0.5) * 2.0 - 0.5, 128)  # found at 128 -> "256" coords
+    data = PairTensors(
+        torch.from_numpy(np.ascontiguousarray(sketches)),
+        torch.from_numpy(images),
+        manifest_sha256="fixture",
+        chip_matrices=torch.from_numpy(chips),
+        chip_valid=torch.from_numpy(valid),
+        sources=("fs2k",) * len(images),
+    )
+    # a deconv checkpoint to warm-start from
+    old_cfg = GeneratorConfig(ngf=4, depth=7)
+    disc_cfg = DiscriminatorConfig(ndf=4, n_layers=2)
+    old = save_checkpoint(
+        tmp_path / "old.safetensors",
+        generator=UNetGenerator(old_cfg),
+        discriminator=PatchGANDiscriminator(disc_cfg),
+        generator_config=old_cfg,
+        discriminator_config=disc_cfg,
+        step=1,
+    )
+    cfg = TrainConfig(
+        data=DataConfig(batch_size=2, jitter_px=8, sketch_augment=1.0),
+        generator=GeneratorConfig(ngf=4, depth=7, upsample="resize"),
+        discriminator=disc_cfg,
+        loss=LossConfig(contextual_pool_px=4, identity=5.0, face_perceptual=1.0),
+        runtime=RuntimeConfig(device="cpu", precision="fp32", seed=0, threads=2),
+        run=RunConfig(
+            out_dir=str(tmp_path / "run"),
+            max_steps=3,
+            log_every=1,
+            sample_every=3,
+            eval_every=3,
+            eval_pairs=4,
+            checkpoint_every=3,
+            bn_recalibration_batches=1,
+            init_from=str(old),
+            select_metric="val_score",
+        ),
+    )
+    trainer = Pix2PixTrainer(cfg, data, data, show_progress=False)
+    batch = trainer._batch(0)
+    assert batch.chip_matrices is not None and batch.chip_matrices.shape == (2, 2, 3)
+    losses = trainer.train_step(*batch)
+    assert losses["G_id"] > 0 and losses["G_fperc"] > 0 and np.isfinite(losses["G_total"])
+    metrics = trainer.validate()
+    for key in ("val_ssim_fs2k", "val_id_cos_fs2k", "val_rank1_fs2k", "val_rank1_sketch_fs2k", "val_score"):
+        assert key in metrics, metrics
+    assert 0.0 <= metrics["val_rank1_fs2k"] <= 1.0
+    assert metrics["val_score"] == pytest.approx(metrics["val_ssim_fs2k"] + metrics["val_rank1_fs2k"])
+    trainer.fit()
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    assert best.generator_config.upsample == "resize"
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"G_id", "G_fperc", "val_rank1_fs2k"} <= set(header)
