@@ -1,6 +1,8 @@
-"""Training throughput (images/s) of one pix2pix step, per precision / memory format / width.
+"""Training throughput (images/s) of one pix2pix step, per precision / memory format / width,
+and per recipe variant (decoder upsampling, face losses, training resolution).
 
 Usage: python benchmarks/bench_train_step.py [--steps 4] [--batch 8] [--ngf 32,64] [--json out.json]
+       python benchmarks/bench_train_step.py --recipes --ngf 32 --batch 4 --precisions fp32
 All variants run in one process so the ratios are comparable on a shared, noisy machine.
 """
 
@@ -17,32 +19,62 @@ import torch
 
 from sketch2face.models.patchgan import DiscriminatorConfig
 from sketch2face.models.unet import GeneratorConfig
-from sketch2face.training.config import DataConfig, RunConfig, RuntimeConfig, TrainConfig
+from sketch2face.training.config import (
+    DataConfig,
+    LossConfig,
+    RunConfig,
+    RuntimeConfig,
+    TrainConfig,
+)
 from sketch2face.training.trainer import PairTensors, Pix2PixTrainer
+
+#: recipe variants of issue 11: (name, upsample, face losses on, training size px)
+RECIPES = (
+    ("pix2pix deconv 256", "deconv", False, 256),
+    ("resize-conv 256", "resize", False, 256),
+    ("resize-conv 256 + identity/perceptual", "resize", True, 256),
+    ("resize-conv 128 + identity/perceptual", "resize", True, 128),
+)
 
 
 def measure(
-    ngf: int, precision: str, channels_last: bool, batch: int, steps: int, device: str
+    ngf: int,
+    precision: str,
+    channels_last: bool,
+    batch: int,
+    steps: int,
+    device: str,
+    *,
+    upsample: str = "deconv",
+    face_losses: bool = False,
+    size_px: int = 256,
 ) -> dict[str, float]:
     rng = np.random.default_rng(0)
-    data = PairTensors.from_arrays(
-        rng.integers(0, 255, (batch * 2, 256, 256, 3), dtype=np.uint8),
-        rng.integers(0, 255, (batch * 2, 256, 256, 3), dtype=np.uint8),
+    n = batch * 2
+    # a face chip covering the middle of the frame: cost does not depend on where it lies
+    chip = np.array([[150 / (0.6 * size_px), 0, -0.2 * size_px * 150 / (0.6 * size_px)], [0, 150 / (0.6 * size_px), -0.2 * size_px * 150 / (0.6 * size_px)]], np.float32)
+    data = PairTensors(
+        torch.from_numpy(rng.integers(0, 255, (n, size_px, size_px, 3), dtype=np.uint8)),
+        torch.from_numpy(rng.integers(0, 255, (n, size_px, size_px, 3), dtype=np.uint8)),
+        chip_matrices=torch.from_numpy(np.tile(chip, (n, 1, 1))),
+        chip_valid=torch.ones(n, dtype=torch.bool),
     )
+    weight = 1.0 if face_losses else 0.0
     cfg = TrainConfig(
         data=DataConfig(batch_size=batch, augment=False),
-        generator=GeneratorConfig(ngf=ngf),
-        discriminator=DiscriminatorConfig(ndf=64),
+        generator=GeneratorConfig(ngf=ngf, depth=7, upsample=upsample),
+        discriminator=DiscriminatorConfig(ndf=ngf),
+        loss=LossConfig(identity=weight, face_perceptual=weight),
         runtime=RuntimeConfig(device=device, precision=precision, channels_last=channels_last),
         run=RunConfig(out_dir="/tmp/bench_train_step_unused", max_steps=10**9),
     )
     trainer = Pix2PixTrainer(cfg, data, show_progress=False)
-    sketch, photo, _ = trainer._batch(0)
-    trainer.train_step(sketch, photo)  # warm-up
+    batch_t = trainer._batch(0)
+    trainer.train_step(*batch_t)  # warm-up
     times = []
     for _ in range(steps):
         t = time.perf_counter()
-        trainer.train_step(sketch, photo)
+        trainer.train_step(*batch_t)
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
@@ -51,6 +83,9 @@ def measure(
         "ngf": ngf,
         "precision": precision,
         "channels_last": channels_last,
+        "upsample": upsample,
+        "face_losses": face_losses,
+        "size_px": size_px,
         "median_step_s": med,
         "images_per_s": batch / med,
     }
@@ -64,9 +99,21 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", default="")
+    parser.add_argument(
+        "--recipes", action="store_true", help="compare the issue-11 recipe variants instead"
+    )
     args = parser.parse_args()
     rows = []
-    for ngf in [int(x) for x in args.ngf.split(",")]:
+    if args.recipes:
+        ngf, precision = int(args.ngf.split(",")[0]), args.precisions.split(",")[0]
+        for name, upsample, face, size in RECIPES:
+            rows.append(
+                measure(ngf, precision, True, args.batch, args.steps, args.device,
+                        upsample=upsample, face_losses=face, size_px=size)
+            )
+            r = rows[-1]
+            print(f"{name:40s} step={r['median_step_s'] * 1000:8.1f} ms  {r['images_per_s']:6.2f} img/s", flush=True)
+    for ngf in [int(x) for x in args.ngf.split(",")] if not args.recipes else []:
         for precision in args.precisions.split(","):
             for cl in (False, True):
                 rows.append(measure(ngf, precision, cl, args.batch, args.steps, args.device))

@@ -5,19 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sketch2face.errors import ConfigError
+from sketch2face.errors import ConfigError, Sketch2FaceError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``evaluate`` sub-command."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="score generated faces against real photos (SSIM, PSNR, identity, rank-1)",
+        help="score generated faces against real photos beside baselines (SSIM, PSNR, identity)",
         description=(
             "Generate a face for each sketch and compare it with its real photo. Pairs come "
             "from two folders matched by file stem (--sketches/--photos) or from a prepared "
             "dataset's manifest "
-            "(--manifest DIR --split test). Writes a JSON report and prints a table."
+            "(--manifest DIR --split test). Two trivial baselines are scored on the same pairs "
+            "and printed beside the model: the mean training face (stored beside the checkpoint "
+            "by `sketch2face export --mean-face`, else computed from --manifest's train split) "
+            "and the sketch itself. Writes a JSON report and prints a table."
         ),
     )
     source = parser.add_argument_group("pairs (one of)")
@@ -43,12 +46,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--gfpgan-weights", type=Path, metavar="PATH", help="GFPGANv1.3/1.4 .pth (implies --refine)"
     )
+    parser.add_argument(
+        "--mean-face",
+        type=Path,
+        metavar="PNG",
+        help="mean training face for the baseline (default: <checkpoint stem>.mean_face.png "
+        "beside the checkpoint, else computed from --manifest's train split)",
+    )
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the mean-face and sketch baselines (faster)",
+    )
     parser.add_argument("--sheet", type=Path, metavar="SHEET.png", help="write a comparison sheet")
     parser.add_argument("--sheet-pairs", type=int, default=8, help="rows in the sheet (default 8)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N pairs")
     parser.add_argument("--source", help="with --manifest: only pairs of this source (e.g. fs2k)")
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per generator batch (8)")
-    parser.add_argument("--seed", type=int, default=None, help="score seeded variations instead of the canonical face")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="score seeded variations instead of the canonical face",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     parser.add_argument("--lpips-weights", metavar="PATH", help="LPIPS backbone weights (hook)")
     parser.add_argument("--inception-weights", metavar="PATH", help="FID Inception weights (hook)")
@@ -83,8 +103,21 @@ def _resolve_pairs(args: argparse.Namespace) -> tuple[list[Path], list[Path], di
     return [s for s, _ in pairs], [p for _, p in pairs], unmatched, prepared
 
 
+def _checkpoint_path(checkpoint: Path | None) -> Path | None:
+    """The checkpoint file the pipeline loads (explicit, $SKETCH2FACE_CHECKPOINT or packaged)."""
+    try:
+        from sketch2face.pipeline import resolve_checkpoint
+    except ImportError:
+        return checkpoint
+    try:
+        return resolve_checkpoint(checkpoint)
+    except Sketch2FaceError:
+        return checkpoint
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report (and sheet), print the table."""
+    from sketch2face.evaluation.baselines import resolve_mean_face
     from sketch2face.evaluation.evaluate import evaluate_pairs
     from sketch2face.pipeline import Sketch2Face
     from sketch2face.refine.base import NoRefiner
@@ -108,6 +141,13 @@ def run(args: argparse.Namespace) -> int:
         print(getattr(pipeline, "refiner_notice", None) or NO_WEIGHTS_NOTICE)
     skipped = f" ({unmatched['sketches']} sketches, {unmatched['photos']} photos without a pair)"
     print(f"evaluating {len(sketches)} pairs" + (skipped if any(unmatched.values()) else ""))
+    mean_face, mean_face_message = None, "baselines were not requested (--no-baselines)"
+    if not args.no_baselines:
+        # the mean face of the model being evaluated; a dataset's test split is never used for it
+        mean_face, mean_face_message = resolve_mean_face(
+            _checkpoint_path(args.checkpoint), explicit=args.mean_face, dataset_dir=args.manifest
+        )
+        print(mean_face_message)
     report = evaluate_pairs(
         pipeline,
         sketches,
@@ -121,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
         sheet_pairs=args.sheet_pairs,
         lpips_weights=args.lpips_weights,
         inception_weights=args.inception_weights,
+        mean_face=mean_face,
+        mean_face_unavailable=mean_face_message.removeprefix("mean face unavailable: "),
+        baselines=not args.no_baselines,
     )
     report.unmatched = unmatched
     report.save(args.report)

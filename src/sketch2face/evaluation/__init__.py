@@ -1,5 +1,14 @@
-"""Evaluation: SSIM/PSNR/identity metrics and the EvalReport of a pipeline on sketch/photo pairs."""
+"""Evaluation: SSIM/PSNR/identity metrics, baselines, artefact/realism measures and the EvalReport."""
 
+from sketch2face.evaluation.baselines import (
+    MeanFace,
+    compute_mean_face,
+    create_mean_face,
+    load_mean_face,
+    mean_face_path,
+    resolve_mean_face,
+    save_mean_face,
+)
 from sketch2face.evaluation.evaluate import (
     EvalReport,
     StemPairs,
@@ -14,22 +23,41 @@ from sketch2face.evaluation.metrics import (
     identity_similarity,
     psnr,
     rank1,
+    rank_k,
     ssim,
     ssim_gray,
+)
+from sketch2face.evaluation.realism import (
+    grid_artifact_ratio,
+    grid_energy_score,
+    realism_accuracy,
+    realism_features,
 )
 
 __all__ = [
     "EvalReport",
     "FaceEmbedder",
+    "MeanFace",
     "StemPairs",
+    "compute_mean_face",
+    "create_mean_face",
     "default_embedder",
     "evaluate_pairs",
+    "grid_artifact_ratio",
+    "grid_energy_score",
     "identity_distance",
     "identity_similarity",
+    "load_mean_face",
+    "mean_face_path",
     "pair_by_stem",
     "pairs_from_manifest",
     "psnr",
     "rank1",
+    "rank_k",
+    "realism_accuracy",
+    "realism_features",
+    "resolve_mean_face",
+    "save_mean_face",
     "ssim",
     "ssim_gray",
 ]

@@ -11,6 +11,13 @@ has that keyword) so it does not crop them a second time. A photo that is still 
 
 The generated 256x256 face is scored against the 256x256 photo. A refined 512x512 face is scored
 separately (under ``refined``) after an area downscale to 256, so both rows compare like with like.
+
+Every system is also scored against two trivial baselines on the same pairs, so a number can be
+read against "no model at all" (``EvalReport.baselines``, see :mod:`.baselines`): the **mean
+training face** (one constant image) and the **sketch itself** (the prepared 256x256 network input,
+scored exactly like a generated face). For each system the report gives SSIM, PSNR, identity,
+rank-1/rank-5 (an image without a detected face counts as a miss), the number of faces the
+recogniser found, the grid-artefact ratio and the realism accuracy (:mod:`.realism`).
 """
 
 from __future__ import annotations
@@ -31,19 +38,30 @@ import numpy as np
 from tqdm import tqdm
 
 from sketch2face.errors import DatasetError, InvalidImageError
+from sketch2face.evaluation.baselines import MeanFace
 from sketch2face.evaluation.metrics import (
     DLIB_SAME_PERSON_DISTANCE,
     SSIM_METHOD,
     FaceEmbedder,
+    FaceEmbedding,
     default_embedder,
     fid_unavailable_reason,
     identity_distance,
     identity_similarity,
     lpips_unavailable_reason,
     psnr,
-    rank1,
+    rank_k,
     ssim,
     ssim_gray,
+)
+from sketch2face.evaluation.realism import (
+    GRID_METHOD,
+    REALISM_METHOD,
+    REALISM_MIN_PER_CLASS,
+    grid_energy_score,
+    grid_ratio_from_scores,
+    realism_accuracy_from_features,
+    realism_features,
 )
 from sketch2face.imaging import atomic_write_bytes, load_image, make_grid, save_png
 
@@ -53,6 +71,30 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", 
 EVAL_SIZE_PX = 256
 #: Rows in the comparison sheet by default.
 SHEET_PAIRS = 8
+#: The k of the rank-k identification rates reported for every system.
+RANKS = (1, 5)
+#: Baseline keys in ``EvalReport.baselines`` and their labels in the summary table.
+BASELINE_LABELS = {"mean_face": "mean face", "sketch": "sketch itself"}
+#: (figure key, column header, decimals) of the summary table; one row per system.
+TABLE_COLUMNS = (
+    ("ssim", "SSIM (RGB)", 4),
+    ("ssim_gray", "SSIM gray", 4),
+    ("psnr", "PSNR dB", 2),
+    ("identity_similarity", "identity cos", 4),
+    ("identity_match_rate", "match <0.6", 3),
+    ("faces_found", "faces found", 0),
+    ("rank1", "rank-1", 3),
+    ("rank5", "rank-5", 3),
+    ("grid_artifact_ratio", "grid ratio", 2),
+    ("realism_accuracy", "realism acc", 3),
+)
+IDENTITY_METHOD = (
+    "dlib ResNet 128-D descriptor; identity_similarity = cosine, identity_match_rate = fraction "
+    f"with euclidean distance < {DLIB_SAME_PERSON_DISTANCE}; rank1 / rank5 = the pair's own real "
+    "photo is the nearest / among the 5 nearest of all evaluated real photos (euclidean, ties by "
+    "index), an image in which dlib's detector finds no face counting as a miss; rank1_fallback / "
+    "rank5_fallback = the same with such images embedded from the whole frame instead"
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -157,7 +199,12 @@ def pairs_from_manifest(
 
 @dataclass
 class EvalReport:
-    """Mean metrics over the evaluated pairs (JSON via :meth:`to_json`)."""
+    """Mean metrics over the evaluated pairs, beside trivial baselines (JSON via :meth:`to_json`).
+
+    The model's figures stay top-level (``ssim``, ``rank1``, ...); ``baselines`` holds the same
+    figures for ``mean_face`` (the mean training photo) and ``sketch`` (the network's input), each
+    with ``available`` and a ``source`` or ``reason``.
+    """
 
     count: int
     ssim: float
@@ -169,7 +216,7 @@ class EvalReport:
     rank1: float
     rank1_chance: float
     face_found_rate: dict[str, float]
-    refined: dict[str, float] | None
+    refined: dict[str, Any] | None
     lpips: float | None
     fid: float | None
     unavailable: dict[str, str]
@@ -177,13 +224,19 @@ class EvalReport:
     model_version: str
     refine: bool
     seed: int | None
+    rank5: float | None = None
+    rank5_chance: float | None = None
+    #: rank-k with undetected faces embedded from the whole frame (how rank1 used to be counted)
+    rank1_fallback: float | None = None
+    rank5_fallback: float | None = None
+    faces_found: dict[str, int] = field(default_factory=dict)
+    grid_artifact_ratio: float | None = None
+    realism_accuracy: float | None = None
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     ssim_method: str = SSIM_METHOD
-    identity_method: str = (
-        "dlib ResNet 128-D descriptor; identity_similarity = cosine, identity_match_rate = "
-        f"fraction with euclidean distance < {DLIB_SAME_PERSON_DISTANCE}; rank1 = nearest real "
-        "photo "
-        "in the evaluated set is the pair's own"
-    )
+    identity_method: str = IDENTITY_METHOD
+    grid_method: str = GRID_METHOD
+    realism_method: str = REALISM_METHOD
     unmatched: dict[str, int] = field(default_factory=lambda: {"sketches": 0, "photos": 0})
     skipped: list[dict[str, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -204,40 +257,115 @@ class EvalReport:
         """Write the JSON report atomically."""
         return atomic_write_bytes(path, (self.to_json() + "\n").encode("utf-8"))
 
+    def model_summary(self) -> dict[str, Any]:
+        """The model's figures in the same shape as a baseline's."""
+        return {
+            "available": True,
+            "count": self.count,
+            "ssim": self.ssim,
+            "ssim_gray": self.ssim_gray,
+            "psnr": self.psnr,
+            "identity_similarity": self.identity_similarity,
+            "identity_distance": self.identity_distance,
+            "identity_match_rate": self.identity_match_rate,
+            "faces_found": self.faces_found.get("generated"),
+            "rank1": self.rank1,
+            "rank5": self.rank5,
+            "rank1_fallback": self.rank1_fallback,
+            "rank5_fallback": self.rank5_fallback,
+            "grid_artifact_ratio": self.grid_artifact_ratio,
+            "realism_accuracy": self.realism_accuracy,
+        }
+
+    def systems(self) -> list[tuple[str, dict[str, Any]]]:
+        """(label, figures) per system in table order: model, refined, mean face, sketch."""
+        rows = [("model", self.model_summary())]
+        if self.refined:
+            rows.append(("model + refiner", {"available": True, **self.refined}))
+        for key, label in BASELINE_LABELS.items():
+            if key in self.baselines:
+                rows.append((label, self.baselines[key]))
+        return rows
+
     def summary_table(self) -> str:
-        """A readable fixed-width table of the headline metrics."""
-        rows: list[tuple[str, str, str]] = []
+        """A fixed-width table, one row per system (model, refined, mean face, sketch itself)."""
 
-        def fmt(value: float | None, digits: int = 4) -> str:
-            return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+        def fmt(value: Any, digits: int) -> str:
+            if value is None or not math.isfinite(float(value)):
+                return "n/a"
+            return f"{value:.{digits}f}"
 
-        refined = self.refined or {}
-        for key, label, digits in (
-            ("ssim", "SSIM (RGB)", 4),
-            ("ssim_gray", "SSIM (gray)", 4),
-            ("psnr", "PSNR dB", 2),
-            ("identity_similarity", "identity cosine", 4),
-            ("identity_distance", "identity distance", 4),
-            ("identity_match_rate", "identity match <0.6", 4),
-            ("rank1", "rank-1", 4),
-        ):
-            rows.append(
-                (
-                    label,
-                    fmt(getattr(self, key), digits),
-                    fmt(refined.get(key), digits) if self.refined else "",
-                )
-            )
-        rows.append(("LPIPS", fmt(self.lpips), ""))
-        rows.append(("FID", fmt(self.fid, 2), ""))
-        header = ("metric", "generated", "refined" if self.refined else "")
-        width = max(len(r[0]) for r in [header, *rows])
-        lines = [
-            f"{self.count} pairs, model {self.model_version}, "
-            f"rank-1 chance {fmt(self.rank1_chance)}"
+        systems = self.systems()
+        header = ["system", *(label for _, label, _ in TABLE_COLUMNS)]
+        body: list[list[str]] = []
+        for label, figures in systems:
+            if not figures.get("available", True):
+                body.append([label, "unavailable (see below)"])
+                continue
+            cells = [label]
+            for key, _, digits in TABLE_COLUMNS:
+                if key == "faces_found":
+                    found, count = figures.get("faces_found"), figures.get("count")
+                    cells.append(
+                        "n/a" if found is None or count is None else f"{int(found)}/{int(count)}"
+                    )
+                else:
+                    cells.append(fmt(figures.get(key), digits))
+            body.append(cells)
+        widths = [
+            max(len(row[c]) for row in [header, *body] if c < len(row) and len(row) > 2)
+            for c in range(len(header))
         ]
-        lines.append(f"{header[0]:<{width}}  {header[1]:>10}  {header[2]:>10}".rstrip())
-        lines += [f"{a:<{width}}  {b:>10}  {c:>10}".rstrip() for a, b, c in rows]
+
+        def line(row: list[str]) -> str:
+            if len(row) == 2 and len(header) > 2:  # an unavailable system
+                return f"{row[0]:<{widths[0]}}  {row[1]}"
+            return "  ".join(
+                f"{cell:<{widths[c]}}" if c == 0 else f"{cell:>{widths[c]}}"
+                for c, cell in enumerate(row)
+            ).rstrip()
+
+        real_found = self.faces_found.get("real")
+        lines = [
+            f"{self.count} pairs, model {self.model_version}; chance level: rank-1 "
+            f"{fmt(self.rank1_chance, 4)}, rank-5 {fmt(self.rank5_chance, 4)}",
+            line(header),
+            *(line(row) for row in body),
+        ]
+        if real_found is not None:
+            lines.append(
+                f"real photos: the face recogniser found a face in {real_found}/{self.count}"
+            )
+        fallbacks = ", ".join(
+            f"{label} {fmt(f.get('rank1_fallback'), 3)}/{fmt(f.get('rank5_fallback'), 3)}"
+            for label, f in systems
+            if f.get("available", True) and "rank1_fallback" in f
+        )
+        lines += [
+            "rank-k: the pair's own real photo is among the k nearest of all evaluated real photos "
+            "(dlib descriptor, euclidean); an image in which the recogniser finds no face counts "
+            "as a miss (see faces found)"
+            + (
+                f"; embedding the whole frame instead, rank-1/rank-5: {fallbacks}"
+                if fallbacks
+                else ""
+            ),
+            "grid ratio: spectral energy at the period-2/4/8 grid frequencies over its spectral "
+            "neighbourhood, relative to the same for the real photos (1.0 = as real photos)",
+            "realism acc: cross-validated accuracy of a logistic regression telling these images "
+            "from the real photos on simple statistics (0.5 = indistinguishable to it, 1.0 = "
+            f"trivially separable; n/a below {REALISM_MIN_PER_CLASS} pairs)",
+        ]
+        for key, label in BASELINE_LABELS.items():
+            figures = self.baselines.get(key)
+            if figures is None:
+                continue
+            if figures.get("available"):
+                lines.append(f"{label}: {figures.get('source', '')}")
+            else:
+                lines.append(f"{label}: unavailable ({figures.get('reason', 'unknown reason')})")
+        if self.lpips is not None or self.fid is not None:
+            lines.append(f"LPIPS {fmt(self.lpips, 4)}, FID {fmt(self.fid, 2)}")
         for metric, reason in self.unavailable.items():
             lines.append(f"{metric}: unavailable ({reason})")
         return "\n".join(lines)
@@ -317,6 +445,77 @@ def _to_size(image_u8: np.ndarray, size_px: int) -> np.ndarray:
     return _center_square_resize(image_u8, size_px)
 
 
+class _SystemScores:
+    """Per-image scores of one system (the model, the refined model, or a baseline)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.embs: list[np.ndarray] = []
+        self.found: list[bool] = []
+        self.grid: list[float] = []
+        self.features: list[np.ndarray] = []
+
+    def add(
+        self,
+        image_u8: np.ndarray,
+        photo_u8: np.ndarray,
+        real_vector: np.ndarray,
+        emb: FaceEmbedding,
+        grid: float,
+        features: np.ndarray,
+    ) -> dict[str, Any]:
+        """Score one image against its real photo; returns the per-pair metrics."""
+        row = {
+            "ssim": ssim(image_u8, photo_u8),
+            "ssim_gray": ssim_gray(image_u8, photo_u8),
+            "psnr": psnr(image_u8, photo_u8),
+            "identity_similarity": identity_similarity(emb.vector, real_vector),
+            "identity_distance": identity_distance(emb.vector, real_vector),
+            "face_found": emb.face_found,
+        }
+        self.rows.append(row)
+        self.embs.append(emb.vector)
+        self.found.append(emb.face_found)
+        self.grid.append(grid)
+        self.features.append(features)
+        return row
+
+    def summary(
+        self, real_embs: np.ndarray, real_grid: list[float], real_features: np.ndarray
+    ) -> dict[str, Any]:
+        """Means over the pairs, ranks against all real photos, grid ratio and realism accuracy."""
+        n = len(self.rows)
+        distances = [r["identity_distance"] for r in self.rows]
+        summary: dict[str, Any] = {
+            "count": n,
+            **{
+                k: _mean([r[k] for r in self.rows])
+                for k in ("ssim", "ssim_gray", "psnr", "identity_similarity", "identity_distance")
+            },
+            "identity_match_rate": _mean([float(d < DLIB_SAME_PERSON_DISTANCE) for d in distances]),
+            "faces_found": int(sum(self.found)),
+            "face_found_rate": _mean([float(f) for f in self.found]),
+        }
+        if n == len(real_embs) and n > 0:  # ranks need one image per real photo
+            gen = np.stack(self.embs)
+            for k in RANKS:
+                summary[f"rank{k}"] = rank_k(gen, real_embs, k, face_found=self.found)
+            for k in RANKS:
+                summary[f"rank{k}_fallback"] = rank_k(gen, real_embs, k)
+        else:
+            for k in RANKS:
+                summary[f"rank{k}"] = summary[f"rank{k}_fallback"] = float("nan")
+        summary["grid_artifact_ratio"] = (
+            grid_ratio_from_scores(self.grid, real_grid) if n else float("nan")
+        )
+        summary["realism_accuracy"] = (
+            realism_accuracy_from_features(np.stack(self.features), real_features)
+            if n
+            else float("nan")
+        )
+        return summary
+
+
 def evaluate_pairs(
     pipeline: Pipeline,
     sketch_paths: Sequence[PathLike],
@@ -332,8 +531,11 @@ def evaluate_pairs(
     sheet_pairs: int = SHEET_PAIRS,
     lpips_weights: str | None = None,
     inception_weights: str | None = None,
+    mean_face: MeanFace | None = None,
+    mean_face_unavailable: str | None = None,
+    baselines: bool = True,
 ) -> EvalReport:
-    """Generate a face for every sketch and score it against its real photo.
+    """Generate a face for every sketch and score it against its real photo, beside baselines.
 
     Args:
         pipeline: a ``Sketch2Face`` (or anything with its ``__call__`` contract).
@@ -346,6 +548,9 @@ def evaluate_pairs(
         embedder: the FaceEmbedder to use (default: the process-wide one).
         sheet_path: write a comparison sheet (sketch | generated | refined | real) of the first
             ``sheet_pairs`` pairs there.
+        mean_face: the mean training face of the evaluated model (baseline ``mean_face``);
+            None reports that baseline as unavailable with ``mean_face_unavailable`` as the reason.
+        baselines: score the baselines (the mean face and the sketch itself) too.
     """
     if len(sketch_paths) != len(photo_paths):
         raise ValueError(f"{len(sketch_paths)} sketches but {len(photo_paths)} photos; pass pairs")
@@ -355,6 +560,10 @@ def evaluate_pairs(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if mean_face is not None and mean_face.image.shape != (EVAL_SIZE_PX, EVAL_SIZE_PX, 3):
+        raise ValueError(
+            f"the mean face must be {EVAL_SIZE_PX}x{EVAL_SIZE_PX}x3, got {mean_face.image.shape}"
+        )
     started = time.perf_counter()
     embedder = embedder or default_embedder()
     cropper = None
@@ -370,9 +579,23 @@ def evaluate_pairs(
     items: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     notices: list[str] = []
-    gen_embs: list[np.ndarray] = []
     real_embs: list[np.ndarray] = []
-    refined_embs: list[np.ndarray] = []
+    real_found: list[bool] = []
+    real_grid: list[float] = []
+    real_features: list[np.ndarray] = []
+    model = _SystemScores()
+    refined_scores = _SystemScores()
+    sketch_scores = _SystemScores()
+    mean_scores = _SystemScores()
+    mean_stats: tuple[np.ndarray, FaceEmbedding, float, np.ndarray] | None = None
+    if baselines and mean_face is not None:
+        mean_u8 = np.ascontiguousarray(mean_face.image, dtype=np.uint8)
+        mean_stats = (
+            mean_u8,
+            embedder.embed(mean_u8),
+            grid_energy_score(mean_u8),
+            realism_features(mean_u8),
+        )
     sheet_rows: list[list[np.ndarray]] = []
     pipeline_ms: dict[str, float] = {}
     prepare_s = generate_s = metrics_s = 0.0
@@ -418,18 +641,24 @@ def evaluate_pairs(
 
         for i, (sketch_name, photo_name, sketch_u8, photo_u8) in enumerate(batch):
             face_u8 = _to_size(np.asarray(result.faces[i]), EVAL_SIZE_PX)
-            gen = embedder.embed(face_u8)
             real = embedder.embed(photo_u8)
-            gen_embs.append(gen.vector)
             real_embs.append(real.vector)
+            real_found.append(real.face_found)
+            real_grid.append(grid_energy_score(photo_u8))
+            real_features.append(realism_features(photo_u8))
+            gen = embedder.embed(face_u8)
+            scores = model.add(
+                face_u8,
+                photo_u8,
+                real.vector,
+                gen,
+                grid_energy_score(face_u8),
+                realism_features(face_u8),
+            )
             item: dict[str, Any] = {
                 "sketch": sketch_name,
                 "photo": photo_name,
-                "ssim": ssim(face_u8, photo_u8),
-                "ssim_gray": ssim_gray(face_u8, photo_u8),
-                "psnr": psnr(face_u8, photo_u8),
-                "identity_similarity": identity_similarity(gen.vector, real.vector),
-                "identity_distance": identity_distance(gen.vector, real.vector),
+                **{k: v for k, v in scores.items() if k != "face_found"},
                 "face_found_generated": gen.face_found,
                 "face_found_real": real.face_found,
             }
@@ -440,19 +669,35 @@ def evaluate_pairs(
                     (EVAL_SIZE_PX, EVAL_SIZE_PX),
                     interpolation=cv2.INTER_AREA,
                 )
-                ref = embedder.embed(refined_small)
-                refined_embs.append(ref.vector)
-                item["refined"] = {
-                    "ssim": ssim(refined_small, photo_u8),
-                    "ssim_gray": ssim_gray(refined_small, photo_u8),
-                    "psnr": psnr(refined_small, photo_u8),
-                    "identity_similarity": identity_similarity(ref.vector, real.vector),
-                    "identity_distance": identity_distance(ref.vector, real.vector),
-                    "face_found": ref.face_found,
+                item["refined"] = refined_scores.add(
+                    refined_small,
+                    photo_u8,
+                    real.vector,
+                    embedder.embed(refined_small),
+                    grid_energy_score(refined_small),
+                    realism_features(refined_small),
+                )
+            network_input = _to_size(
+                np.asarray(inputs_list[i]) if i < len(inputs_list) else sketch_u8, EVAL_SIZE_PX
+            )
+            if baselines:
+                item["baselines"] = {
+                    "sketch": sketch_scores.add(
+                        network_input,
+                        photo_u8,
+                        real.vector,
+                        embedder.embed(network_input),
+                        grid_energy_score(network_input),
+                        realism_features(network_input),
+                    )
                 }
+                if mean_stats is not None:
+                    item["baselines"]["mean_face"] = mean_scores.add(
+                        mean_stats[0], photo_u8, real.vector, *mean_stats[1:]
+                    )
             items.append(item)
             if sheet_path is not None and len(sheet_rows) < sheet_pairs:
-                row = [np.asarray(inputs_list[i]) if i < len(inputs_list) else sketch_u8, face_u8]
+                row = [network_input, face_u8]
                 if refine:
                     row.append(
                         np.asarray(refined_u8)
@@ -468,25 +713,42 @@ def evaluate_pairs(
             f"none of the {len(sketch_paths)} pairs could be read; see the skipped list in the log"
         )
 
-    def mean_of(key: str, rows: list[dict[str, Any]]) -> float:
-        return _mean([r[key] for r in rows])
+    real_embs_a = np.stack(real_embs)
+    real_features_a = np.stack(real_features)
 
-    distances = [r["identity_distance"] for r in items]
-    refined_items = [r["refined"] for r in items if "refined" in r]
-    refined_summary: dict[str, float] | None = None
-    if refined_items:
-        ref_dist = [r["identity_distance"] for r in refined_items]
-        refined_summary = {
-            "count": float(len(refined_items)),
-            **{
-                k: mean_of(k, refined_items)
-                for k in ("ssim", "ssim_gray", "psnr", "identity_similarity", "identity_distance")
-            },
-            "identity_match_rate": _mean([float(d < DLIB_SAME_PERSON_DISTANCE) for d in ref_dist]),
-            "rank1": rank1(np.stack(refined_embs), np.stack(real_embs))
-            if len(refined_embs) == len(real_embs)
-            else float("nan"),
-            "face_found_rate": _mean([float(r["face_found"]) for r in refined_items]),
+    def summarise(system: _SystemScores) -> dict[str, Any]:
+        return system.summary(real_embs_a, real_grid, real_features_a)
+
+    model_summary = summarise(model)
+    refined_summary: dict[str, Any] | None = None
+    if refined_scores.rows:
+        refined_summary = summarise(refined_scores)
+        refined_summary["count"] = float(refined_summary["count"])  # historical type
+
+    baseline_report: dict[str, dict[str, Any]] = {}
+    if not baselines:
+        reason = "baselines were not requested"
+        baseline_report = {
+            "mean_face": {"available": False, "reason": reason},
+            "sketch": {"available": False, "reason": reason},
+        }
+    else:
+        if mean_face is not None:
+            baseline_report["mean_face"] = {
+                "available": True,
+                "source": mean_face.source,
+                **summarise(mean_scores),
+            }
+        else:
+            baseline_report["mean_face"] = {
+                "available": False,
+                "reason": mean_face_unavailable
+                or "no mean training face was given to evaluate_pairs (mean_face=None)",
+            }
+        baseline_report["sketch"] = {
+            "available": True,
+            "source": "the prepared 256x256 sketch the network saw, scored like a generated face",
+            **summarise(sketch_scores),
         }
 
     if sheet_path is not None and sheet_rows:
@@ -504,17 +766,17 @@ def evaluate_pairs(
     }
     return EvalReport(
         count=count,
-        ssim=mean_of("ssim", items),
-        ssim_gray=mean_of("ssim_gray", items),
-        psnr=mean_of("psnr", items),
-        identity_similarity=mean_of("identity_similarity", items),
-        identity_distance=_mean(distances),
-        identity_match_rate=_mean([float(d < DLIB_SAME_PERSON_DISTANCE) for d in distances]),
-        rank1=rank1(np.stack(gen_embs), np.stack(real_embs)),
+        ssim=model_summary["ssim"],
+        ssim_gray=model_summary["ssim_gray"],
+        psnr=model_summary["psnr"],
+        identity_similarity=model_summary["identity_similarity"],
+        identity_distance=model_summary["identity_distance"],
+        identity_match_rate=model_summary["identity_match_rate"],
+        rank1=model_summary["rank1"],
         rank1_chance=1.0 / count,
         face_found_rate={
-            "generated": _mean([float(r["face_found_generated"]) for r in items]),
-            "real": _mean([float(r["face_found_real"]) for r in items]),
+            "generated": model_summary["face_found_rate"],
+            "real": _mean([float(f) for f in real_found]),
         },
         refined=refined_summary,
         lpips=None,
@@ -527,6 +789,14 @@ def evaluate_pairs(
         model_version=str(getattr(pipeline, "model_version", "unknown")),
         refine=refine,
         seed=seed,
+        rank5=model_summary["rank5"],
+        rank5_chance=min(1.0, 5.0 / count),
+        rank1_fallback=model_summary["rank1_fallback"],
+        rank5_fallback=model_summary["rank5_fallback"],
+        faces_found={"generated": model_summary["faces_found"], "real": int(sum(real_found))},
+        grid_artifact_ratio=model_summary["grid_artifact_ratio"],
+        realism_accuracy=model_summary["realism_accuracy"],
+        baselines=baseline_report,
         skipped=skipped,
         notices=notices,
         items=items,

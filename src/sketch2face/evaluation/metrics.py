@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,8 +185,21 @@ def is_same_person(emb_a: np.ndarray, emb_b: np.ndarray) -> bool:
     return identity_distance(emb_a, emb_b) < DLIB_SAME_PERSON_DISTANCE
 
 
-def rank1(generated_embs: np.ndarray, real_embs: np.ndarray) -> float:
-    """Fraction of generated faces whose nearest real photo (euclidean) is their own (i <-> i)."""
+def rank_k(
+    generated_embs: np.ndarray,
+    real_embs: np.ndarray,
+    k: int,
+    *,
+    face_found: Sequence[bool] | np.ndarray | None = None,
+) -> float:
+    """Fraction of generated faces whose own real photo (i <-> i) is among their k nearest.
+
+    Generated face i is ranked against all real photos j by euclidean descriptor distance; its
+    rank is ``#{j : d(i, j) < d(i, i)} + #{j < i : d(i, j) == d(i, i)}`` (ties broken by index,
+    exactly like ``argmin``), and it is a hit when that rank is below ``k``. ``k`` larger than the
+    gallery counts every face as a hit. ``face_found`` (optional, one flag per generated face):
+    a face the recogniser did not detect counts as a miss whatever its distances.
+    """
     gen = np.asarray(generated_embs, dtype=np.float64)
     real = np.asarray(real_embs, dtype=np.float64)
     if gen.ndim != 2 or gen.shape != real.shape:
@@ -193,10 +207,27 @@ def rank1(generated_embs: np.ndarray, real_embs: np.ndarray) -> float:
             f"expected two (N, D) arrays of equal shape, got {gen.shape} and {real.shape}"
         )
     if len(gen) == 0:
-        raise ValueError("rank1 needs at least one pair")
+        raise ValueError("rank_k needs at least one pair")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    n = len(gen)
     # (N, N) squared distances, generated i against real j
     dist = (gen**2).sum(1)[:, None] + (real**2).sum(1)[None, :] - 2.0 * gen @ real.T
-    return float(np.mean(np.argmin(dist, axis=1) == np.arange(len(gen))))
+    own = np.diag(dist)[:, None]
+    earlier = np.arange(n)[None, :] < np.arange(n)[:, None]
+    rank = np.sum(dist < own, axis=1) + np.sum((dist == own) & earlier, axis=1)
+    hits = rank < k
+    if face_found is not None:
+        found = np.asarray(face_found, dtype=bool)
+        if found.shape != (n,):
+            raise ValueError(f"face_found needs {n} flags, got shape {found.shape}")
+        hits &= found
+    return float(np.mean(hits))
+
+
+def rank1(generated_embs: np.ndarray, real_embs: np.ndarray) -> float:
+    """Fraction of generated faces whose nearest real photo (euclidean) is their own (i <-> i)."""
+    return rank_k(generated_embs, real_embs, 1)
 
 
 #: Why LPIPS / FID are not computed; reported under ``unavailable`` in every EvalReport.
