@@ -233,3 +233,25 @@ def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces,
     assert best.generator_config.upsample == "resize"
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"G_id", "G_fperc", "val_rank1_fs2k"} <= set(header)
+
+
+def test_validation_curve_png_from_a_metrics_log(tmp_path: Path) -> None:
+    from sketch2face.training.curve import plot_validation_curves, read_validation_rows
+
+    log = tmp_path / "metrics.csv"
+    log.write_text(
+        "step,G_l1,val_ssim,val_ssim_fs2k,val_rank1_fs2k,val_rank1_sketch_fs2k,val_id_cos_fs2k\n"
+        "10,0.3,,,,,\n"
+        "20,0.2,0.41,0.38,0.10,0.50,0.88\n"
+        "40,0.2,0.45,0.41,0.20,0.50,0.90\n"
+    )
+    rows = read_validation_rows(log)
+    assert [r["step"] for r in rows] == [20.0, 40.0]
+    out = plot_validation_curves(log, tmp_path / "curve.png", batch_size=4, reference_lines={"SSIM": 0.45})
+    assert out is not None
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape[0] > 200 and image.shape[1] > 400
+    assert image.std() > 10  # something is drawn
+    empty = tmp_path / "empty.csv"
+    empty.write_text("step,val_ssim\n5,\n")
+    assert plot_validation_curves(empty, tmp_path / "none.png", batch_size=4) is None

@@ -599,6 +599,20 @@ class Pix2PixTrainer:
         ]
         return save_png(make_grid(rows), path)
 
+    def _write_curve(self, log_path: Path) -> None:
+        """Redraw ``curve.png`` (validation figures against images seen) beside the CSV log."""
+        try:
+            from sketch2face.training.curve import plot_validation_curves
+
+            plot_validation_curves(
+                log_path,
+                self.out_dir / "curve.png",
+                batch_size=self.cfg.data.batch_size * self.dist.world_size,
+                title=f"{self.out_dir.name}: validation",
+            )
+        except ImportError:  # matplotlib is the optional "train" extra
+            log.debug("matplotlib not installed: no curve.png")
+
     # ------------------------------------------------------------------ loop
     def fit(self, stop_at_step: int | None = None) -> dict[str, float]:
         """Train until ``run.max_steps`` (or ``stop_at_step``); resumable; returns the last losses."""
@@ -675,6 +689,8 @@ class Pix2PixTrainer:
                 if row:
                     with log_path.open("a", newline="") as fh:
                         csv.DictWriter(fh, fieldnames=fields).writerow(row)
+                    if "val_ssim" in row:
+                        self._write_curve(log_path)
                 if step % cfg.run.sample_every == 0 or step == cfg.run.max_steps:
                     self.write_samples(self.out_dir / "samples" / f"step_{step:07d}.png")
                 if step == cfg.run.max_steps:

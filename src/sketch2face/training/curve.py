@@ -1,0 +1,102 @@
+"""Validation curves of a training run as a PNG: what a person reads faster than the CSV.
+
+One panel per figure family, against images seen: SSIM (all validation pairs and the FS2K artist
+sketches, with the mean-face level when known) and identity (FS2K rank-1 of the generated face
+next to the rank-1 of the sketch itself, the baseline to beat, and the descriptor cosine).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+#: (column, label, line style) per panel
+PANELS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
+    (
+        "SSIM (validation)",
+        (
+            ("val_ssim", "all val pairs", "-"),
+            ("val_ssim_fs2k", "FS2K artist sketches", "-"),
+        ),
+    ),
+    (
+        "identity, FS2K val (dlib on the photo's face chip)",
+        (
+            ("val_rank1_fs2k", "rank-1 generated face", "-"),
+            ("val_rank1_sketch_fs2k", "rank-1 the sketch itself (baseline)", "--"),
+            ("val_id_cos_fs2k", "descriptor cosine", ":"),
+        ),
+    ),
+)
+
+
+def read_validation_rows(metrics_csv: str | Path) -> list[dict[str, float]]:
+    """Rows of a trainer's metrics.csv that carry validation figures, as floats."""
+    rows: list[dict[str, float]] = []
+    with Path(metrics_csv).open(newline="") as fh:
+        for raw in csv.DictReader(fh):
+            if not raw.get("val_ssim"):
+                continue
+            row: dict[str, float] = {}
+            for key, value in raw.items():
+                try:
+                    row[key] = float(value)
+                except (TypeError, ValueError):
+                    continue
+            rows.append(row)
+    return rows
+
+
+def plot_validation_curves(
+    metrics_csv: str | Path,
+    out_png: str | Path,
+    *,
+    batch_size: int,
+    images_before: int = 0,
+    reference_lines: Mapping[str, float] | None = None,
+    title: str = "",
+) -> Path | None:
+    """Draw the run's validation figures against cumulative images seen; None without data.
+
+    ``images_before`` shifts the x axis by the images seen by earlier phases (warm starts), so
+    curves of successive sessions line up; ``reference_lines`` adds flat dashed levels per panel
+    title prefix, e.g. ``{"SSIM": 0.45}`` for the mean face.
+    """
+    rows = read_validation_rows(metrics_csv)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers
+    import matplotlib.pyplot as plt
+
+    x = [images_before + r["step"] * batch_size for r in rows]
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(6 * len(PANELS), 4), dpi=110)
+    for ax, (panel_title, series) in zip(axes, PANELS):
+        for column, label, style in series:
+            ys = [r.get(column, math.nan) for r in rows]
+            if all(math.isnan(y) for y in ys):
+                continue
+            ax.plot(x, ys, style, marker="o", markersize=3, label=label)
+        for prefix, level in (reference_lines or {}).items():
+            if panel_title.startswith(prefix):
+                ax.axhline(level, color="grey", linestyle="--", linewidth=1, label=f"mean face {level:.3f}")
+        ax.set_title(panel_title, fontsize=10)
+        ax.set_xlabel("images seen (cumulative)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def images_seen(steps_and_batches: Sequence[tuple[int, int]]) -> int:
+    """Total images of earlier phases given as (steps, batch size) pairs."""
+    return sum(steps * batch for steps, batch in steps_and_batches)
