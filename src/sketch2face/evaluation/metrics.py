@@ -103,6 +103,10 @@ class FaceEmbedder:
     If no face is detected (common for poor generations at 256 px), the whole image is used as the
     face box: our inputs are already 256x256 face crops, so the landmarks are still placed on the
     face and the 150 px face chip dlib extracts is comparable. ``face_found`` records which it was.
+
+    The descriptor comes from the PyTorch port of dlib's network on dlib's own chip geometry
+    (:mod:`sketch2face.identity`): equal to ``compute_face_descriptor`` to float rounding (tested),
+    and about 7x faster on CPU than the dlib-bin wheel. ``num_jitters > 1`` uses dlib itself.
     """
 
     def __init__(self, *, num_jitters: int = 1) -> None:
@@ -111,9 +115,14 @@ class FaceEmbedder:
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_5)))
-        self._encoder = dlib.face_recognition_model_v1(
-            str(dlib_model_path(FACE_RECOGNITION_RESNET))
+        self._encoder = (
+            dlib.face_recognition_model_v1(str(dlib_model_path(FACE_RECOGNITION_RESNET)))
+            if num_jitters > 1
+            else None
         )
+        from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
+
+        self._network = load_dlib_face_resnet() if self._encoder is None else None
         self.num_jitters = num_jitters
         self._lock = threading.Lock()
 
@@ -136,8 +145,23 @@ class FaceEmbedder:
             else:
                 box = self._dlib.rectangle(0, 0, width - 1, height - 1)
             shape = self._predictor(image_u8, box)
-            descriptor = self._encoder.compute_face_descriptor(image_u8, shape, self.num_jitters)
-        return FaceEmbedding(np.asarray(descriptor, dtype=np.float32), face_found)
+            if self._encoder is not None:
+                descriptor = self._encoder.compute_face_descriptor(image_u8, shape, self.num_jitters)
+                return FaceEmbedding(np.asarray(descriptor, dtype=np.float32), face_found)
+        points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        return FaceEmbedding(self._descriptor(image_u8, points), face_found)
+
+    def _descriptor(self, image_u8: np.ndarray, points: np.ndarray) -> np.ndarray:
+        import torch
+
+        from sketch2face.identity.chips import CHIP_SIZE, chip_transform, warp_chips
+
+        assert self._network is not None
+        with torch.no_grad():
+            image_t = torch.from_numpy(image_u8.copy()).permute(2, 0, 1)[None].float()
+            matrix = torch.from_numpy(chip_transform(points))[None]
+            chip = warp_chips(image_t, matrix, CHIP_SIZE).floor()  # dlib truncates its chip
+            return self._network(chip)[0].float().numpy()
 
     def embed_many(self, images_u8: list[np.ndarray]) -> tuple[np.ndarray, list[bool]]:
         """(N, 128) float32 descriptors and the per-image face_found flags."""
