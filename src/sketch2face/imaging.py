@@ -25,6 +25,10 @@ MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 #: Formats we accept, decided from the file content, never the extension.
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "MPO"})
+#: What a sketch needs to hold a face: the web app, its API, the model server and the `generate`
+#: command pass these as ``min_side``/``max_aspect``; library callers choose their own (default: none).
+MIN_SKETCH_SIDE = 32
+MAX_SKETCH_ASPECT = 4.0
 
 
 def _describe(source: ImageInput) -> str:
@@ -48,26 +52,55 @@ def _flatten_to_rgb(image: Image.Image, background: int = 255) -> Image.Image:
     return image.convert("RGB")
 
 
+def check_image_shape(
+    width: int, height: int, *, name: str, min_side: int = 0, max_aspect: float | None = None
+) -> None:
+    """Refuse an image smaller than ``min_side`` pixels on a side or longer than ``max_aspect``:1
+    (checked from the header, before decoding). A 1x1 or 1x5000 "sketch" holds no face."""
+    if min(width, height) < min_side:
+        raise InvalidImageError(
+            f"{name}: {width}x{height} pixels is too small to hold a face; use an image at least "
+            f"{min_side} pixels on each side (256x256 or larger works best)."
+        )
+    if max_aspect is not None and max(width, height) > max_aspect * max(min(width, height), 1):
+        ratio = f"{max(width, height) / max(min(width, height), 1):.2f}".rstrip("0").rstrip(".")
+        raise InvalidImageError(
+            f"{name}: {width}x{height} pixels is {ratio}:1, too long and narrow for a face (at "
+            f"most {max_aspect:g}:1); crop it to the face."
+        )
+
+
 def load_image(
     source: ImageInput,
     *,
     max_pixels: int = MAX_IMAGE_PIXELS,
     max_bytes: int = MAX_IMAGE_BYTES,
+    min_side: int = 0,
+    max_aspect: float | None = None,
 ) -> np.ndarray:
     """Decode any supported input into an HxWx3 uint8 RGB array.
 
     Accepts a path, raw bytes, a PIL image or a numpy array (HxW, HxWx1, HxWx3, HxWx4; uint8 or
-    float in [0, 1]). Raises :class:`InvalidImageError` naming the input and the fix.
+    float in [0, 1]). ``min_side``/``max_aspect`` refuse images too small or too long and narrow
+    to be a face (:data:`MIN_SKETCH_SIDE`, :data:`MAX_SKETCH_ASPECT` for sketches from users).
+    Raises :class:`InvalidImageError` naming the input and the fix.
     """
     name = _describe(source)
     if isinstance(source, np.ndarray):
-        return _array_to_u8(source, name)
+        image_u8 = _array_to_u8(source, name)
+        check_image_shape(
+            image_u8.shape[1], image_u8.shape[0], name=name, min_side=min_side, max_aspect=max_aspect
+        )
+        return image_u8
     if isinstance(source, Image.Image):
         if source.width * source.height > max_pixels:
             raise InvalidImageError(
                 f"{name}: {source.width}x{source.height} pixels exceeds the limit of {max_pixels}; "
                 "resize the image before sending it."
             )
+        check_image_shape(
+            source.width, source.height, name=name, min_side=min_side, max_aspect=max_aspect
+        )
         return np.asarray(_flatten_to_rgb(ImageOps.exif_transpose(source) or source)).copy()
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -91,11 +124,21 @@ def load_image(
             )
     else:
         raise InvalidImageError(f"unsupported image input type {type(source).__name__}.")
-    return decode_image_bytes(data, name=name, max_pixels=max_pixels)
+    return decode_image_bytes(
+        data, name=name, max_pixels=max_pixels, min_side=min_side, max_aspect=max_aspect
+    )
 
 
-def decode_image_bytes(data: bytes, *, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes (PNG/JPEG/...) with a pixel-count guard before decoding."""
+def decode_image_bytes(
+    data: bytes,
+    *,
+    name: str,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    min_side: int = 0,
+    max_aspect: float | None = None,
+) -> np.ndarray:
+    """Decode encoded image bytes (PNG/JPEG/...); the pixel-count guard and the shape limits
+    (:func:`check_image_shape`) are checked from the header, before decoding."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -111,6 +154,9 @@ def decode_image_bytes(data: bytes, *, name: str, max_pixels: int = MAX_IMAGE_PI
                         f"{name}: {width}x{height} pixels exceeds the limit of {max_pixels} "
                         "(decompression-bomb guard); resize the image."
                     )
+                check_image_shape(
+                    width, height, name=name, min_side=min_side, max_aspect=max_aspect
+                )
                 probe.load()
                 image = ImageOps.exif_transpose(probe) or probe
                 rgb = _flatten_to_rgb(image)

@@ -40,7 +40,11 @@ def _model_client(request: pytest.FixtureRequest) -> Any:
 def live_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The app with production cookie settings (Secure, HttpOnly, SameSite=Lax) on a random port."""
+    """The app with production cookie settings (Secure, HttpOnly, SameSite=Lax) on a random port.
+
+    Plain http://127.0.0.1 would get a cookie without Secure (local development, docs/web.md);
+    SECURE_COOKIES=1 keeps the flag, which chromium honours on localhost.
+    """
     from werkzeug.serving import make_server
 
     from sketch2face.web import create_app
@@ -50,7 +54,7 @@ def live_server(
 
     data_dir = tmp_path_factory.mktemp("browser-instance")
     app = create_app(
-        WebSettings(data_dir=data_dir, secret_key=secrets.token_urlsafe(32)),
+        WebSettings(data_dir=data_dir, secret_key=secrets.token_urlsafe(32), secure_cookies=True),
         model_client=_model_client(request),
     )
     with new_session(app) as session:

@@ -46,7 +46,7 @@ def _fast_password_hashing() -> Iterator[None]:
 NO_POSTGRES = (
     "PostgreSQL not configured: set SKETCH2FACE_TEST_POSTGRES_URL or run scripts/ci_services.sh"
 )
-TABLES = ("audit_events", "api_tokens", "generations", "users")
+TABLES = ("audit_events", "api_tokens", "generations", "sign_in_throttles", "users")
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +160,6 @@ def settings(tmp_path: Path, database_url: str) -> Any:
         testing=True,
         max_upload_bytes=2 * 1024 * 1024,
         max_image_pixels=4_000_000,
-        login_rate_limit="100 per minute",
         generate_rate_limit="100 per minute",
         history_page_size=3,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 from sketch2face.web.db import new_session
 from sketch2face.web.models import ApiToken
 
-from .web_support import WebClient, sketch_png
+from .web_support import PASSWORD, WebClient, blank_png, make_app, sketch_png
 
 
 def make_token(c: WebClient, name: str = "script") -> str:
@@ -145,8 +146,6 @@ def test_openapi_document(app: Any) -> None:
 
 
 def test_api_generation_is_rate_limited_per_token(settings: Any, web_model_client: Any) -> None:
-    from .web_support import make_app
-
     app = make_app(settings.replace(generate_rate_limit="1 per minute"), web_model_client)
     c = WebClient(app)
     c.login("alice")
@@ -154,3 +153,159 @@ def test_api_generation_is_rate_limited_per_token(settings: Any, web_model_clien
     assert post_generate(app, token).status_code == 201
     limited = post_generate(app, token)
     assert limited.status_code == 429 and limited.is_json
+
+
+# ---------------------------------------------------------------- audit findings (issue 14)
+
+
+def test_password_change_revokes_api_tokens(app: Any, alice: WebClient, token: str) -> None:
+    """Finding 3: tokens made before a password change stop working, and the page says so."""
+    http = app.test_client()
+    assert http.get("/api/v1/generations/x", headers=auth(token)).status_code == 404  # valid
+    second = make_token(alice, "second")
+    page = alice.post(
+        "/password",
+        {
+            "current_password": PASSWORD,
+            "new_password": "a new long password",
+            "confirm": "a new long password",
+        },
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "2 API tokens were revoked" in page
+    for old in (token, second):
+        assert http.get("/api/v1/generations/x", headers=auth(old)).status_code == 401
+    with new_session(app) as s:
+        assert all(t.revoked_at is not None for t in s.scalars(sa.select(ApiToken)))
+    assert post_generate(app, make_token(alice, "after")).status_code == 201
+
+
+def test_generation_limit_is_per_user_across_tokens_and_pages(
+    settings: Any, web_model_client: Any
+) -> None:
+    """Finding 4: more tokens do not buy more generations; the web page shares the allowance."""
+    app = make_app(settings.replace(generate_rate_limit="1 per minute"), web_model_client)
+    c = WebClient(app)
+    c.login("alice")
+    first, second = make_token(c, "one"), make_token(c, "two")
+    assert post_generate(app, first).status_code == 201
+    limited = post_generate(app, second)
+    assert limited.status_code == 429 and limited.is_json
+    assert c.generate().status_code == 429
+    bob = WebClient(app)
+    bob.login("bob")
+    assert post_generate(app, make_token(bob)).status_code == 201  # others are unaffected
+
+
+def test_live_api_tokens_are_capped_per_user(settings: Any, web_model_client: Any) -> None:
+    """Finding 4: a user holds at most max_api_tokens live tokens; revoking one frees a place."""
+    app = make_app(settings.replace(max_api_tokens=2), web_model_client)
+    c = WebClient(app)
+    c.login("alice")
+    make_token(c, "one")
+    make_token(c, "two")
+    refused = c.post("/tokens", {"name": "three"})
+    assert refused.status_code == 409
+    assert "at most 2 live API tokens" in refused.get_data(as_text=True)
+    with new_session(app) as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(ApiToken)) == 2
+        token_id = s.scalar(sa.select(ApiToken.id).where(ApiToken.name == "one"))
+    assert c.post(f"/tokens/{token_id}/revoke").status_code == 302
+    make_token(c, "three")
+
+
+def test_api_images_and_png_answers_are_not_cached(app: Any, token: str) -> None:
+    """Finding 7: generated images are sent with Cache-Control: no-store."""
+    png = post_generate(app, token, "?format=png")
+    assert png.status_code == 201 and png.headers["Cache-Control"] == "no-store"
+    body = post_generate(app, token).get_json()
+    image = app.test_client().get(body["images"]["face"], headers=auth(token))
+    assert image.status_code == 200 and image.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ((1, 1), "at least 32 pixels"),
+        ((1, 5000), "at least 32 pixels"),
+        ((31, 64), "at least 32 pixels"),
+        ((400, 80), "4:1"),
+    ],
+)
+def test_api_refuses_images_too_small_for_a_face(
+    app: Any, token: str, size: tuple[int, int], message: str
+) -> None:
+    """Finding 8: tiny or extremely long images are refused with a clear 400."""
+    response = post_generate(app, token, image=blank_png(*size))
+    assert response.status_code == 400 and message in response.get_json()["error"]
+
+
+def test_created_at_has_a_timezone_in_every_answer(app: Any, token: str) -> None:
+    """Finding 9: the GET answer carries the same timezone-aware created_at as the POST."""
+    created = post_generate(app, token).get_json()
+    fetched = (
+        app.test_client()
+        .get(f"/api/v1/generations/{created['id']}", headers=auth(token))
+        .get_json()
+    )
+    assert datetime.fromisoformat(fetched["created_at"]).tzinfo is not None
+    assert fetched["created_at"] == created["created_at"]
+
+
+def test_openapi_declares_what_the_api_enforces(app: Any) -> None:
+    """Finding 9: the 401 of the image endpoint and the attribute enums are documented."""
+    from sketch2face.attributes import HAIR_COLOURS, SKIN_TONES
+
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert "401" in doc["paths"]["/generations/{id}/images/{kind}"]["get"]["responses"]
+    form = doc["paths"]["/generate"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    props = form["schema"]["properties"]
+    assert {"type": "boolean"} in props["refine"]["anyOf"]
+    assert props["seed"]["minimum"] == 0 and props["seed"]["maximum"] == 2**31 - 1
+    for name, values in (("skin", SKIN_TONES), ("hair_color", HAIR_COLOURS)):
+        names = props[name]["anyOf"][0]["enum"]
+        assert set(values) <= set(names), name
+    assert set(props["gender"]["enum"]) >= {"female", "male"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "word"),
+    [
+        ({"refine": "{}"}, "refine"),
+        ({"refine": "maybe"}, "refine"),
+        ({"refine": "2"}, "refine"),
+        ({"refine": ""}, "refine"),
+        ({"seed": ""}, "seed"),
+        ({"seed": str(2**31)}, "seed"),
+        ({"skin": "purple"}, "skin"),
+        ({"skin": "Dark "}, "skin"),
+        ({"hair_color": "#12345"}, "hair"),
+        ({"gender": "FEMALE"}, "gender"),
+        ({"notes": "a\x00b"}, "NUL"),
+        ({"case_number": "\x00"}, "NUL"),
+        ({"format": ""}, "format"),
+    ],
+)
+def test_api_refuses_values_the_schema_does_not_allow(
+    app: Any, token: str, fields: dict[str, str], word: str
+) -> None:
+    """Finding 9: what the schema does not allow is a 400 naming the field (on every database)."""
+    response = post_generate(app, token, **fields)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert word in response.get_json()["error"]
+
+
+def test_api_refuses_an_empty_format_query(app: Any, token: str) -> None:
+    """Finding 9 (found by schemathesis): ``?format=`` is neither png nor json."""
+    response = post_generate(app, token, "?format=")
+    assert response.status_code == 400 and "format" in response.get_json()["error"]
+
+
+def test_api_accepts_the_declared_forms(app: Any, token: str) -> None:
+    """Finding 9: booleans as true/false or 1/0, attributes by name, hex or empty (unset)."""
+    ok = post_generate(
+        app, token, refine="true", seed="0", skin="very-light", hair_color="#A0785A", gender=""
+    )
+    assert ok.status_code == 201, ok.get_data(as_text=True)
+    assert ok.get_json()["refine"] is True
+    assert post_generate(app, token, refine="0").get_json()["refine"] is False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from sketch2face.web.db import new_session
-from sketch2face.web.models import AuditEvent, User
+from sketch2face.web.models import AuditEvent, User, utcnow
 
 from .web_support import PASSWORD, WebClient, make_app
 
@@ -148,9 +150,93 @@ def test_open_signup_when_enabled(settings: Any, web_model_client: Any) -> None:
     assert dup.status_code == 409 and "already taken" in dup.get_data(as_text=True)
 
 
-def test_sign_in_is_rate_limited(settings: Any, web_model_client: Any) -> None:
-    app = make_app(settings.replace(login_rate_limit="3 per minute"), web_model_client)
+def test_sign_in_is_throttled(app: Any) -> None:
     c = WebClient(app)
-    codes = [c.login("alice", "wrong password!!").status_code for _ in range(4)]
-    assert codes == [401, 401, 401, 429]
+    codes = [c.login("alice", "wrong password!!").status_code for _ in range(6)]
+    assert codes == [401, 401, 401, 401, 401, 429]
     assert "Too many" in c.login("alice").get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- audit findings (issue 14)
+
+HUGE_IDS = ("99999999999999999999", str(2**63), str(2**31))
+
+
+def test_huge_ids_in_paths_are_404(app: Any, alice: WebClient, root: WebClient) -> None:
+    """Finding 1: ids beyond the database's integers are 404, not 500 (OverflowError)."""
+    for huge in HUGE_IDS:
+        assert alice.post(f"/tokens/{huge}/revoke").status_code == 404, huge
+        assert root.post(f"/admin/users/{huge}/active", {"active": "0"}).status_code == 404, huge
+
+
+def test_sign_out_ends_the_session_on_the_server(app: Any) -> None:
+    """Finding 2: a copy of the session cookie taken before sign-out no longer opens pages."""
+    alice = WebClient(app)
+    assert alice.login("alice").status_code == 302
+    copied = alice.http.get_cookie("sketch2face_session")
+    assert copied is not None
+    assert alice.post("/logout").status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("sketch2face_session", copied.value)
+    response = replay.get("/history")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert WebClient(app).login("alice").status_code == 302  # signing in again works
+
+
+def test_sessions_end_12_hours_after_sign_in(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 2: the lifetime counts from sign-in; activity (a re-signed cookie) does not extend it."""
+    from sketch2face.web import sessions
+
+    alice = WebClient(app)
+    alice.login("alice")
+    start = utcnow()
+    monkeypatch.setattr(sessions, "utcnow", lambda: start + timedelta(hours=11, minutes=59))
+    assert alice.get("/history").status_code == 200
+    monkeypatch.setattr(sessions, "utcnow", lambda: start + timedelta(hours=12, minutes=1))
+    response = alice.get("/history")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_sign_in_backoff_is_per_account_at_an_address(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 5: failures from one address hold back that account there, with a growing wait;
+    a colleague behind the same address (before: 10 sign-ins a minute per address, then 429 for
+    everyone there) and the account holder elsewhere still get in."""
+    from sketch2face.web import throttle
+
+    now = [utcnow()]
+    monkeypatch.setattr(throttle, "utcnow", lambda: now[0])
+    office = WebClient(app, address="198.51.100.7")
+    codes = [office.login("alice", "wrong password!!").status_code for _ in range(10)]
+    assert codes == [401] * 5 + [429] * 5
+    held = office.login("alice")  # the right password waits too: no guessing while held back
+    assert held.status_code == 429
+    wait = int(held.headers["Retry-After"])
+    assert 0 < wait <= 30 and "Wait" in held.get_data(as_text=True)
+    assert WebClient(app, address="198.51.100.7").login("bob").status_code == 302
+    assert WebClient(app, address="203.0.113.9").login("alice").status_code == 302
+
+    now[0] += timedelta(seconds=wait + 1)
+    assert office.login("alice", "wrong password!!").status_code == 401  # one more try ...
+    again = office.login("alice")
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) > wait  # ... doubles it
+    now[0] += timedelta(seconds=int(again.headers["Retry-After"]) + 1)
+    assert office.login("alice").status_code == 302
+    with new_session(app) as s:
+        reasons = [
+            e.detail.get("reason")
+            for e in s.scalars(sa.select(AuditEvent).where(AuditEvent.action == "sign_in_failed"))
+        ]
+    assert reasons.count("throttled") == 7
+
+
+def test_sign_in_backoff_per_address(settings: Any, web_model_client: Any) -> None:
+    """Finding 5: one address trying many accounts is held back whatever account it names."""
+    app = make_app(settings.replace(login_address_failures=8), web_model_client)
+    sprayer = WebClient(app, address="192.0.2.66")
+    codes = [sprayer.login(f"user{n}", "wrong password!!").status_code for n in range(9)]
+    assert codes == [401] * 8 + [429]
+    held = sprayer.login("alice")
+    assert held.status_code == 429 and "from your address" in held.get_data(as_text=True)
+    assert WebClient(app, address="192.0.2.67").login("alice").status_code == 302

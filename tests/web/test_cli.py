@@ -72,3 +72,57 @@ def test_serve_upgrade_only_creates_db_and_private_key(
     assert (data / "sketch2face.db").is_file() and (data / "objects").is_dir()
     if os.name == "posix":
         assert stat.S_IMODE((data / "secret_key").stat().st_mode) == 0o600
+
+
+def test_users_set_password_revokes_tokens_and_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 3: an administrator's reset (CLI) revokes the account's API tokens too."""
+    import sqlalchemy as sa
+
+    from sketch2face.web.models import ApiToken, User
+    from sketch2face.web.security import verify_password
+
+    monkeypatch.delenv("SKETCH2FACE_DATABASE_URL", raising=False)
+    data = tmp_path / "inst"
+    create = ["users", "--data-dir", str(data), "create", "--username", "dana", "--password-stdin"]
+    assert _run(monkeypatch, create, "a long first password\n") == 0
+    engine = sa.create_engine(f"sqlite:///{data / 'sketch2face.db'}")
+    with engine.begin() as conn:
+        user_id, nonce = conn.execute(sa.select(User.id, User.session_nonce)).one()
+        conn.execute(
+            sa.insert(ApiToken).values(
+                user_id=user_id, name="script", token_hash="0" * 64, prefix="s2f_x"
+            )
+        )
+    capsys.readouterr()
+    reset = [
+        "users",
+        "--data-dir",
+        str(data),
+        "set-password",
+        "--username",
+        "Dana",
+        "--password-stdin",
+    ]
+    assert _run(monkeypatch, reset, "short\n") == 1
+    assert "at least 10" in capsys.readouterr().err
+    assert _run(monkeypatch, reset, "a long second password\n") == 0
+    assert "1 API token revoked" in capsys.readouterr().out
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(User.password_hash, User.session_nonce)).one()
+        assert conn.scalar(sa.select(ApiToken.revoked_at)) is not None
+    assert verify_password(row.password_hash, "a long second password")
+    assert row.session_nonce != nonce  # every session of the account is signed out
+    missing = [
+        "users",
+        "--data-dir",
+        str(data),
+        "set-password",
+        "--username",
+        "nobody",
+        "--password-stdin",
+    ]
+    assert _run(monkeypatch, missing, "a long third password\n") == 1
+    assert "no account 'nobody'" in capsys.readouterr().err
+    engine.dispose()

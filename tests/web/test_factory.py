@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from sketch2face.errors import ConfigError
 from sketch2face.web import create_app
+from sketch2face.web.extensions import STORE
 from sketch2face.web.settings import WebSettings, ensure_secret_key_file
 
 
@@ -30,7 +31,7 @@ def test_cookie_flags_secure_outside_testing(tmp_path: Path, web_model_client: A
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
-    response = app.test_client().get("/login")
+    response = app.test_client().get("/login", base_url="http://sketch2face.example")
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie
     assert response.headers["X-Frame-Options"] == "DENY"
@@ -70,6 +71,7 @@ def test_migrations_from_scratch_match_models(fresh_database_url: str) -> None:
     from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     from sketch2face.web.db import alembic_config, make_engine, upgrade_database
     from sketch2face.web.models import Base
@@ -79,7 +81,8 @@ def test_migrations_from_scratch_match_models(fresh_database_url: str) -> None:
     upgrade_database(engine)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0001"
+        head = ScriptDirectory.from_config(alembic_config(fresh_database_url)).get_current_head()
+        assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == head
     with engine.begin() as conn:
         cfg = alembic_config(fresh_database_url)
         cfg.attributes["connection"] = conn
@@ -91,3 +94,90 @@ def test_migrations_from_scratch_match_models(fresh_database_url: str) -> None:
 def test_healthz_does_not_load_model(client: Any) -> None:
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok"
+
+
+# ---------------------------------------------------------------- audit findings (issue 14)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_instance_data_is_private_from_creation(tmp_path: Path, web_model_client: Any) -> None:
+    """Finding 6: the data folder, SQLite file and image folders are the owner's only."""
+    old_umask = os.umask(0o022)  # the usual umask, which made 0644 files and 0755 folders
+    try:
+        data = tmp_path / "inst"
+        app = create_app(
+            WebSettings(data_dir=data, secret_key="k" * 32, testing=True),
+            model_client=web_model_client,
+        )
+        app.extensions[STORE].put("generations/1/abc/face.png", b"png")
+        ensure_secret_key_file(data)
+    finally:
+        os.umask(old_umask)
+    objects = data / "objects"
+    folders = [
+        data,
+        objects,
+        objects / "generations",
+        objects / "generations" / "1",
+        objects / "generations" / "1" / "abc",
+    ]
+    files = [objects / "generations" / "1" / "abc" / "face.png", data / "secret_key"]
+    files += [p for p in data.iterdir() if p.name.startswith("sketch2face.db")]  # db, -wal, -shm
+    assert (data / "sketch2face.db") in files
+    for folder in folders:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+def _app(tmp_path: Path, model_client: Any, **overrides: Any) -> Any:
+    """An app with production defaults (not testing, not debug)."""
+    settings = WebSettings(
+        data_dir=tmp_path, secret_key="k" * 32, database_url=f"sqlite:///{tmp_path}/x.db"
+    )
+    return create_app(settings.replace(**overrides), model_client=model_client)
+
+
+def test_hsts_over_https_and_permissions_policy(tmp_path: Path, web_model_client: Any) -> None:
+    """Finding 7: HSTS only when the request is HTTPS (directly, or a trusted proxy says so)."""
+    direct = _app(tmp_path / "a", web_model_client).test_client()
+    plain = direct.get("/login", base_url="http://sketch2face.example")
+    assert "Strict-Transport-Security" not in plain.headers
+    assert "camera=()" in plain.headers["Permissions-Policy"]
+    assert "microphone=()" in plain.headers["Permissions-Policy"]
+    tls = direct.get("/login", base_url="https://sketch2face.example")
+    assert tls.headers["Strict-Transport-Security"] == "max-age=31536000"
+    # a header alone proves nothing unless the proxy is trusted
+    spoofed = direct.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in spoofed.headers
+    proxied = _app(tmp_path / "b", web_model_client, behind_proxy=True).test_client()
+    assert (
+        "Strict-Transport-Security"
+        in proxied.get("/login", headers={"X-Forwarded-Proto": "https"}).headers
+    )
+    assert "Strict-Transport-Security" not in proxied.get("/login").headers
+
+
+def _secure(app: Any, base_url: str, **headers: str) -> bool:
+    """Whether a fresh browser's first page from ``base_url`` sets a Secure session cookie."""
+    response = app.test_client().get("/login", base_url=base_url, headers=headers)
+    return "; Secure" in response.headers["Set-Cookie"]
+
+
+def test_secure_cookie_follows_the_request(tmp_path: Path, web_model_client: Any) -> None:
+    """Finding 10: plain http://127.0.0.1 works for local development; HTTPS and every other host
+    keep Secure; SKETCH2FACE_SECURE_COOKIES=1 forces it, =0 keeps it for HTTPS only."""
+    auto = _app(tmp_path / "auto", web_model_client)
+    assert not _secure(auto, "http://127.0.0.1:8000")
+    assert not _secure(auto, "http://localhost:8000")
+    assert not _secure(auto, "http://[::1]:8000")
+    assert _secure(auto, "https://127.0.0.1:8000")
+    assert _secure(auto, "http://sketch2face.example")
+    assert _secure(auto, "http://10.0.0.5:8000")
+    # an untrusted proxy in front of a loopback port: stay on the safe side
+    assert _secure(auto, "http://127.0.0.1:8000", **{"X-Forwarded-Proto": "https"})
+    forced = _app(tmp_path / "on", web_model_client, secure_cookies=True)
+    assert _secure(forced, "http://127.0.0.1:8000")
+    off = _app(tmp_path / "off", web_model_client, secure_cookies=False)
+    assert not _secure(off, "http://sketch2face.example")
+    assert _secure(off, "https://sketch2face.example")

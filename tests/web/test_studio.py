@@ -16,7 +16,7 @@ from sketch2face.web.extensions import MODEL, STORE
 from sketch2face.web.generation import LIKENESS_NOTICE
 from sketch2face.web.models import AuditEvent, Generation
 
-from .web_support import WebClient, generation_id_from, sketch_png
+from .web_support import WebClient, blank_png, generation_id_from, sketch_png
 
 
 def _objects(app: Any) -> list[Path]:
@@ -239,3 +239,47 @@ def test_generation_is_rate_limited(settings: Any, web_model_client: Any) -> Non
     other = WebClient(app)
     other.login("bob")
     assert other.generate().status_code == 302  # per-user limit
+
+
+# ---------------------------------------------------------------- audit findings (issue 14)
+
+
+def test_out_of_range_page_numbers_show_the_last_page(alice: WebClient, root: WebClient) -> None:
+    """Finding 1: ?page= beyond the last page is the last page (not a 500 from the database)."""
+    for n in range(4):
+        generation_id_from(alice.generate(case_number=f"P-{n}"))
+    for page in ("99999999999999999999", str(2**63), str(2**31), "3"):
+        response = alice.get(f"/history?page={page}")
+        assert response.status_code == 200, page
+        text = response.get_data(as_text=True)
+        assert "Page 2 of 2" in text and text.count("history-item") == 1, page
+    for page in ("99999999999999999999", str(2**63), "-3", "x"):
+        assert root.get(f"/admin/audit?page={page}").status_code == 200, page
+
+
+def test_images_and_downloads_are_not_cached(alice: WebClient) -> None:
+    """Finding 7: no copy of a generated image stays in the browser cache after deletion."""
+    gid = generation_id_from(alice.generate())
+    for path in (f"/generations/{gid}/face.png", f"/generations/{gid}/sketch.png?download=1"):
+        response = alice.get(path)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ((1, 1), "at least 32 pixels"),
+        ((1, 5000), "at least 32 pixels"),
+        ((5000, 20), "at least 32 pixels"),
+        ((400, 80), "4:1"),
+        ((40, 200), "4:1"),
+    ],
+)
+def test_images_too_small_or_narrow_for_a_face_are_refused(
+    app: Any, alice: WebClient, size: tuple[int, int], message: str
+) -> None:
+    """Finding 8: a clear 400 instead of a 'face' generated from a 1x1 or 1x5000 image."""
+    response = alice.generate(image=blank_png(*size))
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert _generations(app) == [] and _objects(app) == []

@@ -35,9 +35,11 @@ def make_app(settings: Any, model_client: Any) -> Any:
 class WebClient:
     """Flask test client that signs in and adds the CSRF token to form posts (CSRF stays on)."""
 
-    def __init__(self, flask_app: Any) -> None:
+    def __init__(self, flask_app: Any, *, address: str | None = None) -> None:
         self.app = flask_app
         self.http = flask_app.test_client()
+        if address is not None:  # the client's network address, as REMOTE_ADDR
+            self.http.environ_base["REMOTE_ADDR"] = address
         self._csrf: str | None = None
 
     def csrf_token(self) -> str:
@@ -87,6 +89,13 @@ def sketch_png(size_px: int = 48) -> bytes:
     img[size_px // 3, size_px // 3 : size_px // 3 + 4] = 20
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def blank_png(width: int, height: int) -> bytes:
+    """A white PNG of any size (for the minimum size and aspect ratio checks)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -67,7 +67,13 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sketch2face.errors import InvalidImageError
-    from sketch2face.imaging import load_image, make_grid, save_png
+    from sketch2face.imaging import (
+        MAX_SKETCH_ASPECT,
+        MIN_SKETCH_SIDE,
+        load_image,
+        make_grid,
+        save_png,
+    )
     from sketch2face.pipeline import Sketch2Face
 
     paths = collect_inputs(args.sketches)
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         list(zip(paths, output_names(paths))), desc="generate", disable=len(paths) < 2
     ):
         try:
-            image = load_image(path)
+            image = load_image(path, min_side=MIN_SKETCH_SIDE, max_aspect=MAX_SKETCH_ASPECT)
         except InvalidImageError as exc:
             print(f"skipped: {exc}", file=sys.stderr)
             failures += 1

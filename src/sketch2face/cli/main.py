@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "serve": "sketch2face.cli.serve_cmd",
     "serve-model": "sketch2face.cli.serve_model_cmd",
     "users": "sketch2face.cli.users_cmd",
+    "gallery": "sketch2face.cli.gallery_cmd",
 }
 
 

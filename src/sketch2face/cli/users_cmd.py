@@ -1,4 +1,4 @@
-"""``sketch2face users``: create the first admin (and other accounts) from the command line."""
+"""``sketch2face users``: create the first admin (and other accounts), reset passwords, list."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from sketch2face.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``users`` sub-command with ``create`` and ``list``."""
-    parser = subparsers.add_parser("users", help="manage web accounts (first admin, listing)")
+    """Add the ``users`` sub-command with ``create``, ``set-password`` and ``list``."""
+    parser = subparsers.add_parser(
+        "users", help="manage web accounts (first admin, password reset, listing)"
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -33,6 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     create.set_defaults(func=run_create)
     _data_dir_option(create)
+    reset = actions.add_parser(
+        "set-password",
+        help="set a new password (an administrator's reset): signs the account out everywhere "
+        "and revokes its API tokens",
+    )
+    reset.add_argument("--username", required=True)
+    reset.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin (for scripts); else prompt twice",
+    )
+    reset.set_defaults(func=run_set_password)
+    _data_dir_option(reset)
     listing = actions.add_parser("list", help="list accounts")
     listing.set_defaults(func=run_list)
     _data_dir_option(listing)
@@ -98,6 +113,43 @@ def run_create(args: argparse.Namespace) -> int:
         )
         session.commit()
         print(f"created {user.role} account '{user.username}'")
+    return 0
+
+
+def run_set_password(args: argparse.Namespace) -> int:
+    """An administrator's password reset: new password, sessions ended, API tokens revoked."""
+    import sqlalchemy as sa
+
+    from sketch2face.web import audit
+    from sketch2face.web.auth import set_password
+    from sketch2face.web.models import User
+    from sketch2face.web.security import normalise_username, password_problem
+
+    username = normalise_username(args.username)
+    password = _read_password(args)
+    if problem := password_problem(password):
+        raise ConfigError(problem)
+    with _db_session(args) as session:
+        user = session.scalar(sa.select(User).where(User.username == username))
+        if user is None:
+            raise ConfigError(
+                f"there is no account '{username}'; `sketch2face users list` shows the accounts."
+            )
+        revoked = set_password(session, user, password)
+        audit.record(
+            session,
+            audit.PASSWORD_CHANGE,
+            None,
+            username=user.username,
+            via="cli",
+            tokens_revoked=revoked,
+        )
+        session.commit()
+        tokens = "API token" if revoked == 1 else "API tokens"
+        print(
+            f"password of '{user.username}' set; its sessions were signed out and "
+            f"{revoked} {tokens} revoked"
+        )
     return 0
 
 

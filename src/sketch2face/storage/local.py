@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sketch2face.imaging import atomic_write_bytes
+from sketch2face.private_files import make_private_dirs, warn_if_shared
 from sketch2face.storage.base import ObjectNotFoundError, StorageError, check_key
 
 
@@ -14,18 +15,26 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.url = self.root.as_uri()
+        existed = self.root.exists()
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.root)  # images of evidence: the owner's only (0700)
         except OSError as exc:
             raise StorageError(f"cannot create the storage folder {self.root}: {exc}") from exc
+        if existed:
+            warn_if_shared(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
-        """Write ``data`` via temp file + rename, so readers never see a half-written object."""
+        """Write ``data`` via temp file + rename, so readers never see a half-written object.
+
+        Folders are created 0700; the file is 0600 (``atomic_write_bytes`` writes via mkstemp).
+        """
+        path = self._path(key)
         try:
-            atomic_write_bytes(self._path(key), data)
+            make_private_dirs(path.parent)
+            atomic_write_bytes(path, data)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} under {self.root}: {exc}") from exc
 

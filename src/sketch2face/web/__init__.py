@@ -7,7 +7,6 @@ see docs/web.md). One machine: ``sketch2face serve``.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from flask import Flask, redirect, url_for
@@ -16,9 +15,10 @@ from flask_wtf.csrf import CSRFProtect
 
 from sketch2face.errors import ConfigError
 from sketch2face.storage import open_store
-from sketch2face.web import db
+from sketch2face.web import db, headers, routing
 from sketch2face.web.extensions import LIMITER, MODEL, SETTINGS, STORE
 from sketch2face.web.model_client import InProcessModelClient, ModelClient, RemoteModelClient
+from sketch2face.web.sessions import SESSION_LIFETIME, load_session_user
 from sketch2face.web.settings import WebSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def create_app(
         settings = settings.replace(secret_key="insecure-debug-only-" + "x" * 16)
 
     app = Flask(__name__, instance_path=str(settings.data_dir.resolve()))
+    routing.install(app.url_map)  # before any route: out-of-range <int:> ids are 404
     app.config.update(
         SECRET_KEY=settings.secret_key,
         DEBUG=settings.debug,
@@ -56,13 +57,14 @@ def create_app(
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=settings.use_secure_cookies,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,  # the cookie's signature; see web/sessions.py
         WTF_CSRF_TIME_LIMIT=None,  # token lives as long as the session
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
         RATELIMIT_HEADERS_ENABLED=True,
     )
     app.config.update(settings.extra_flask_config)
+    app.session_interface = headers.SessionInterface()  # Secure flag per request (HTTPS or not)
     app.extensions[SETTINGS] = settings
     if settings.behind_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -86,6 +88,9 @@ def create_app(
     app.register_blueprint(studio.bp)
     app.register_blueprint(api.bp)
     app.extensions["csrf"].exempt(api.bp)  # token-authenticated, no cookies: CSRF cannot apply
+    from sketch2face.web import gallery
+
+    gallery.init_app(app)  # gallery search pages, admin and API (issue 13)
     errors.init_app(app)
     _init_limiter(app, settings)
 
@@ -97,18 +102,7 @@ def create_app(
     def healthz() -> Any:
         return {"status": "ok", "model": app.extensions[MODEL].describe()}
 
-    @app.after_request
-    def security_headers(response: Any) -> Any:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
-            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-        )
-        return response
-
+    app.after_request(headers.add_security_headers)
     return app
 
 
@@ -121,27 +115,22 @@ def _default_model_client(settings: WebSettings) -> ModelClient:
 
 
 def _init_login(app: Flask) -> None:
-    from sketch2face.web.models import User
-
     login_manager = LoginManager(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
-    @login_manager.user_loader
-    def load_user(session_id: str) -> User | None:
-        user_id, _, nonce = session_id.partition(".")
-        if not user_id.isdigit():
-            return None
-        user = db.get_session().get(User, int(user_id))
-        if user is None or not user.is_active or user.session_nonce != nonce:
-            return None  # deactivated, or the password changed since this session began
-        return user
+    login_manager.user_loader(load_session_user)
 
 
 def _init_limiter(app: Flask, settings: WebSettings) -> None:
-    """Rate limits for sign-in (per IP) and generation (per user), one Limiter per app."""
+    """Rate limits, one Limiter per app: generations per user, pages and API sharing one
+    allowance (both key functions answer ``user:<id>``; the scope is shared).
+
+    Sign-in has no per-address limit here: it locked out everyone behind one address. Failed
+    sign-ins back off per account at an address and per address instead (web/throttle.py).
+    """
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
@@ -156,12 +145,11 @@ def _init_limiter(app: Flask, settings: WebSettings) -> None:
     limiter.init_app(app)
     app.extensions[LIMITER] = limiter
     limits = {
-        "auth.login": (settings.login_rate_limit, get_remote_address),
-        "studio.new": (settings.generate_rate_limit, web_user_key),
-        "api.generate": (settings.generate_rate_limit, api_user_key),
+        "studio.new": (settings.generate_rate_limit, "generate", web_user_key),
+        "api.generate": (settings.generate_rate_limit, "generate", api_user_key),
     }
-    for endpoint, (limit, key_func) in limits.items():
+    for endpoint, (limit, scope, key_func) in limits.items():
         view = app.view_functions[endpoint]
-        app.view_functions[endpoint] = limiter.limit(limit, key_func=key_func, methods=["POST"])(
-            view
-        )
+        app.view_functions[endpoint] = limiter.shared_limit(
+            limit, scope, key_func=key_func, methods=["POST"]
+        )(view)

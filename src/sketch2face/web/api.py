@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -13,25 +13,29 @@ from flask import Blueprint, Response, abort, g, jsonify, request, url_for
 from flask_limiter.util import get_remote_address
 
 from sketch2face import __version__
-from sketch2face.attributes import HAIR_COLOURS, SKIN_TONES
+from sketch2face.attributes import GENDERS, HAIR_COLOURS, SKIN_TONES
+from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE
 from sketch2face.storage import ObjectNotFoundError
 from sketch2face.web import audit
 from sketch2face.web.access import get_owned_generation
 from sketch2face.web.db import get_session
 from sketch2face.web.extensions import get_settings, get_store
 from sketch2face.web.generation import (
+    ATTRIBUTE_FIELDS,
     IMAGE_KINDS,
     LIKENESS_NOTICE,
+    MAX_CASE_CHARS,
+    MAX_NOTES_CHARS,
+    MAX_SEED,
     GenerationOptions,
-    attributes_from_form,
     generate_for,
 )
-from sketch2face.web.models import ApiToken, Generation, User, utcnow
+from sketch2face.web.headers import NO_STORE
+from sketch2face.web.models import ApiToken, Generation, User, as_utc, utcnow
 from sketch2face.web.security import hash_api_token
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
-_TRUE = ("1", "true", "yes", "on")
 
 
 def _bearer() -> str | None:
@@ -40,11 +44,28 @@ def _bearer() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _valid_token() -> ApiToken | None:
+    """The live token of an active account that the request sends, looked up once per request
+    (the rate limiter asks before the view does)."""
+    if "api_token" not in g:
+        token = _bearer()
+        row = None
+        if token is not None:
+            row = get_session().scalar(
+                sa.select(ApiToken).where(ApiToken.token_hash == hash_api_token(token))
+            )
+        if row is not None and (row.revoked_at is not None or not row.user.is_active):
+            row = None
+        g.api_token = row
+    return cast("ApiToken | None", g.api_token)
+
+
 def api_user_key() -> str:
-    """Rate-limit key: the token (hashed) when one is sent, else the client address."""
-    token = _bearer()
-    if token:
-        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+    """Rate-limit key: the token's user (the same key as the web pages, so neither more tokens
+    nor switching between API and pages buys more generations), else the client address."""
+    row = _valid_token()
+    if row is not None:
+        return f"user:{row.user_id}"
     return f"ip:{get_remote_address()}"
 
 
@@ -53,24 +74,17 @@ def token_required(view: F) -> F:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        token = _bearer()
-        if token is None:
+        if _bearer() is None:
             return _unauthorized(
                 "Send an API token: `Authorization: Bearer <token>` (create one on /tokens)."
             )
-        session = get_session()
-        row = session.scalar(
-            sa.select(ApiToken).where(ApiToken.token_hash == hash_api_token(token))
-        )
-        if row is None or row.revoked_at is not None or not row.user.is_active:
+        row = _valid_token()
+        if row is None:
             return _unauthorized("The API token is unknown, revoked, or its account is disabled.")
         now = utcnow()
-        last = row.last_used_at
-        if last is None or now - (
-            last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
-        ) > timedelta(minutes=1):
+        if row.last_used_at is None or now - as_utc(row.last_used_at) > timedelta(minutes=1):
             row.last_used_at = now  # throttled: not a write on every call
-            session.commit()
+            get_session().commit()
         g.api_user = row.user
         return view(*args, **kwargs)
 
@@ -88,7 +102,7 @@ def generation_json(generation: Generation) -> dict[str, Any]:
     """Public JSON view of a generation, with absolute image URLs."""
     return {
         "id": generation.id,
-        "created_at": generation.created_at.isoformat(),
+        "created_at": as_utc(generation.created_at).isoformat(),
         "owner": generation.user.username if generation.user else None,
         "case_number": generation.case_number,
         "notes": generation.notes,
@@ -106,11 +120,63 @@ def generation_json(generation: Generation) -> dict[str, Any]:
     }
 
 
+# The form is checked exactly as the OpenAPI document declares it (see openapi_document), so a
+# value outside the schema is a 400, never silently read as something else.
+_TRUE_WORDS = ("true", "1")
+_FALSE_WORDS = ("false", "0")
+_HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+#: accepted values of each witness attribute; "" means unset (the model chooses)
+ATTRIBUTE_NAMES: dict[str, tuple[str, ...]] = {
+    "skin": ("", *SKIN_TONES),
+    "hair_color": ("", *HAIR_COLOURS),
+    "gender": ("", *GENDERS),
+}
+_HEX_ALLOWED = ("skin", "hair_color")
+
+
+def _boolean(form: Mapping[str, str], name: str) -> bool:
+    """A boolean form field: true or false (any case), 1 or 0; absent is false."""
+    value = form.get(name)
+    if value is None:
+        return False
+    if value.lower() in _TRUE_WORDS:
+        return True
+    if value.lower() in _FALSE_WORDS:
+        return False
+    raise ValueError(f"{name} must be true or false (or 1 or 0), not {value[:40]!r}.")
+
+
+def _seed(form: Mapping[str, str]) -> int | None:
+    """The optional variation seed: a whole number from 0 to 2**31-1."""
+    value = form.get("seed")
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) > MAX_SEED:
+        raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, not {value[:20]!r}.")
+    return int(value)
+
+
+def _attributes(form: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Witness attributes by their declared names (or #rrggbb for colours); "" means unset."""
+    chosen = []
+    for name in ATTRIBUTE_FIELDS:
+        value = form.get(name)
+        if value is None or value == "":
+            continue
+        hex_ok = name in _HEX_ALLOWED and re.fullmatch(_HEX_COLOUR, value)
+        if value not in ATTRIBUTE_NAMES[name] and not hex_ok:
+            allowed = ", ".join(v for v in ATTRIBUTE_NAMES[name] if v)
+            extra = ", or a colour as #rrggbb" if name in _HEX_ALLOWED else ""
+            raise ValueError(f"{name} {value[:40]!r} is not one of {allowed}{extra}.")
+        chosen.append((name, value))
+    return tuple(chosen)
+
+
 def _wants_png() -> bool:
-    fmt = request.args.get("format") or request.form.get("format")
-    if fmt:
+    fmt = request.args.get("format", request.form.get("format"))
+    if fmt is not None:  # given, even empty: it must be one of the two
         if fmt not in ("png", "json"):
-            abort(400, description="format must be 'png' or 'json'.")
+            abort(400, description=f"format must be 'png' or 'json', not {fmt[:20]!r}.")
         return fmt == "png"
     best = request.accept_mimetypes.best_match(["application/json", "image/png"])
     return best == "image/png"
@@ -124,19 +190,14 @@ def generate() -> Any:
     upload = request.files.get("sketch")
     if upload is None:
         abort(400, description="Send the sketch as a multipart file field named 'sketch'.")
-    seed_text = request.form.get("seed")
-    try:
-        seed = int(seed_text) if seed_text not in (None, "") else None
-    except ValueError:
-        abort(400, description="seed must be an integer.")
     try:
         options = GenerationOptions(
-            refine=request.form.get("refine", "0").lower() in _TRUE,
+            refine=_boolean(request.form, "refine"),
             case_number=request.form.get("case_number"),
             notes=request.form.get("notes"),
             source="api",
-            seed=seed,
-            attributes=attributes_from_form(request.form),
+            seed=_seed(request.form),
+            attributes=_attributes(request.form),
         )
         want_png = _wants_png()
         user: User = g.api_user
@@ -150,6 +211,7 @@ def generate() -> Any:
         response = Response(data, status=201, mimetype="image/png")
         response.headers["X-Generation-Id"] = generation.id
         response.headers["X-Sketch2face-Notice"] = LIKENESS_NOTICE
+        response.headers["Cache-Control"] = NO_STORE
     else:
         response = jsonify(generation_json(generation))
         response.status_code = 201
@@ -187,13 +249,30 @@ def image(generation_id: str, kind: str) -> Any:
         session, audit.DOWNLOAD, g.api_user, generation_id=generation.id, kind=kind, via="api"
     )
     session.commit()
-    return Response(data, mimetype="image/png")
+    response = Response(data, mimetype="image/png")
+    response.headers["Cache-Control"] = NO_STORE
+    return response
 
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
     """The OpenAPI 3.1 description of this API."""
     return jsonify(openapi_document(get_settings().max_upload_bytes))
+
+
+#: text fields cannot hold NUL characters (PostgreSQL refuses them)
+_NO_NUL = "^[^\\x00]*$"
+
+
+def _attribute_schema(name: str, what: str) -> dict[str, Any]:
+    """A witness attribute: one of its names, "" (unset), or for colours #rrggbb."""
+    names = {"type": "string", "enum": list(ATTRIBUTE_NAMES[name])}
+    if name not in _HEX_ALLOWED:
+        return {**names, "description": f"{what}; empty: let the model choose"}
+    return {
+        "anyOf": [names, {"type": "string", "pattern": _HEX_COLOUR}],
+        "description": f"{what}: a name, a colour as #rrggbb, or empty to let the model choose",
+    }
 
 
 def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
@@ -223,7 +302,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             },
         },
     }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "sketch2face API",
@@ -272,20 +351,41 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["sketch"],
                                     "properties": {
-                                        "sketch": {"type": "string", "format": "binary"},
-                                        "refine": {"type": "boolean", "default": False},
-                                        "case_number": {"type": "string", "maxLength": 64},
-                                        "notes": {"type": "string", "maxLength": 4000},
-                                        "seed": {"type": "integer"},
-                                        "skin": {
+                                        "sketch": {
                                             "type": "string",
-                                            "description": "skin tone: " + ", ".join(SKIN_TONES) + ", or #rrggbb",
+                                            "format": "binary",
+                                            "description": "PNG, JPEG, WebP, BMP, TIFF or GIF; "
+                                            f"at least {MIN_SKETCH_SIDE} pixels on each side, "
+                                            f"at most {MAX_SKETCH_ASPECT:g}:1.",
                                         },
-                                        "hair_color": {
+                                        "refine": {
+                                            "anyOf": [
+                                                {"type": "boolean"},
+                                                {"type": "integer", "enum": [0, 1]},
+                                            ],
+                                            "default": False,
+                                            "description": "true or false (1 or 0 work too).",
+                                        },
+                                        "case_number": {
                                             "type": "string",
-                                            "description": "hair colour: " + ", ".join(HAIR_COLOURS) + ", or #rrggbb",
+                                            "maxLength": MAX_CASE_CHARS,
+                                            "pattern": _NO_NUL,
                                         },
-                                        "gender": {"type": "string", "enum": ["female", "male"]},
+                                        "notes": {
+                                            "type": "string",
+                                            "maxLength": MAX_NOTES_CHARS,
+                                            "pattern": _NO_NUL,
+                                        },
+                                        "seed": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "maximum": MAX_SEED,
+                                        },
+                                        "skin": _attribute_schema("skin", "skin tone"),
+                                        "hair_color": _attribute_schema(
+                                            "hair_color", "hair colour"
+                                        ),
+                                        "gender": _attribute_schema("gender", "gender"),
                                     },
                                 }
                             }
@@ -358,9 +458,16 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                                 "image/png": {"schema": {"type": "string", "format": "binary"}}
                             },
                         },
+                        "401": {"description": "Missing or bad token", "content": json_error},
                         "404": {"description": "Not found or not yours", "content": json_error},
                     },
                 }
             },
         },
     }
+    from sketch2face.web.gallery import openapi_additions  # gallery search (issue 13)
+
+    paths, schemas = openapi_additions(max_upload_bytes)
+    document["paths"].update(paths)
+    document["components"]["schemas"].update(schemas)
+    return document

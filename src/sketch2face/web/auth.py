@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sketch2face.web import audit
+from sketch2face.web import audit, throttle
 from sketch2face.web.db import get_session
 from sketch2face.web.extensions import get_settings
 from sketch2face.web.forms import LoginForm, PasswordChangeForm, RegisterForm, UserCreateForm
@@ -25,6 +33,8 @@ from sketch2face.web.security import (
     normalise_username,
     verify_password,
 )
+from sketch2face.web.sessions import end_all_sessions, end_session, start_session
+from sketch2face.web.tokens import revoke_all_tokens
 
 bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,41 +92,79 @@ def _safe_next(target: str | None) -> str:
     return url_for("studio.new")
 
 
+def set_password(session: Session, user: User, new_password: str) -> int:
+    """Give ``user`` a new password (own change or an administrator's reset; the caller audits
+    and commits): every session of the account ends and every API token is revoked, since
+    either may have been obtained with the old password. Returns the number of revoked tokens."""
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    end_all_sessions(user)
+    return revoke_all_tokens(session, user)
+
+
+def _login_page(form: LoginForm, status: int = 200) -> Any:
+    return render_template("login.html", form=form, open_signup=get_settings().open_signup), status
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    """Sign in (rate limited per IP, see create_app)."""
+    """Sign in; failed attempts back off per account at an address and per address (throttle.py)."""
     if current_user.is_authenticated:
         return redirect(url_for("studio.new"))
     form = LoginForm()
     if form.validate_on_submit():
+        settings = get_settings()
         session = get_session()
         name = normalise_username(form.username.data or "")
+        address = request.remote_addr or "unknown"
+        held = throttle.check(session, name, address)
+        if held is not None:  # checked before the password: guessing on gains nothing
+            audit.record(
+                session, audit.SIGN_IN_FAILED, None, username=name[:64], reason="throttled"
+            )
+            session.commit()
+            flash(held.message, "error")
+            response = make_response(_login_page(form, 429))
+            response.headers["Retry-After"] = str(held.retry_after_s)
+            return response
         user = session.scalar(sa.select(User).where(User.username == name))
         ok = verify_password(user.password_hash if user else None, form.password.data or "")
         if user is None or not ok or not user.is_active:
+            throttle.record_failure(
+                session,
+                name,
+                address,
+                account_failures=settings.login_account_failures,
+                address_failures=settings.login_address_failures,
+            )
             audit.record(session, audit.SIGN_IN_FAILED, None, username=name[:64])
             session.commit()
             flash("Wrong username or password, or the account is disabled.", "error")
-            return render_template(
-                "login.html", form=form, open_signup=get_settings().open_signup
-            ), 401
+            return _login_page(form, 401)
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(form.password.data or "")
+        throttle.record_success(session, name, address)
         audit.record(session, audit.SIGN_IN, user)
         session.commit()
-        login_user(user)
+        start_session(user)
         return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", form=form, open_signup=get_settings().open_signup)
+    return _login_page(form)
 
 
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
-    """Sign out (POST + CSRF, so a link elsewhere cannot sign you out)."""
+    """Sign out (POST + CSRF, so a link elsewhere cannot sign you out).
+
+    The account's session nonce is rotated, so a copy of this cookie taken earlier stops working
+    too (and so do the account's sessions in other browsers).
+    """
     session = get_session()
-    audit.record(session, audit.SIGN_OUT, current_user)
+    user: User = current_user._get_current_object()
+    end_all_sessions(user)
+    audit.record(session, audit.SIGN_OUT, user)
     session.commit()
-    logout_user()
+    end_session()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -124,7 +172,7 @@ def logout() -> Any:
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 def password() -> Any:
-    """Change one's password; other sessions of this user are signed out."""
+    """Change one's password; other sessions end and the account's API tokens are revoked."""
     form = PasswordChangeForm()
     if form.validate_on_submit():
         user: User = current_user._get_current_object()
@@ -132,13 +180,15 @@ def password() -> Any:
             form.current_password.errors.append("The current password is wrong.")
             return render_template("password.html", form=form), 400
         session = get_session()
-        user.password_hash = hash_password(form.new_password.data or "")
-        user.password_changed_at = utcnow()
-        user.session_nonce = secrets.token_hex(8)
-        audit.record(session, audit.PASSWORD_CHANGE, user)
+        revoked = set_password(session, user, form.new_password.data or "")
+        audit.record(session, audit.PASSWORD_CHANGE, user, tokens_revoked=revoked)
         session.commit()
-        login_user(user)  # re-issue this session with the new nonce
-        flash("Your password was changed. Other sessions were signed out.", "success")
+        start_session(user)  # this browser goes on, under the new nonce
+        message = "Your password was changed. Your other sessions were signed out"
+        if revoked:
+            tokens = "API token was" if revoked == 1 else "API tokens were"
+            message += f" and your {revoked} {tokens} revoked; create new ones on API tokens"
+        flash(message + ".", "success")
         return redirect(url_for("studio.new"))
     return render_template("password.html", form=form), 400 if form.errors else 200
 
@@ -158,7 +208,7 @@ def register() -> Any:
             return render_template("register.html", form=form), 409
         audit.record(session, audit.USER_CREATE, user, via="open_signup")
         session.commit()
-        login_user(user)
+        start_session(user)
         return redirect(url_for("studio.new"))
     return render_template("register.html", form=form), 400 if form.errors else 200
 
@@ -202,7 +252,7 @@ def set_active(user_id: int) -> Any:
         return redirect(url_for("auth.users"))
     user.is_active = request.form.get("active") == "1"
     if not user.is_active:
-        user.session_nonce = secrets.token_hex(8)
+        end_all_sessions(user)
     audit.record(
         session, audit.USER_UPDATE, current_user, target=user.username, active=user.is_active
     )

@@ -11,6 +11,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 
 from sketch2face.errors import ConfigError
+from sketch2face.private_files import create_private_file, make_private_dirs, warn_if_shared
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(url.removeprefix("sqlite:///").split("?", 1)[0]))
     try:
         engine = sa.create_engine(url, **kwargs)
     except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
@@ -42,6 +43,14 @@ def make_engine(url: str) -> sa.Engine:
             cursor.close()
 
     return engine
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (in a 0700 folder) before SQLite does, which would make it
+    0644; SQLite gives its -wal and -shm files the database file's mode."""
+    make_private_dirs(path.parent)
+    if not create_private_file(path):
+        warn_if_shared(path)
 
 
 def engine_safe(url: str) -> str:

@@ -21,7 +21,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from sketch2face.attributes import FaceAttributes
 from sketch2face.errors import InvalidImageError
-from sketch2face.imaging import decode_image_bytes
+from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, decode_image_bytes
 from sketch2face.storage import StorageError
 from sketch2face.web import audit
 from sketch2face.web.db import get_session
@@ -42,6 +42,7 @@ def attributes_from_form(form: Any) -> tuple[tuple[str, str], ...]:
 SOURCES = ("upload", "canvas", "api")
 MAX_CASE_CHARS = 64
 MAX_NOTES_CHARS = 4000
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,20 @@ class GenerationOptions:
 
     def cleaned(self) -> GenerationOptions:
         """Trimmed copy; raises ValueError with a user-facing message on bad values."""
+        for label, text, limit in (
+            ("The case number", self.case_number, MAX_CASE_CHARS),
+            ("Notes", self.notes, MAX_NOTES_CHARS),
+        ):
+            if text and len(text) > limit:  # as sent, like the API's maxLength
+                raise ValueError(f"{label} can be at most {limit} characters.")
+            if text and "\x00" in text:  # PostgreSQL cannot store it; nobody types it
+                raise ValueError(f"{label} contains a NUL character (\\x00); remove it.")
         case = (self.case_number or "").strip() or None
         notes = (self.notes or "").strip() or None
-        if case is not None and len(case) > MAX_CASE_CHARS:
-            raise ValueError(f"The case number can be at most {MAX_CASE_CHARS} characters.")
-        if notes is not None and len(notes) > MAX_NOTES_CHARS:
-            raise ValueError(f"Notes can be at most {MAX_NOTES_CHARS} characters.")
         if self.source not in SOURCES:
             raise ValueError(f"Unknown source {self.source!r}.")
-        if self.seed is not None and not 0 <= self.seed < 2**31:
-            raise ValueError("The variation seed must be a whole number from 0 to 2147483647.")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"The variation seed must be a whole number from 0 to {MAX_SEED}.")
         attributes = tuple(sorted((k, v.strip()) for k, v in self.attributes if v and v.strip()))
         FaceAttributes.from_request(dict(attributes))  # ValueError says what is allowed
         return GenerationOptions(self.refine, case, notes, self.source, self.seed, attributes)
@@ -85,7 +90,8 @@ def _png(image_u8: np.ndarray, *, comment: str | None = None) -> bytes:
 
 
 def decode_sketch(image_bytes: bytes) -> np.ndarray:
-    """Decode an upload with the app's byte and pixel limits (real decoding, not the name)."""
+    """Decode an upload with the app's byte and pixel limits and the size a face needs (real
+    decoding, not the name)."""
     settings = get_settings()
     if not image_bytes:
         raise InvalidImageError(
@@ -96,7 +102,11 @@ def decode_sketch(image_bytes: bytes) -> np.ndarray:
             f"The upload is {len(image_bytes)} bytes; the limit is {settings.max_upload_bytes}."
         )
     return decode_image_bytes(
-        image_bytes, name="the uploaded sketch", max_pixels=settings.max_image_pixels
+        image_bytes,
+        name="the uploaded sketch",
+        max_pixels=settings.max_image_pixels,
+        min_side=MIN_SKETCH_SIDE,
+        max_aspect=MAX_SKETCH_ASPECT,
     )
 
 

@@ -24,7 +24,13 @@ from werkzeug.exceptions import HTTPException
 
 from sketch2face.web.generation import ATTRIBUTE_FIELDS
 from sketch2face.errors import InvalidImageError, Sketch2FaceError
-from sketch2face.imaging import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image_bytes
+from sketch2face.imaging import (
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_SKETCH_ASPECT,
+    MIN_SKETCH_SIDE,
+    decode_image_bytes,
+)
 from sketch2face.web.model_client import (
     InProcessModelClient,
     ModelClient,
@@ -74,7 +80,11 @@ def create_model_app(
         refine = request.form.get("refine", "0").lower() in ("1", "true", "yes", "on")
         try:
             sketch_u8 = decode_image_bytes(
-                upload.read(), name="sketch", max_pixels=max_image_pixels
+                upload.read(),
+                name="sketch",
+                max_pixels=max_image_pixels,
+                min_side=MIN_SKETCH_SIDE,
+                max_aspect=MAX_SKETCH_ASPECT,
             )
             attributes = {
                 k: request.form[k] for k in ATTRIBUTE_FIELDS if request.form.get(k)

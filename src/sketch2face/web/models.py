@@ -24,6 +24,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A stored time as aware UTC: SQLite hands back naive UTC, PostgreSQL the session's zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     """Declarative base with a naming convention so Alembic constraint names are stable."""
 
@@ -154,3 +159,24 @@ class AuditEvent(Base):
     generation_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
     ip: Mapped[str | None] = mapped_column(sa.String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins counted per account at an address, and per address (``web/throttle.py``).
+
+    ``key`` is a SHA-256 of the scope, username and address, so what people typed into the
+    username field is not stored a second time (the audit log has it).
+    """
+
+    __tablename__ = "sign_in_throttles"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    #: no sign-in for this key before then (None: not held back)
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# Gallery search tables (issue 13) live in sketch2face.gallery.models on this same Base; importing
+# them here keeps Base.metadata complete for Alembic and the schema test wherever models is used.
+from sketch2face.gallery import models as _gallery_models  # noqa: E402,F401

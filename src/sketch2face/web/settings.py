@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sketch2face.errors import ConfigError
+from sketch2face.private_files import make_private_dirs
 
 ENV_PREFIX = "SKETCH2FACE_"
 SECRET_KEY_FILENAME = "secret_key"
@@ -64,12 +65,20 @@ class WebSettings:
     max_image_pixels: int = 16_000_000
     ratelimit_enabled: bool = True
     ratelimit_storage_uri: str = "memory://"
-    login_rate_limit: str = "10 per minute"
+    #: failed sign-ins for one account from one address before the backoff starts
+    login_account_failures: int = 5
+    #: failed sign-ins from one address, any accounts, before the whole address backs off
+    login_address_failures: int = 30
+    #: generations per user, pages and API together
     generate_rate_limit: str = "30 per minute"
+    #: most live (unrevoked) API tokens one user may hold
+    max_api_tokens: int = 10
     history_page_size: int = 20
     #: run `alembic upgrade head` when the app starts
     auto_migrate: bool = True
-    #: None -> Secure cookies unless debug/testing
+    #: Secure session cookie: always over HTTPS; True -> also over plain HTTP; False -> HTTPS
+    #: only; None -> also over plain HTTP except to a loopback host and in debug/testing
+    #: (web/headers.py cookie_is_secure)
     secure_cookies: bool | None = None
     #: trust one X-Forwarded-* hop (behind nginx/a load balancer)
     behind_proxy: bool = False
@@ -100,7 +109,6 @@ class WebSettings:
             "CHECKPOINT": "checkpoint",
             "DEVICE": "device",
             "RATELIMIT_STORAGE_URI": "ratelimit_storage_uri",
-            "LOGIN_RATE_LIMIT": "login_rate_limit",
             "GENERATE_RATE_LIMIT": "generate_rate_limit",
         }
         for env_name, attr in strings.items():
@@ -121,6 +129,9 @@ class WebSettings:
             "MAX_IMAGE_PIXELS": "max_image_pixels",
             "HISTORY_PAGE_SIZE": "history_page_size",
             "MAX_BATCH": "max_batch",
+            "LOGIN_ACCOUNT_FAILURES": "login_account_failures",
+            "LOGIN_ADDRESS_FAILURES": "login_address_failures",
+            "MAX_API_TOKENS": "max_api_tokens",
         }.items():
             if (raw := get(env_name)) is not None:
                 values[attr] = _int(env_name, raw)
@@ -156,7 +167,8 @@ class WebSettings:
 
     @property
     def use_secure_cookies(self) -> bool:
-        """Secure cookies unless overridden or running in debug/testing."""
+        """The Secure flag outside a request (Flask's config); each answer decides by its request
+        (``web.headers.cookie_is_secure``)."""
         if self.secure_cookies is not None:
             return self.secure_cookies
         return not (self.debug or self.testing)
@@ -184,7 +196,7 @@ def read_secret_key_file(path: Path) -> str:
 
 def ensure_secret_key_file(data_dir: Path) -> str:
     """Return the key in ``<data_dir>/secret_key``, creating it (random, mode 0600) on first use."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(data_dir)
     path = data_dir / SECRET_KEY_FILENAME
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)

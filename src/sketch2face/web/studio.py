@@ -20,17 +20,20 @@ from sketch2face.web.extensions import get_settings, get_store
 from sketch2face.web.forms import TokenCreateForm
 from sketch2face.web.generation import (
     ATTRIBUTE_FIELDS,
-    attributes_from_form,
     IMAGE_KINDS,
     LIKENESS_NOTICE,
     GenerationOptions,
+    attributes_from_form,
     delete_generation,
     generate_for,
 )
+from sketch2face.web.headers import NO_STORE
 from sketch2face.web.models import ApiToken, AuditEvent, Generation, utcnow
-from sketch2face.web.security import hash_api_token, new_api_token
+from sketch2face.web.paging import page_of, requested_page
+from sketch2face.web.tokens import TokenLimitError, create_token
 
 bp = Blueprint("studio", __name__)
+AUDIT_PAGE_SIZE = 50
 
 
 def web_user_key() -> str:
@@ -129,7 +132,7 @@ def image(generation_id: str, kind: str) -> Any:
         abort(404, description="The image file is missing from storage.")
     download = request.args.get("download") == "1"
     response = Response(data, mimetype="image/png")
-    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["Cache-Control"] = NO_STORE  # gone from the browser once deleted
     if download:
         case = f"{generation.case_number}-" if generation.case_number else ""
         safe_case = "".join(c if c.isalnum() or c in "-_" else "_" for c in case)
@@ -159,7 +162,6 @@ def history() -> Any:
     settings = get_settings()
     session = get_session()
     query = request.args.get("q", "").strip()[:64]
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
     show_all = current_user.is_admin and request.args.get("mine") != "1"
     stmt = sa.select(Generation)
     if not show_all:
@@ -168,16 +170,21 @@ def history() -> Any:
         escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(Generation.case_number.ilike(f"%{escaped}%", escape="\\"))
     total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
-    size = settings.history_page_size
+    page = page_of(requested_page(request.args), total, settings.history_page_size)
     rows = session.scalars(
         stmt.options(sa.orm.joinedload(Generation.user))
         .order_by(Generation.created_at.desc(), Generation.id.desc())
-        .limit(size)
-        .offset((page - 1) * size)
+        .limit(page.size)
+        .offset(page.offset)
     ).all()
-    pages = max((total + size - 1) // size, 1)
     return render_template(
-        "history.html", rows=rows, q=query, page=page, pages=pages, total=total, show_all=show_all
+        "history.html",
+        rows=rows,
+        q=query,
+        page=page.number,
+        pages=page.pages,
+        total=total,
+        show_all=show_all,
     )
 
 
@@ -186,7 +193,6 @@ def history() -> Any:
 def audit_log() -> Any:
     """Admin: the audit log, newest first, filterable by action and username."""
     session = get_session()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
     action = request.args.get("action", "").strip()
     username = request.args.get("user", "").strip().lower()
     stmt = sa.select(AuditEvent)
@@ -194,12 +200,12 @@ def audit_log() -> Any:
         stmt = stmt.where(AuditEvent.action == action)
     if username:
         stmt = stmt.where(AuditEvent.username == username)
-    size = 50
     total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    page = page_of(requested_page(request.args), total, AUDIT_PAGE_SIZE)
     events = session.scalars(
         stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(size)
-        .offset((page - 1) * size)
+        .limit(page.size)
+        .offset(page.offset)
     ).all()
     actions = session.scalars(
         sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)
@@ -207,8 +213,8 @@ def audit_log() -> Any:
     return render_template(
         "audit.html",
         events=events,
-        page=page,
-        pages=max((total + size - 1) // size, 1),
+        page=page.number,
+        pages=page.pages,
         action=action,
         user=username,
         actions=actions,
@@ -225,17 +231,22 @@ def tokens() -> Any:
     new_token = None
     status = 200
     if form.validate_on_submit():
-        new_token = new_api_token()
-        token = ApiToken(
-            user_id=current_user.id,
-            name=(form.name.data or "").strip(),
-            token_hash=hash_api_token(new_token),
-            prefix=new_token[:10],
-        )
-        session.add(token)
-        session.flush()
-        audit.record(session, audit.TOKEN_CREATE, current_user, token_id=token.id, name=token.name)
-        session.commit()
+        try:
+            token, new_token = create_token(
+                session,
+                current_user._get_current_object(),
+                (form.name.data or "").strip(),
+                max_live=get_settings().max_api_tokens,
+            )
+        except TokenLimitError as exc:
+            session.rollback()
+            form.name.errors.append(str(exc))
+            status = 409
+        else:
+            audit.record(
+                session, audit.TOKEN_CREATE, current_user, token_id=token.id, name=token.name
+            )
+            session.commit()
     elif form.errors:
         status = 400
     rows = session.scalars(
