@@ -51,8 +51,57 @@ def model_client(tiny_checkpoint: Path) -> Any:
     return InProcessModelClient(str(tiny_checkpoint), device="cpu")
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _postgres_url() -> str | None:
+    """The test PostgreSQL (as tests/web/conftest.py finds it), or None."""
+    import os
+
+    url = os.environ.get("SKETCH2FACE_TEST_POSTGRES_URL", "").strip()
+    url_file = REPO_ROOT / "test-artifacts" / "ci_services" / "postgres_url"
+    if not url and url_file.is_file():
+        url = url_file.read_text().strip()
+    return url or None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database: a copy of the SQLite template, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("_template_db"), tmp_path / "web.db")
+        yield f"sqlite:///{tmp_path / 'web.db'}"
+        return
+    base = _postgres_url()
+    if base is None:
+        pytest.skip("PostgreSQL not configured: run scripts/ci_services.sh")
+    from sketch2face.web.db import make_engine, upgrade_database
+
+    schema = f"g_{secrets.token_hex(6)}"
+    admin = sa.create_engine(base, poolclass=sa.NullPool)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"cannot reach the test PostgreSQL: {exc}")
+    url = (
+        sa.make_url(base)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+    engine = make_engine(url)
+    upgrade_database(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture
-def app(tmp_path: Path, _template_db: Path, model_client: Any) -> Iterator[Any]:
+def app(tmp_path: Path, database_url: str, model_client: Any) -> Iterator[Any]:
     import torch
 
     from sketch2face.web.db import get_engine
@@ -60,11 +109,10 @@ def app(tmp_path: Path, _template_db: Path, model_client: Any) -> Iterator[Any]:
     from sketch2face.web.settings import WebSettings
 
     torch.set_num_threads(1)
-    shutil.copyfile(_template_db, tmp_path / "web.db")
     settings = WebSettings(
         data_dir=tmp_path / "instance",
         secret_key="test-" + secrets.token_hex(16),
-        database_url=f"sqlite:///{tmp_path / 'web.db'}",
+        database_url=database_url,
         testing=True,
         max_upload_bytes=2 * 1024 * 1024,
         max_image_pixels=4_000_000,

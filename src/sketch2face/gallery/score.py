@@ -1,7 +1,7 @@
 """Similarity score shown beside each distance: a logistic curve fitted on real photo pairs.
 
 ``score = 1 / (1 + exp((distance - MIDPOINT) / SCALE))``: 0.5 at the distance where, among
-CelebA photo pairs (4 photos each of 200 people; as many pairs of different people as of the
+CelebA photo pairs (4 photos each of 1,600 people; as many pairs of different people as of the
 same person), a pair is as likely to show one person as two; near 1 for much closer, near 0 for
 much farther. Fitted by ``benchmarks/bench_gallery_identification.py`` (it prints the fit).
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-#: fitted for the dlib_resnet_v1 encoder on 200 CelebA people (1,126 same-person and as many
-#: different-person pairs; docs/gallery.md): mean distances 0.478 (same) and 0.857 (different)
-MIDPOINT = 0.6793
-SCALE = 0.0370
+#: fitted for the dlib_resnet_v1 encoder on the 1,600 CelebA people (9,137 same-person and as
+#: many different-person pairs; docs/gallery.md): mean distances 0.479 (same), 0.857 (different)
+MIDPOINT = 0.6796
+SCALE = 0.0368
 
 
 def similarity(distance: float | np.ndarray) -> float | np.ndarray:
