@@ -120,9 +120,10 @@ class FaceEmbedder:
             if num_jitters > 1
             else None
         )
-        from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
+        from sketch2face.identity.embedder import FaceEmbedder as ChipEmbedder
 
-        self._network = load_dlib_face_resnet() if self._encoder is None else None
+        # the one chip + network path of sketch2face.identity (also used by the gallery)
+        self._chips = ChipEmbedder() if self._encoder is None else None
         self.num_jitters = num_jitters
         self._lock = threading.Lock()
 
@@ -152,16 +153,8 @@ class FaceEmbedder:
         return FaceEmbedding(self._descriptor(image_u8, points), face_found)
 
     def _descriptor(self, image_u8: np.ndarray, points: np.ndarray) -> np.ndarray:
-        import torch
-
-        from sketch2face.identity.chips import CHIP_SIZE, chip_transform, warp_chips
-
-        assert self._network is not None
-        with torch.no_grad():
-            image_t = torch.from_numpy(image_u8.copy()).permute(2, 0, 1)[None].float()
-            matrix = torch.from_numpy(chip_transform(points))[None]
-            chip = warp_chips(image_t, matrix, CHIP_SIZE).floor()  # dlib truncates its chip
-            return self._network(chip)[0].float().numpy()
+        assert self._chips is not None
+        return self._chips.embed_u8([image_u8], [points])[0]
 
     def embed_many(self, images_u8: list[np.ndarray]) -> tuple[np.ndarray, list[bool]]:
         """(N, 128) float32 descriptors and the per-image face_found flags."""
