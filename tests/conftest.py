@@ -56,3 +56,18 @@ def make_tiny_checkpoint(path: Path, *, seed: int = 0, attribute_dim: int = 0) -
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny random sketch2face checkpoint (fast on CPU, real architecture)."""
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_model") / "tiny.safetensors")
+
+
+# ---------------------------------------------------------------- web database (tests/web and gallery)
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied per test (migrating once keeps the suite fast)."""
+    from sketch2face.web.db import make_engine, upgrade_database
+
+    path = tmp_path_factory.mktemp("db-template") / "web.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path

@@ -32,19 +32,6 @@ def _fast_password_hashing() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sketch2face.web.db import make_engine, upgrade_database
-
-    path = tmp_path_factory.mktemp("gallery-db") / "web.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-    return path
-
-
-@pytest.fixture(scope="module")
 def model_client(tiny_checkpoint: Path) -> Any:
     from sketch2face.web.model_client import InProcessModelClient
 
@@ -69,7 +56,7 @@ def _postgres_url() -> str | None:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated database: a copy of the SQLite template, or a private PostgreSQL schema."""
     if request.param == "sqlite":
-        shutil.copyfile(request.getfixturevalue("_template_db"), tmp_path / "web.db")
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), tmp_path / "web.db")
         yield f"sqlite:///{tmp_path / 'web.db'}"
         return
     base = _postgres_url()

@@ -50,20 +50,6 @@ TABLES = ("audit_events", "api_tokens", "generations", "sign_in_throttles", "use
 
 
 @pytest.fixture(scope="session")
-def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file, copied per test (migrating once keeps the suite fast)."""
-    from sketch2face.web.db import make_engine, upgrade_database
-
-    path = tmp_path_factory.mktemp("db-template") / "web.db"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-    return path
-
-
-@pytest.fixture(scope="session")
 def _postgres_schema() -> Iterator[str]:
     """A private schema in the test PostgreSQL database, migrated once; dropped at the end."""
     base = postgres_url()
