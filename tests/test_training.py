@@ -42,7 +42,7 @@ def _fixture_pairs(shared_dir: Path) -> PairTensors:
     return PairTensors.from_arrays(np.stack(sketches), np.stack(photos), manifest_sha256="fixture")
 
 
-def _cfg(out_dir: Path, **run: int) -> TrainConfig:
+def _cfg(out_dir: Path, **run: float) -> TrainConfig:
     return TrainConfig(
         data=DataConfig(batch_size=2, augment=True, jitter_px=4),
         generator=GeneratorConfig(ngf=8, depth=5),
@@ -153,3 +153,39 @@ def test_config_overrides_and_unknown_keys(tmp_path: Path) -> None:
 def test_shipped_configs_load() -> None:
     for path in Path(__file__).resolve().parents[1].joinpath("configs").glob("*.toml"):
         assert load_config(path).generator.ngf > 0
+
+
+def test_generator_moving_average_is_saved_resumed_and_used_for_inference(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    data = _fixture_pairs(shared_dir)
+    cfg = _cfg(tmp_path / "ema", max_steps=6, ema_decay=0.5)
+    trainer = Pix2PixTrainer(cfg, data, data, show_progress=False)
+    start = {k: v.clone() for k, v in trainer.generator_ema.state_dict().items()}
+    trainer.fit(stop_at_step=3)
+    assert trainer.ema_updates == 3
+    raw = dict(trainer.generator.named_parameters())
+    moved = [
+        name
+        for name, avg in trainer.generator_ema.named_parameters()
+        if not torch.allclose(avg, start[name]) and not torch.allclose(avg, raw[name])
+    ]
+    assert moved  # the average lies away from both its start and the trained weights
+    # resume restores the average exactly and keeps counting
+    resumed = Pix2PixTrainer(cfg, data, data, show_progress=False)
+    assert resumed.ema_updates == 3
+    for name, avg in resumed.generator_ema.state_dict().items():
+        assert torch.equal(avg, trainer.generator_ema.state_dict()[name]), name
+    resumed.fit()
+    ckpt = load_checkpoint(tmp_path / "ema" / "checkpoints" / "last.safetensors")
+    assert ckpt.has_ema and ckpt.metrics["ema_updates"] == 6
+    # inference (pipeline, evaluate, export) builds the average, the raw weights on request
+    ema_net, raw_net = ckpt.build_generator(), ckpt.build_generator(prefer_ema=False)
+    first = next(iter(ckpt.group("generator_ema")))
+    assert torch.equal(ema_net.state_dict()[first], ckpt.group("generator_ema")[first])
+    assert not torch.equal(ema_net.state_dict()[first], raw_net.state_dict()[first])
+
+
+def test_moving_average_decay_is_checked(shared_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ema_decay"):
+        Pix2PixTrainer(_cfg(tmp_path, ema_decay=1.0), _fixture_pairs(shared_dir), show_progress=False)

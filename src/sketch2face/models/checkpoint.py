@@ -1,7 +1,8 @@
 """One self-describing checkpoint format (safetensors) for training, resuming and inference.
 
-Tensors: ``generator.*``, ``discriminator.*``, optionally ``opt_generator.*``/``opt_discriminator.*``
-(Adam state, flattened) and ``rng.*``. Metadata (strings): ``format``, ``config`` (the full
+Tensors: ``generator.*``, ``discriminator.*``, optionally ``generator_ema.*`` (the exponential
+moving average of the generator's weights, which inference prefers), ``opt_generator.*``/
+``opt_discriminator.*`` (Adam state, flattened) and ``rng.*``. Metadata (strings): ``format``, ``config`` (the full
 TrainConfig JSON), ``generator_config``, ``discriminator_config``, ``step``, ``manifest_sha256``,
 ``sketch2face_version``, ``metrics`` (JSON, e.g. validation SSIM).
 """
@@ -46,10 +47,22 @@ class Checkpoint:
         cut = len(prefix) + 1
         return {k[cut:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
 
-    def build_generator(self) -> UNetGenerator:
-        """A generator with this checkpoint's architecture and weights (fp32)."""
+    @property
+    def has_ema(self) -> bool:
+        """Whether the checkpoint holds an exponential moving average of the generator."""
+        return any(k.startswith("generator_ema.") for k in self.tensors)
+
+    def generator_state(self, *, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
+        """The generator weights for inference: the moving average when there is one (it is
+        smoother and steadier between steps than the raw weights), else the trained weights."""
+        if prefer_ema and self.has_ema:
+            return self.group("generator_ema")
+        return self.group("generator")
+
+    def build_generator(self, *, prefer_ema: bool = True) -> UNetGenerator:
+        """A generator with this checkpoint's architecture and weights (fp32; EMA when present)."""
         net = UNetGenerator(self.generator_config)
-        load_weights(net, self.group("generator"), self.path, "generator")
+        load_weights(net, self.generator_state(prefer_ema=prefer_ema), self.path, "generator")
         return net
 
     def build_discriminator(self) -> PatchGANDiscriminator | None:
@@ -230,6 +243,9 @@ def export_release(
     source: str | os.PathLike, target: str | os.PathLike, *, metrics: dict[str, Any] | None = None
 ) -> Path:
     """Write a shippable model: both networks in fp16, config and metrics kept, optimisers dropped.
+
+    The generator written is the one inference uses (its moving average when the checkpoint has
+    one), so the release holds a single generator.
 
     Keeping the discriminator lets a later session resume adversarial fine-tuning from the shipped
     model (``run.init_from``) instead of starting the GAN game from scratch.

@@ -6,6 +6,7 @@ Launch: ``sketch2face train --config configs/pix2pix_fs2k_celeba.toml`` on one d
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -233,6 +234,13 @@ class Pix2PixTrainer:
         self.best_val_ssim = -math.inf
         if cfg.run.init_from:
             self._warm_start(cfg.run.init_from)
+        #: moving average of the generator's weights (run.ema_decay > 0); inference uses it
+        self.generator_ema: UNetGenerator | None = None
+        self.ema_updates = 0
+        if not 0.0 <= cfg.run.ema_decay < 1.0:
+            raise ValueError(f"run.ema_decay must be in [0, 1), got {cfg.run.ema_decay}")
+        if cfg.run.ema_decay > 0:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self._resume_if_possible()
         if self.dist.is_distributed:
             ids = [device.index] if device.type == "cuda" else None
@@ -247,7 +255,7 @@ class Pix2PixTrainer:
 
     def _warm_start(self, path: str) -> None:
         ckpt = load_checkpoint(path)
-        gen_state = ckpt.group("generator")
+        gen_state = ckpt.generator_state()
         if ckpt.generator_config.upsample == "deconv" and self.cfg.generator.upsample == "resize":
             # least-squares resize-conv kernels from the transposed convs (models/unet.py)
             gen_state = convert_decoder_state(gen_state, self.generator)
@@ -281,6 +289,11 @@ class Pix2PixTrainer:
     def load_state(self, ckpt: Checkpoint) -> None:
         """Restore networks, optimisers, step and RNG from a checkpoint."""
         load_weights(self.generator, ckpt.group("generator"), ckpt.path, "generator")
+        if self.generator_ema is not None:
+            # a run that turns the average on later starts it from the current weights
+            ema_state = ckpt.group("generator_ema") if ckpt.has_ema else ckpt.group("generator")
+            load_weights(self.generator_ema, ema_state, ckpt.path, "generator_ema")
+            self.ema_updates = int(ckpt.metrics.get("ema_updates", 0)) if ckpt.has_ema else 0
         load_weights(self.discriminator, ckpt.group("discriminator"), ckpt.path, "discriminator")
         restore_optimizers(ckpt, {"generator": self.opt_g, "discriminator": self.opt_d})
         self.step = ckpt.step
@@ -290,7 +303,12 @@ class Pix2PixTrainer:
             torch.set_rng_state(rng.to(torch.uint8))
 
     def save(self, path: Path, metrics: dict[str, Any] | None = None) -> Path:
-        """Write a resumable checkpoint (networks, optimisers, step, RNG, config, data hash)."""
+        """Write a resumable checkpoint (networks, their moving average, optimisers, step, RNG,
+        config, data hash)."""
+        extra = {"rng.torch": torch.get_rng_state()}
+        if self.generator_ema is not None:
+            extra |= {f"generator_ema.{k}": v for k, v in self.generator_ema.state_dict().items()}
+            metrics = {"ema_updates": self.ema_updates, **(metrics or {})}
         return save_checkpoint(
             path,
             generator=_unwrap(self.generator),
@@ -302,8 +320,29 @@ class Pix2PixTrainer:
             config_json=self.cfg.to_json(),
             manifest_sha256=self.train_data.manifest_sha256,
             metrics={"best_val_ssim": self.best_val_ssim, **(metrics or {})},
-            extra_tensors={"rng.torch": torch.get_rng_state()},
+            extra_tensors=extra,
         )
+
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The generator that validation, samples and shipped models use: the moving average
+        when ``run.ema_decay`` > 0, else the trained network itself."""
+        return self.generator_ema if self.generator_ema is not None else _unwrap(self.generator)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the average toward the current weights. The decay ramps up from 0.1 over the
+        first updates ((1+n)/(10+n)), so an average started late is not stuck near its start."""
+        if self.generator_ema is None:
+            return
+        self.ema_updates += 1
+        n = self.ema_updates
+        decay = min(self.cfg.run.ema_decay, (1 + n) / (10 + n))
+        net = _unwrap(self.generator)
+        for avg, param in zip(self.generator_ema.parameters(), net.parameters()):
+            avg.lerp_(param.detach(), 1.0 - decay)
+        for avg, buf in zip(self.generator_ema.buffers(), net.buffers()):
+            avg.copy_(buf)  # BatchNorm statistics: re-estimated before use anyway
 
     # ------------------------------------------------------------------ one step
     def _batch(self, step: int) -> Batch:
@@ -452,6 +491,7 @@ class Pix2PixTrainer:
         self.scaler.update()
         self.discriminator.requires_grad_(True)
         self.step += 1
+        self.update_ema()
         values = [loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_cx, loss_g_id, loss_g_fp, id_cos, loss_g]
         losses = torch.stack([v.float() for v in values]).detach()
         losses = all_reduce_mean(losses, self.dist).cpu().tolist()
@@ -462,8 +502,8 @@ class Pix2PixTrainer:
     def generate(
         self, sketches_u8: torch.Tensor, batch_size: int = 8, attributes: torch.Tensor | None = None
     ) -> list[np.ndarray]:
-        """Generate faces for (N,H,W,3) uint8 sketches with the generator in eval mode."""
-        net = _unwrap(self.generator)
+        """Generate faces for (N,H,W,3) uint8 sketches with the inference generator in eval mode."""
+        net = self.inference_generator
         was_training = net.training
         net.eval()
         out: list[np.ndarray] = []
@@ -487,7 +527,7 @@ class Pix2PixTrainer:
         side effects on the GAN game.
         """
         n_batches = self.cfg.run.bn_recalibration_batches
-        net = _unwrap(self.generator)
+        net = self.inference_generator
         norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
         if n_batches <= 0 or not norms:
             return
