@@ -2,6 +2,7 @@
 # Install and start what the web and browser tests need (idempotent; safe to run again):
 #   * Debian `chromium`    -> /usr/bin/chromium, used by tests/browser (Playwright, no browser download)
 #   * Debian `postgresql`  -> a cluster on 127.0.0.1, role `sketch2face`, database `sketch2face_test`
+#   * Debian `poppler-utils` -> pdftoppm/pdftotext, to render the appeal-sheet PDF in its tests
 #
 # The script exports nothing. It writes the test database URL to
 #     test-artifacts/ci_services/postgres_url      (gitignored; mode 0600)
@@ -38,6 +39,8 @@ fi
 packages=()
 [ "$want_chromium" = 1 ] && ! [ -x /usr/bin/chromium ] && packages+=(chromium)
 [ "$want_pg" = 1 ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && packages+=(postgresql)
+# poppler-utils: pdftoppm/pdftotext, with which tests/test_appeal_sheet.py renders the appeal sheet
+command -v pdftoppm >/dev/null 2>&1 || packages+=(poppler-utils)
 if [ "${#packages[@]}" -gt 0 ]; then
   if [ "$install" = 0 ]; then echo "error: missing ${packages[*]} and --no-install given" >&2; exit 1; fi
   echo "installing: ${packages[*]}"

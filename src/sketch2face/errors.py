@@ -29,3 +29,11 @@ class ConfigError(Sketch2FaceError, ValueError):
 
 class InvalidAttributesError(Sketch2FaceError, ValueError):
     """Requested witness attributes (skin tone, hair colour, gender) are not understood."""
+
+
+class ProvenanceError(Sketch2FaceError, ValueError):
+    """A file cannot be signed or checked: unreadable key, not a PNG/PDF, corrupt input."""
+
+
+class AppealSheetError(Sketch2FaceError, ValueError):
+    """An appeal sheet cannot be made: missing contact line, description too long for the page."""

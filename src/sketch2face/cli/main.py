@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "serve-model": "sketch2face.cli.serve_model_cmd",
     "users": "sketch2face.cli.users_cmd",
     "gallery": "sketch2face.cli.gallery_cmd",
+    "verify": "sketch2face.cli.verify_cmd",
+    "appeal-sheet": "sketch2face.cli.appeal_cmd",
 }
 
 

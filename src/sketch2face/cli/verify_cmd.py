@@ -1,0 +1,98 @@
+"""``sketch2face verify FILE``: is an exported PNG or PDF valid, tampered or unsigned?
+
+Exit status: 0 valid, 1 tampered, 2 unsigned, 3 the file or key could not be checked (missing,
+unreadable, neither PNG/PDF nor an image). argparse usage errors also exit 2.
+
+The trusted key is ``--public-key PEM`` if given, else the key of the instance data folder
+(``--key-dir``, default ``$SKETCH2FACE_DATA_DIR`` or ``./instance``) when it has one; without
+either, only the key carried in the file is used, and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sketch2face.errors import ProvenanceError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+EXIT_VALID, EXIT_TAMPERED, EXIT_UNSIGNED, EXIT_CANNOT_CHECK = 0, 1, 2, 3
+DATA_DIR_ENV = "SKETCH2FACE_DATA_DIR"
+
+
+def default_key_dir() -> Path:
+    """The web instance data folder: ``$SKETCH2FACE_DATA_DIR`` or ``./instance``."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "instance")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``verify`` sub-command."""
+    p = subparsers.add_parser(
+        "verify",
+        help="check the signed provenance of an exported PNG or appeal-sheet PDF",
+        description="Say whether FILE is valid (with its provenance), tampered or unsigned. "
+        "Exit status: 0 valid, 1 tampered, 2 unsigned, 3 cannot check.",
+    )
+    p.add_argument("file", type=Path, help="exported face PNG or appeal-sheet PDF")
+    p.add_argument(
+        "--public-key",
+        type=Path,
+        help="the issuing instance's public key (provenance_ed25519.pub.pem from its data folder)",
+    )
+    p.add_argument(
+        "--key-dir",
+        type=Path,
+        help="instance data folder whose key to trust when --public-key is not given "
+        f"(default ${DATA_DIR_ENV} or ./instance)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify one file and print the verdict; returns the exit status."""
+    from sketch2face.provenance import (
+        PUBLIC_KEY_FILENAME,
+        instance_public_key,
+        load_public_key,
+        short_key_id,
+        verify_file,
+    )
+
+    trusted: Ed25519PublicKey | None
+    try:
+        if args.public_key is not None:
+            trusted = load_public_key(args.public_key)
+            trusted_from = str(args.public_key)
+        else:
+            key_dir = args.key_dir or default_key_dir()
+            trusted = instance_public_key(key_dir)
+            trusted_from = str(key_dir / PUBLIC_KEY_FILENAME)
+        result = verify_file(args.file, trusted)
+    except ProvenanceError as exc:
+        print(f"cannot check: {exc}")
+        return EXIT_CANNOT_CHECK
+
+    if args.json:
+        print(json.dumps({**result.to_dict(), "file": str(args.file)}, indent=2))
+    else:
+        print(f"{result.status.upper()}: {args.file}")
+        print(f"  {result.reason}")
+        if result.metadata is not None:
+            heading = "provenance" if result.is_valid else "claimed provenance (NOT trustworthy)"
+            print(f"  {heading}:")
+            for label, value in result.metadata.summary_lines():
+                print(f"    {label + ':':<24}{value}")
+        if trusted is not None:
+            print(f"  trusted key: {trusted_from} (key id {short_key_id(trusted)})")
+        elif result.status != "unsigned":
+            print(
+                "  no trusted key given: pass --public-key with the issuing instance's "
+                f"{PUBLIC_KEY_FILENAME} to check who signed"
+            )
+    return {"valid": EXIT_VALID, "tampered": EXIT_TAMPERED}.get(result.status, EXIT_UNSIGNED)
