@@ -374,6 +374,7 @@ def test_api_search_json_with_caveat_and_openapi(
     assert response.status_code == 200
     body = response.get_json()
     assert body["caveat"] == CAVEAT and body["gallery"] == "fixtures" and body["top_k"] == 3
+    assert "timings_ms" not in body  # internal timings: administrators only (issue 12)
     assert [r["rank"] for r in body["results"]] == [1, 2, 3]
     assert body["results"][0]["file_name"].startswith("10000_")
     assert all(0 <= r["score"] <= 1 and r["distance"] >= 0 for r in body["results"])

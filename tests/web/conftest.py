@@ -46,7 +46,22 @@ def _fast_password_hashing() -> Iterator[None]:
 NO_POSTGRES = (
     "PostgreSQL not configured: set SKETCH2FACE_TEST_POSTGRES_URL or run scripts/ci_services.sh"
 )
-TABLES = ("audit_events", "api_tokens", "generations", "sign_in_throttles", "users")
+#: every table of the schema (PostgreSQL tests empty them all before each test)
+TABLES = (
+    "audit_events",
+    "api_tokens",
+    "generations",
+    "sign_in_throttles",
+    "users",
+    "galleries",
+    "gallery_photos",
+    "gallery_embeddings",
+    "gallery_search_grants",
+    "cases",
+    "case_members",
+    "candidate_rounds",
+    "candidates",
+)
 
 
 @pytest.fixture(scope="session")

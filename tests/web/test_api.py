@@ -309,3 +309,49 @@ def test_api_accepts_the_declared_forms(app: Any, token: str) -> None:
     assert ok.status_code == 201, ok.get_data(as_text=True)
     assert ok.get_json()["refine"] is True
     assert post_generate(app, token, refine="0").get_json()["refine"] is False
+
+
+# ---------------------------------------------------------------- issue 12: seen as a new user
+def _validate(doc: dict[str, Any], body: dict[str, Any]) -> None:
+    """The answer matches the OpenAPI document's Generation schema (no drift)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = {**doc["components"]["schemas"]["Generation"], "$defs": {}}
+    jsonschema.Draft202012Validator(schema).validate(body)
+
+
+def test_api_returns_the_requested_attributes_and_no_timings_to_investigators(
+    app: Any, token: str
+) -> None:
+    created = post_generate(app, token, skin="dark", hair_color="#A0785A", gender="male")
+    assert created.status_code == 201, created.get_data(as_text=True)
+    body = created.get_json()
+    assert body["attributes"] == {"skin": "dark", "hair_color": "#A0785A", "gender": "male"}
+    assert "timings_ms" not in body
+    assert not any("SKETCH2FACE_" in n or "--" in n for n in body["notices"])
+    fetched = app.test_client().get(f"/api/v1/generations/{body['id']}", headers=auth(token))
+    assert fetched.get_json()["attributes"] == body["attributes"]
+    assert "timings_ms" not in fetched.get_json()
+    plain = post_generate(app, token).get_json()
+    assert plain["attributes"] == {}
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    for answer in (body, fetched.get_json(), plain):
+        _validate(doc, answer)
+
+
+def test_api_gives_administrators_the_timings(app: Any, token: str, root: WebClient) -> None:
+    admin_token = make_token(root, "admin script")
+    created = post_generate(app, admin_token, refine="1").get_json()
+    assert created["timings_ms"]["model_call"] > 0
+    alices = post_generate(app, token, refine="1").get_json()
+    seen = app.test_client().get(f"/api/v1/generations/{alices['id']}", headers=auth(admin_token))
+    assert seen.status_code == 200 and "model_call" in seen.get_json()["timings_ms"]
+    assert "timings_ms" not in alices
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    _validate(doc, seen.get_json())
+    if not seen.get_json()["images"].get("refined"):  # no GFPGAN weights: the admin sees why
+        assert any("SKETCH2FACE_GFPGAN_WEIGHTS" in n for n in seen.get_json()["notices"])
+        assert alices["notices"] and not any("GFPGAN" in n for n in alices["notices"])
+    props = doc["components"]["schemas"]["Generation"]["properties"]
+    assert "attributes" in doc["components"]["schemas"]["Generation"]["required"]
+    assert "timings_ms" not in doc["components"]["schemas"]["Generation"]["required"]
+    assert "administrators" in props["timings_ms"]["description"]

@@ -240,3 +240,130 @@ def test_sign_in_backoff_per_address(settings: Any, web_model_client: Any) -> No
     held = sprayer.login("alice")
     assert held.status_code == 429 and "from your address" in held.get_data(as_text=True)
     assert WebClient(app, address="192.0.2.67").login("alice").status_code == 302
+
+
+# ---------------------------------------------------------------- issue 12: seen as a new user
+def _user_id(app: Any, name: str) -> int:
+    with new_session(app) as s:
+        return int(s.scalar(sa.select(User.id).where(User.username == name)))
+
+
+def _user(app: Any, name: str) -> User:
+    with new_session(app) as s:
+        return s.scalars(sa.select(User).where(User.username == name)).one()
+
+
+def test_empty_database_sign_in_page_tells_the_local_visitor_only(
+    settings: Any, web_model_client: Any
+) -> None:
+    from sketch2face.web import create_app
+    from sketch2face.web.auth import create_user
+    from sketch2face.web.first_start import create_admin_command
+
+    from .web_support import CREATED_APPS
+
+    app = create_app(settings, model_client=web_model_client)  # no accounts at all
+    CREATED_APPS.append(app)
+    command = create_admin_command(settings.data_dir)
+    assert " users create --admin --username NAME --data-dir " in command
+    for address in ("127.0.0.1", "::1", "127.0.0.2"):
+        page = WebClient(app, address=address).get("/login").get_data(as_text=True)
+        assert "No accounts yet" in page and command in page, address
+    for address in ("10.0.0.8", "192.0.2.1", "2001:db8::1"):
+        page = WebClient(app, address=address).get("/login").get_data(as_text=True)
+        assert "No accounts yet" not in page and "users create" not in page, address
+    # a proxy on the server's machine forwards remote visitors from 127.0.0.1
+    forwarded = WebClient(app, address="127.0.0.1").get(
+        "/login", headers={"X-Forwarded-For": "203.0.113.5"}
+    )
+    assert "users create" not in forwarded.get_data(as_text=True)
+    with new_session(app) as s:
+        create_user(s, "chief", PASSWORD, "admin")
+        s.commit()
+    page = WebClient(app, address="127.0.0.1").get("/login").get_data(as_text=True)
+    assert "No accounts yet" not in page and "users create" not in page
+
+
+def test_users_page_offers_role_and_password_reset(app: Any, root: WebClient) -> None:
+    alice_id = _user_id(app, "alice")
+    page = root.get("/admin/users").get_data(as_text=True)
+    assert f'action="/admin/users/{alice_id}/password"' in page
+    assert f'action="/admin/users/{alice_id}/role"' in page and 'name="role"' in page
+    root_id = _user_id(app, "root")
+    assert f'action="/admin/users/{root_id}/password"' not in page  # own: the Password page
+
+
+def test_admin_resets_a_password(app: Any, root: WebClient) -> None:
+    from sketch2face.web.models import ApiToken
+
+    alice = WebClient(app)
+    alice.login("alice")
+    other = WebClient(app)
+    other.login("alice")
+    assert alice.post("/tokens", {"name": "script"}).status_code == 200
+    alice_id = _user_id(app, "alice")
+    nonce = _user(app, "alice").session_nonce
+    url = f"/admin/users/{alice_id}/password"
+
+    short = root.post(url, {"new_password": "short", "confirm": "short"})
+    assert short.status_code == 400 and "at least 10" in short.get_data(as_text=True)
+    differ = root.post(url, {"new_password": "a new long password", "confirm": "something else"})
+    assert differ.status_code == 400 and "differ" in differ.get_data(as_text=True)
+    assert _user(app, "alice").session_nonce == nonce  # nothing changed yet
+    no_csrf = root.http.post(url, data={"new_password": "x" * 12, "confirm": "x" * 12})
+    assert no_csrf.status_code == 400
+    assert alice.post(f"/admin/users/{_user_id(app, 'bob')}/password").status_code == 403
+    assert root.post("/admin/users/999999/password", {}).status_code == 404
+
+    ok = root.post(url, {"new_password": "a new long password", "confirm": "a new long password"})
+    assert ok.status_code == 302 and ok.headers["Location"] == "/admin/users"
+    assert "1 API token was revoked" in root.get("/admin/users").get_data(as_text=True)
+    assert _user(app, "alice").session_nonce != nonce
+    for session in (alice, other):  # every session of the account ended
+        response = session.get("/new")
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    with new_session(app) as s:
+        assert all(t.revoked_at is not None for t in s.scalars(sa.select(ApiToken)))
+    assert WebClient(app).login("alice").status_code == 401  # the old password fails
+    assert WebClient(app).login("alice", "a new long password").status_code == 302
+    (event,) = _events(app, "password_reset")
+    assert event.username == "root"
+    assert event.detail == {"target": "alice", "tokens_revoked": 1}
+
+    own = root.post(
+        f"/admin/users/{_user_id(app, 'root')}/password",
+        {"new_password": "roots new password", "confirm": "roots new password"},
+    )
+    assert own.status_code == 302 and own.headers["Location"] == "/password"
+    assert WebClient(app).login("root").status_code == 302  # unchanged
+
+
+def test_admin_changes_roles_but_never_removes_the_last_admin(app: Any, root: WebClient) -> None:
+    alice_id, root_id = _user_id(app, "alice"), _user_id(app, "root")
+    alice = WebClient(app)
+    alice.login("alice")
+    assert alice.post(f"/admin/users/{root_id}/role", {"role": "investigator"}).status_code == 403
+    assert root.post(f"/admin/users/{alice_id}/role", {"role": "superuser"}).status_code == 400
+    assert (
+        root.http.post(f"/admin/users/{alice_id}/role", data={"role": "admin"}).status_code == 400
+    )
+
+    assert root.post(f"/admin/users/{alice_id}/role", {"role": "admin"}).status_code == 302
+    assert _user(app, "alice").role == "admin"
+    assert alice.get("/admin/users").status_code == 200  # at once, no new sign-in needed
+    (event,) = [e for e in _events(app, "user_update") if "role" in e.detail]
+    assert event.username == "root"
+    assert event.detail == {"target": "alice", "role": "admin", "previous_role": "investigator"}
+
+    # root steps down itself: another administrator remains
+    stepped = root.post(f"/admin/users/{root_id}/role", {"role": "investigator"})
+    assert stepped.status_code == 302 and stepped.headers["Location"] == "/new"
+    assert root.get("/admin/users").status_code == 403
+    # alice is now the last administrator: she cannot demote herself ...
+    last = alice.post(f"/admin/users/{alice_id}/role", {"role": "investigator"})
+    assert last.status_code == 409 and "last active administrator" in last.get_data(as_text=True)
+    assert _user(app, "alice").role == "admin"
+    assert len([e for e in _events(app, "user_update") if "role" in e.detail]) == 2
+    # ... nor disable herself (nor could anyone else disable her: nobody else is an admin)
+    assert alice.post(f"/admin/users/{alice_id}/active", {"active": "0"}).status_code == 302
+    assert _user(app, "alice").is_active

@@ -126,3 +126,44 @@ def test_users_set_password_revokes_tokens_and_sessions(
     assert _run(monkeypatch, missing, "a long third password\n") == 1
     assert "no account 'nobody'" in capsys.readouterr().err
     engine.dispose()
+
+
+def test_serve_on_an_empty_database_prints_the_first_admin_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12: the printed command is the real CLI's: running it creates the administrator."""
+    import shlex
+
+    for name in ("SKETCH2FACE_SECRET_KEY", "SKETCH2FACE_DATABASE_URL", "SKETCH2FACE_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "inst"
+    assert main(["serve", "--data-dir", str(data), "--upgrade-db-only"]) == 0
+    out = capsys.readouterr().out
+    assert "No accounts yet" in out
+    (line,) = [ln.strip() for ln in out.splitlines() if " users create --admin" in ln]
+    argv = shlex.split(line)
+    assert Path(argv[0]).name.startswith("sketch2face") and "NAME" in argv
+    assert argv[argv.index("--data-dir") + 1] == str(data.resolve())
+    argv = ["chief" if a == "NAME" else a for a in argv[1:]] + ["--password-stdin"]
+    assert _run(monkeypatch, argv, "a long admin password\n") == 0
+    assert "created admin account 'chief'" in capsys.readouterr().out
+    assert main(["serve", "--data-dir", str(data), "--upgrade-db-only"]) == 0
+    assert "No accounts yet" not in capsys.readouterr().out
+
+
+def test_first_admin_command_names_this_environment_s_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sketch2face.web import first_start
+
+    monkeypatch.chdir(tmp_path)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "sketch2face").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(first_start.sys, "executable", str(bin_dir / "python"))
+    assert first_start.create_admin_command(Path("instance")) == (
+        ".venv/bin/sketch2face users create --admin --username NAME"
+    )
+    assert first_start.create_admin_command(tmp_path / "srv data").endswith(
+        f"--data-dir '{tmp_path / 'srv data'}'"
+    )

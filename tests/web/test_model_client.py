@@ -77,3 +77,26 @@ def test_missing_checkpoint_is_a_clear_503(settings: Any, tmp_path: Path) -> Non
     c.login("alice")
     response = c.generate()
     assert response.status_code == 503 and "not available" in response.get_data(as_text=True)
+
+
+def test_refine_available_follows_the_gfpgan_weights_setting_without_loading(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The refine option is offered only when GFPGAN weights are configured (and exist); asking
+    does not load the model."""
+    client = InProcessModelClient(str(tiny_checkpoint), device="cpu")
+    monkeypatch.delenv("SKETCH2FACE_GFPGAN_WEIGHTS", raising=False)
+    assert client.refine_available() is False
+    monkeypatch.setenv("SKETCH2FACE_GFPGAN_WEIGHTS", str(tmp_path / "missing.pth"))
+    assert client.refine_available() is False
+    weights = tmp_path / "GFPGANv1.4.pth"
+    weights.write_bytes(b"dummy weights: only their presence is checked before loading")
+    monkeypatch.setenv("SKETCH2FACE_GFPGAN_WEIGHTS", str(weights))
+    assert client.refine_available() is True
+    assert client.describe()["refine_available"] is True and not client.is_loaded
+
+
+def test_loaded_pipeline_without_refiner_offers_no_refinement(web_model_client: Any) -> None:
+    web_model_client.pipeline()  # loaded: its refiner decides, not the setting
+    expected = getattr(web_model_client.pipeline(), "refiner", None) is not None
+    assert web_model_client.refine_available() is expected

@@ -77,3 +77,37 @@ def test_model_server_contract(model_server: str) -> None:
     ).json()
     assert set(body) >= {"model_version", "timings_ms", "notices", "images"}
     assert body["images"]["face"] and body["images"]["refined"] is None
+
+
+def test_remote_client_asks_the_model_server_whether_it_can_refine(
+    web_model_client: Any, settings: Any
+) -> None:
+    """The web tier offers refinement when the model server says (on /v1/health) it can."""
+    from werkzeug.serving import make_server
+
+    from sketch2face.web.extensions import MODEL
+    from sketch2face.web.model_client import RemoteModelClient
+
+    from .web_support import RefiningModelClient
+
+    app = make_app(settings, None)
+    c = WebClient(app)
+    c.login("alice")
+    cases = ((web_model_client, False), (RefiningModelClient(web_model_client), True))
+    for inner, expected in cases:
+        if expected is False and web_model_client.refine_available():
+            continue  # GFPGAN weights configured in this environment
+        server = make_server("127.0.0.1", 0, create_model_app(inner), threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}"
+            client = RemoteModelClient(url, timeout_s=10)
+            assert client.refine_available() is expected
+            app.extensions[MODEL] = client
+            assert ('name="refine"' in c.get("/new").get_data(as_text=True)) is expected
+        finally:
+            server.shutdown()
+            thread.join(5)
+    unreachable = RemoteModelClient(f"http://127.0.0.1:{_free_port()}", timeout_s=2)
+    assert unreachable.refine_available() is False

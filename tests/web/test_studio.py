@@ -283,3 +283,77 @@ def test_images_too_small_or_narrow_for_a_face_are_refused(
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert _generations(app) == [] and _objects(app) == []
+
+
+# ---------------------------------------------------------------- issue 12: seen as a new user
+DEVELOPER_WORDS = ("SKETCH2FACE_", "--gfpgan", "GFPGAN")
+
+
+def test_refine_is_offered_only_with_gfpgan_weights(
+    app: Any, web_model_client: Any, alice: WebClient
+) -> None:
+    from .web_support import RefiningModelClient
+
+    page = alice.get("/new").get_data(as_text=True)
+    if web_model_client.refine_available():
+        pytest.skip("GFPGAN weights are configured in this environment")
+    assert 'name="refine"' not in page
+    assert not any(word in page for word in DEVELOPER_WORDS)
+    app.extensions[MODEL] = RefiningModelClient(web_model_client)  # as with weights configured
+    offered = alice.get("/new").get_data(as_text=True)
+    assert 'name="refine"' in offered and "Refine the face" in offered
+    assert not any(word in offered for word in DEVELOPER_WORDS)
+
+
+def test_result_page_shows_the_requested_witness_description(app: Any, alice: WebClient) -> None:
+    gid = generation_id_from(
+        alice.generate(skin="very-light", hair_color="#A0785A", gender="female")
+    )
+    page = alice.get(f"/generations/{gid}").get_data(as_text=True)
+    assert "Witness description" in page
+    assert "Skin tone: very light" in page and "Hair colour: #A0785A" in page
+    assert "Gender: female" in page
+    plain = generation_id_from(alice.generate())
+    assert "none given (the model chose)" in alice.get(f"/generations/{plain}").get_data(
+        as_text=True
+    )
+
+
+def test_timings_and_technical_notices_are_for_administrators_only(
+    app: Any, alice: WebClient, root: WebClient
+) -> None:
+    gid = generation_id_from(alice.generate(refine="1", skin="dark"))
+    (row,) = _generations(app)
+    assert row.timings_ms  # recorded for everyone, shown to administrators
+    investigator = alice.get(f"/generations/{gid}").get_data(as_text=True)
+    assert "Timings" not in investigator and "model_call" not in investigator
+    assert not any(word in investigator for word in DEVELOPER_WORDS)
+    admin = root.get(f"/generations/{gid}").get_data(as_text=True)
+    assert "Timings" in admin and "model_call" in admin
+    if row.refined_key is None:  # no GFPGAN weights: plain words for the investigator
+        assert "Refinement is not available on this server" in investigator
+        assert "SKETCH2FACE_GFPGAN_WEIGHTS" in admin  # the administrator sees what to configure
+    if any("attribute-conditioned" in n for n in row.notices):  # the tiny test model
+        assert "does not use the witness description" in investigator
+
+
+def test_viewer_notices_translate_technical_text() -> None:
+    from sketch2face.refine.gfpgan import NO_WEIGHTS_NOTICE
+    from sketch2face.web.generation import (
+        OTHER_NOTICE,
+        REFINE_UNAVAILABLE_NOTICE,
+        viewer_notices,
+    )
+
+    class Viewer:
+        def __init__(self, admin: bool) -> None:
+            self.is_admin = admin
+
+    notices = [NO_WEIGHTS_NOTICE, "refinement skipped: x.pth is missing", "set --foo", "Plain."]
+    assert viewer_notices(notices, Viewer(True)) == notices
+    assert viewer_notices(notices, Viewer(False)) == [
+        REFINE_UNAVAILABLE_NOTICE,
+        OTHER_NOTICE,
+        "Plain.",
+    ]
+    assert viewer_notices(notices, None) == viewer_notices(notices, Viewer(False))

@@ -103,3 +103,20 @@ def generation_id_from(response: Any) -> str:
     """The generation id in a redirect to /generations/<id>."""
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response.headers["Location"].rstrip("/").split("/")[-1]
+
+
+class RefiningModelClient:
+    """Wraps a model client and says refinement is available (as with GFPGAN weights
+    configured), to test what the pages offer then; generations still run the wrapped model."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.generate(*args, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "refine_available": True}
+
+    def refine_available(self) -> bool:
+        return True

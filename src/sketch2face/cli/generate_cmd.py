@@ -1,11 +1,19 @@
-"""`sketch2face generate SKETCH... -o OUTDIR`: one PNG face per sketch (same stem)."""
+"""`sketch2face generate SKETCH... -o OUTDIR`: one PNG face per sketch (same stem).
+
+With ``--candidates N`` each sketch gives N visibly different candidate faces instead
+(``sketch2face.candidates``): ``<stem>_candidate01.png`` ... , a numbered grid
+``<stem>_candidates_grid.png`` and ``<stem>_candidates.json`` (seed and attributes of each, so any
+candidate can be made again with ``--seed`` and the attribute options).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -36,7 +44,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="auto: onnxruntime on CPU (fastest), PyTorch for --seed variations and on GPU")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: automatic)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--candidates",
+        type=_candidate_count,
+        metavar="N",
+        help="write N different candidate faces per sketch (1-12) and a numbered grid, varying "
+        "the attributes not given and the seed; --seed makes the set reproducible",
+    )
     p.set_defaults(func=run)
+
+
+def _candidate_count(text: str) -> int:
+    from sketch2face.candidates import MAX_CANDIDATES
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_CANDIDATES:
+        raise argparse.ArgumentTypeError(
+            f"--candidates must be a whole number from 1 to {MAX_CANDIDATES}, not {text!r}"
+        )
+    return n
 
 
 def collect_inputs(items: list[str]) -> list[Path]:
@@ -80,6 +109,13 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("error: no sketch images given (folders were empty)", file=sys.stderr)
         return 1
+    if args.candidates and (args.refine or args.sheet):
+        print(
+            "error: --candidates writes its own grid and does not refine; leave out --refine "
+            "and --sheet",
+            file=sys.stderr,
+        )
+        return 2
     pipe = Sketch2Face.from_pretrained(
         args.checkpoint,
         device=args.device,
@@ -89,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     attributes = {"skin": args.skin, "hair_color": args.hair_color, "gender": args.gender}
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.candidates:
+        return _run_candidates(pipe, paths, out_dir, args.candidates, attributes, args.seed)
     failures = 0
     rows = []
     timings = {"prepare": 0.0, "generate": 0.0, "refine": 0.0}
@@ -123,6 +161,74 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {n_ok} face(s) to {out_dir} ({pipe.model_version}); mean ms per image: "
         + ", ".join(f"{k} {v:.0f}" for k, v in per.items())
     )
+    if failures:
+        print(f"{failures} input(s) could not be read", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _run_candidates(
+    pipe: Any,
+    paths: list[Path],
+    out_dir: Path,
+    n: int,
+    attributes: dict[str, str | None],
+    rng_seed: int | None,
+) -> int:
+    """``--candidates N``: N candidate PNGs, a numbered grid and a JSON of seeds/attributes per
+    sketch; a bad input is reported and skipped."""
+    from sketch2face.candidates import (
+        CANDIDATES_NOTICE,
+        candidate_grid,
+        plan_candidates,
+        render_candidates,
+    )
+    from sketch2face.errors import InvalidImageError
+    from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, load_image, save_png
+
+    fixed = {k: v for k, v in attributes.items() if v}
+    failures = 0
+    for path, name in zip(paths, output_names(paths)):
+        try:
+            image = load_image(path, min_side=MIN_SKETCH_SIDE, max_aspect=MAX_SKETCH_ASPECT)
+        except InvalidImageError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        specs = plan_candidates(n, fixed, rng_seed, vary_attributes=pipe.supports_attributes)
+        result = render_candidates(pipe, image, specs)
+        rows = []
+        for i, candidate in enumerate(result.candidates, start=1):
+            file_name = f"{name}_candidate{i:02d}.png"
+            save_png(candidate.image, out_dir / file_name)
+            rows.append(
+                {
+                    "number": i,
+                    "file": file_name,
+                    "seed": candidate.seed,
+                    "attributes": dict(candidate.attributes),
+                }
+            )
+        grid_name = f"{name}_candidates_grid.png"
+        save_png(candidate_grid([c.image for c in result.candidates]), out_dir / grid_name)
+        meta = {
+            "sketch": str(path),
+            "model_version": result.model_version,
+            "fixed_attributes": fixed,
+            "attributes_applied": result.attributes_applied,
+            "rng_seed": rng_seed,
+            "face_found": result.face_found,
+            "notices": result.notices,
+            "notice": CANDIDATES_NOTICE,
+            "grid": grid_name,
+            "candidates": rows,
+        }
+        (out_dir / f"{name}_candidates.json").write_text(json.dumps(meta, indent=2) + "\n")
+        for notice in result.notices:
+            print(f"notice: {notice}", file=sys.stderr)
+        print(
+            f"{path}: wrote {len(rows)} candidates and {grid_name} to {out_dir} "
+            f"({result.timings_ms['per_candidate']:.0f} ms per candidate)"
+        )
     if failures:
         print(f"{failures} input(s) could not be read", file=sys.stderr)
     return 1 if failures else 0

@@ -67,13 +67,17 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from sketch2face.web import create_app
     from sketch2face.web.db import engine_safe
+    from sketch2face.web.first_start import first_start_message
 
     settings = build_settings(args)
     if args.upgrade_db_only:
         from sketch2face.web.db import get_engine
 
-        get_engine(create_app(settings.replace(auto_migrate=True))).dispose()
+        app = create_app(settings.replace(auto_migrate=True))
         print(f"database {engine_safe(settings.resolved_database_url)} is up to date")
+        if message := first_start_message(app):
+            print(message)
+        get_engine(app).dispose()
         return 0
     app = create_app(settings)
     if settings.use_secure_cookies and args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -87,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         f"(data: {settings.data_dir.resolve()}, "
         f"database: {engine_safe(settings.resolved_database_url)})"
     )
+    if message := first_start_message(app):  # an empty database: nobody could sign in
+        print(message, flush=True)
     if args.debug:
         app.run(host=args.host, port=args.port, debug=True, threaded=True, use_reloader=False)
         return 0

@@ -88,9 +88,13 @@ def create_app(
     app.register_blueprint(studio.bp)
     app.register_blueprint(api.bp)
     app.extensions["csrf"].exempt(api.bp)  # token-authenticated, no cookies: CSRF cannot apply
-    from sketch2face.web import gallery
+    from sketch2face.web import gallery, verify
 
     gallery.init_app(app)  # gallery search pages, admin and API (issue 13)
+    verify.init_app(app)  # instance signing key, the verify page (issue 12)
+    from sketch2face.web import cases
+
+    cases.init_app(app)  # cases, candidate rounds: pages and API (issue 12)
     errors.init_app(app)
     _init_limiter(app, settings)
 
@@ -153,3 +157,16 @@ def _init_limiter(app: Flask, settings: WebSettings) -> None:
         app.view_functions[endpoint] = limiter.shared_limit(
             limit, scope, key_func=key_func, methods=["POST"]
         )(view)
+    # candidate rounds share the same allowance, each face counting as one generation
+    from sketch2face.web.candidates import rate_cost
+
+    for endpoint, key_func in (
+        ("candidates.generate", web_user_key),
+        ("candidates.choose", web_user_key),
+        ("cases_api.generate_candidates", api_user_key),
+        ("cases_api.next_round", api_user_key),
+    ):
+        app.view_functions[endpoint] = limiter.shared_limit(
+            settings.generate_rate_limit, "generate", key_func=key_func, methods=["POST"],
+            cost=rate_cost,
+        )(app.view_functions[endpoint])

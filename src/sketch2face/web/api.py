@@ -17,7 +17,7 @@ from sketch2face.attributes import GENDERS, HAIR_COLOURS, SKIN_TONES
 from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE
 from sketch2face.storage import ObjectNotFoundError
 from sketch2face.web import audit
-from sketch2face.web.access import get_owned_generation
+from sketch2face.web.access import get_visible_generation
 from sketch2face.web.db import get_session
 from sketch2face.web.extensions import get_settings, get_store
 from sketch2face.web.generation import (
@@ -29,6 +29,8 @@ from sketch2face.web.generation import (
     MAX_SEED,
     GenerationOptions,
     generate_for,
+    requested_attributes,
+    viewer_notices,
 )
 from sketch2face.web.headers import NO_STORE
 from sketch2face.web.models import ApiToken, Generation, User, as_utc, utcnow
@@ -98,9 +100,15 @@ def _unauthorized(message: str) -> Response:
     return response
 
 
-def generation_json(generation: Generation) -> dict[str, Any]:
-    """Public JSON view of a generation, with absolute image URLs."""
-    return {
+def generation_json(generation: Generation, viewer: User | None = None) -> dict[str, Any]:
+    """JSON view of a generation for ``viewer``, with absolute image URLs.
+
+    ``attributes`` is the witness description that was asked for. Internal timings and the
+    pipeline's technical notices are for administrators; other viewers (and ``viewer=None``)
+    get no ``timings_ms`` and plain-language notices.
+    """
+    is_admin = viewer is not None and viewer.is_admin
+    body: dict[str, Any] = {
         "id": generation.id,
         "created_at": as_utc(generation.created_at).isoformat(),
         "owner": generation.user.username if generation.user else None,
@@ -109,15 +117,18 @@ def generation_json(generation: Generation) -> dict[str, Any]:
         "source": generation.source,
         "refine": generation.refine_requested,
         "model_version": generation.model_version,
-        "timings_ms": generation.timings_ms,
-        "notices": generation.notices,
+        "notices": viewer_notices(generation.notices, viewer),
         "seed": generation.details.get("seed"),
+        "attributes": requested_attributes(generation),
         "notice": LIKENESS_NOTICE,
         "images": {
             kind: url_for("api.image", generation_id=generation.id, kind=kind, _external=True)
             for kind in generation.image_keys
         },
     }
+    if is_admin:
+        body["timings_ms"] = generation.timings_ms
+    return body
 
 
 # The form is checked exactly as the OpenAPI document declares it (see openapi_document), so a
@@ -213,7 +224,7 @@ def generate() -> Any:
         response.headers["X-Sketch2face-Notice"] = LIKENESS_NOTICE
         response.headers["Cache-Control"] = NO_STORE
     else:
-        response = jsonify(generation_json(generation))
+        response = jsonify(generation_json(generation, user))
         response.status_code = 201
     response.headers["Location"] = location
     return response
@@ -223,11 +234,11 @@ def generate() -> Any:
 @token_required
 def get_generation(generation_id: str) -> Any:
     """Metadata and image URLs of one of your generations (someone else's: 404)."""
-    generation = get_owned_generation(generation_id, g.api_user)
+    generation = get_visible_generation(generation_id, g.api_user)
     session = get_session()
     audit.record(session, audit.VIEW, g.api_user, generation_id=generation.id, via="api")
     session.commit()
-    return jsonify(generation_json(generation))
+    return jsonify(generation_json(generation, g.api_user))
 
 
 @bp.get("/generations/<generation_id>/images/<kind>")
@@ -236,7 +247,7 @@ def image(generation_id: str, kind: str) -> Any:
     """One PNG of a generation (audited as a download)."""
     if kind not in IMAGE_KINDS:
         abort(404, description=f"kind must be one of {', '.join(IMAGE_KINDS)}.")
-    generation = get_owned_generation(generation_id, g.api_user)
+    generation = get_visible_generation(generation_id, g.api_user)
     key = generation.image_keys.get(kind) or abort(
         404, description="This generation has no such image."
     )
@@ -281,7 +292,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
     json_error = {"application/json": {"schema": error}}
     generation_schema = {
         "type": "object",
-        "required": ["id", "created_at", "model_version", "images", "notice"],
+        "required": ["id", "created_at", "model_version", "images", "notice", "attributes"],
         "properties": {
             "id": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -291,9 +302,24 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             "source": {"type": "string", "enum": ["upload", "canvas", "api"]},
             "refine": {"type": "boolean"},
             "model_version": {"type": "string"},
-            "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+            "timings_ms": {
+                "type": "object",
+                "additionalProperties": {"type": "number"},
+                "description": "Internal timings in milliseconds; only in administrators' answers.",
+            },
             "notices": {"type": "array", "items": {"type": "string"}},
             "seed": {"type": ["integer", "null"]},
+            "attributes": {
+                "type": "object",
+                "description": "The witness description asked for; unset attributes are absent "
+                "(the model chose them).",
+                "properties": {
+                    "skin": {"type": "string"},
+                    "hair_color": {"type": "string"},
+                    "gender": {"type": "string", "enum": list(GENDERS)},
+                },
+                "additionalProperties": False,
+            },
             "notice": {"type": "string", "const": LIKENESS_NOTICE},
             "images": {
                 "type": "object",
@@ -468,6 +494,11 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
     from sketch2face.web.gallery import openapi_additions  # gallery search (issue 13)
 
     paths, schemas = openapi_additions(max_upload_bytes)
+    document["paths"].update(paths)
+    document["components"]["schemas"].update(schemas)
+    from sketch2face.web.cases_api import openapi_additions as case_additions  # issue 12
+
+    paths, schemas = case_additions()
     document["paths"].update(paths)
     document["components"]["schemas"].update(schemas)
     return document

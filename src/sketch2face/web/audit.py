@@ -18,10 +18,21 @@ VIEW = "view"
 DOWNLOAD = "download"
 DELETE = "delete"
 PASSWORD_CHANGE = "password_change"
+PASSWORD_RESET = "password_reset"  # an administrator's reset of another account
 USER_CREATE = "user_create"
 USER_UPDATE = "user_update"
 TOKEN_CREATE = "token_create"
 TOKEN_REVOKE = "token_revoke"
+# cases and candidates (issue 12); events about a case carry its id in ``case_id``
+CASE_CREATE = "case_create"
+CASE_UPDATE = "case_update"
+CASE_VIEW = "case_view"
+CASE_EXPORT = "case_export"
+CASE_MEMBER_ADD = "case_member_add"
+CASE_MEMBER_REMOVE = "case_member_remove"
+CASE_LIKENESS = "case_likeness"
+CANDIDATES_GENERATE = "candidates_generate"
+CANDIDATES_CHOOSE = "candidates_choose"
 
 
 def record(
@@ -31,14 +42,17 @@ def record(
     *,
     generation_id: str | None = None,
     username: str | None = None,
+    case_id: int | None = None,
     **detail: Any,
 ) -> AuditEvent:
-    """Add an audit event to ``session`` (committed with the caller's change)."""
+    """Add an audit event to ``session`` (committed with the caller's change); ``case_id`` puts
+    it on that case's audit trail."""
     event = AuditEvent(
         user_id=user.id if user is not None else None,
         username=user.username if user is not None else username,
         action=action,
         generation_id=generation_id,
+        case_id=case_id,
         ip=request.remote_addr if has_request_context() else None,
         detail={k: v for k, v in detail.items() if v is not None},
     )

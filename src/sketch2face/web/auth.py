@@ -25,8 +25,16 @@ from sqlalchemy.orm import Session
 from sketch2face.web import audit, throttle
 from sketch2face.web.db import get_session
 from sketch2face.web.extensions import get_settings
-from sketch2face.web.forms import LoginForm, PasswordChangeForm, RegisterForm, UserCreateForm
-from sketch2face.web.models import ROLE_INVESTIGATOR, ROLES, User, utcnow
+from sketch2face.web.first_start import sign_in_hint
+from sketch2face.web.forms import (
+    LoginForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    RegisterForm,
+    RoleForm,
+    UserCreateForm,
+)
+from sketch2face.web.models import ROLE_ADMIN, ROLE_INVESTIGATOR, ROLES, User, utcnow
 from sketch2face.web.security import (
     hash_password,
     needs_rehash,
@@ -103,7 +111,16 @@ def set_password(session: Session, user: User, new_password: str) -> int:
 
 
 def _login_page(form: LoginForm, status: int = 200) -> Any:
-    return render_template("login.html", form=form, open_signup=get_settings().open_signup), status
+    return (
+        render_template(
+            "login.html",
+            form=form,
+            open_signup=get_settings().open_signup,
+            # no account yet: how to create the first administrator, to the server's own machine
+            first_admin_command=sign_in_hint(get_session(), request),
+        ),
+        status,
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -237,8 +254,31 @@ def users() -> Any:
             return redirect(url_for("auth.users"))
     elif form.errors:
         status = 400
-    accounts = session.scalars(sa.select(User).order_by(User.username)).all()
-    return render_template("users.html", form=form, users=accounts), status
+    return _users_page(form, status)
+
+
+def _users_page(form: UserCreateForm | None = None, status: int = 200) -> Any:
+    """The accounts list with the create form (a fresh one unless given) and per-account actions."""
+    accounts = get_session().scalars(sa.select(User).order_by(User.username)).all()
+    form = form if form is not None else UserCreateForm(formdata=None)
+    return render_template("users.html", form=form, users=accounts, roles=ROLES), status
+
+
+def _other_active_admins(session: Session, user: User) -> int:
+    """Active administrators besides ``user``; their rows stay locked until the commit
+    (PostgreSQL), so two administrators demoting each other at once cannot both succeed."""
+    rows = session.scalars(
+        sa.select(User.id)
+        .where(User.role == ROLE_ADMIN, User.is_active.is_(True), User.id != user.id)
+        .with_for_update()
+    ).all()
+    return len(rows)
+
+
+def _flash_form_errors(form: Any) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            flash(error, "error")
 
 
 @bp.post("/admin/users/<int:user_id>/active")
@@ -250,6 +290,13 @@ def set_active(user_id: int) -> Any:
     if user.id == current_user.id:
         flash("You cannot disable your own account.", "error")
         return redirect(url_for("auth.users"))
+    if (
+        request.form.get("active") != "1"
+        and user.is_admin
+        and not _other_active_admins(session, user)
+    ):
+        flash(f"'{user.username}' is the last active administrator; it stays enabled.", "error")
+        return _users_page(status=409)
     user.is_active = request.form.get("active") == "1"
     if not user.is_active:
         end_all_sessions(user)
@@ -258,4 +305,71 @@ def set_active(user_id: int) -> Any:
     )
     session.commit()
     flash(f"Account '{user.username}' {'enabled' if user.is_active else 'disabled'}.", "success")
+    return redirect(url_for("auth.users"))
+
+
+@bp.post("/admin/users/<int:user_id>/password")
+@admin_required
+def reset_password(user_id: int) -> Any:
+    """Admin: give another account a new password. As with a password change, every session of
+    the account ends and its API tokens are revoked (``set_password``)."""
+    session = get_session()
+    user = session.get(User, user_id) or abort(404)
+    if user.id == current_user.id:
+        flash("Change your own password on the Password page.", "error")
+        return redirect(url_for("auth.password"))
+    form = PasswordResetForm()
+    if not form.validate_on_submit():
+        _flash_form_errors(form)
+        return _users_page(status=400)
+    revoked = set_password(session, user, form.new_password.data or "")
+    audit.record(
+        session, audit.PASSWORD_RESET, current_user, target=user.username, tokens_revoked=revoked
+    )
+    session.commit()
+    tokens = "API token was" if revoked == 1 else "API tokens were"
+    flash(
+        f"Password of '{user.username}' reset: the account was signed out everywhere and its "
+        f"{revoked} {tokens} revoked. Give them the new password in person or by phone.",
+        "success",
+    )
+    return redirect(url_for("auth.users"))
+
+
+@bp.post("/admin/users/<int:user_id>/role")
+@admin_required
+def set_role(user_id: int) -> Any:
+    """Admin: make an account an administrator or an investigator; the last active
+    administrator keeps the role."""
+    session = get_session()
+    user = session.get(User, user_id) or abort(404)
+    form = RoleForm()
+    if not form.validate_on_submit():
+        _flash_form_errors(form)
+        return _users_page(status=400)
+    role = form.role.data
+    if role == user.role:
+        flash(f"'{user.username}' is already an {role}.", "info")
+        return redirect(url_for("auth.users"))
+    if user.is_admin and not _other_active_admins(session, user):
+        flash(
+            f"'{user.username}' is the last active administrator; make another account an "
+            "administrator first.",
+            "error",
+        )
+        return _users_page(status=409)
+    previous, user.role = user.role, role
+    audit.record(
+        session,
+        audit.USER_UPDATE,
+        current_user,
+        target=user.username,
+        role=role,
+        previous_role=previous,
+    )
+    session.commit()
+    now = "an administrator" if role == ROLE_ADMIN else "an investigator"
+    flash(f"'{user.username}' is now {now}.", "success")
+    if user.id == current_user.id:  # no longer an administrator: the users page is closed now
+        return redirect(url_for("studio.new"))
     return redirect(url_for("auth.users"))

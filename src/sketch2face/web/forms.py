@@ -50,6 +50,22 @@ class UserCreateForm(FlaskForm):
     )
 
 
+class PasswordResetForm(FlaskForm):
+    """Admin: give another account a new password."""
+
+    new_password = PasswordField("New password", validators=[DataRequired(), _password_ok])
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("new_password", message="The passwords differ.")],
+    )
+
+
+class RoleForm(FlaskForm):
+    """Admin: change an account's role."""
+
+    role = SelectField("Role", choices=[ROLE_INVESTIGATOR, ROLE_ADMIN])
+
+
 class RegisterForm(FlaskForm):
     """Open sign-up (only when SKETCH2FACE_OPEN_SIGNUP is on)."""
 

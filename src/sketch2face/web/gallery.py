@@ -713,6 +713,8 @@ def api_search() -> Any:
     except ValueError as exc:  # InvalidImageError included
         abort(400, description=str(exc))
     body = outcome.as_json()
+    if not user.is_admin:
+        body.pop("timings_ms", None)  # internal timings are for administrators
     body["search_id"] = event.id
     body["query"]["kind"] = event.detail["query"]["kind"]
     if event.generation_id:
@@ -789,7 +791,11 @@ def openapi_additions(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, 
                 "items": {"$ref": "#/components/schemas/GalleryCandidate"},
             },
             "notices": {"type": "array", "items": {"type": "string"}},
-            "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+            "timings_ms": {
+                "type": "object",
+                "additionalProperties": {"type": "number"},
+                "description": "Internal timings in milliseconds; only in administrators' answers.",
+            },
             "caveat": {"type": "string", "const": CAVEAT},
         },
     }

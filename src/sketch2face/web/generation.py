@@ -7,13 +7,13 @@ already written is deleted, so a failure leaves neither a half record nor an orp
 
 from __future__ import annotations
 
-from typing import Any
-
 import io
 import logging
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -39,6 +39,8 @@ ATTRIBUTE_FIELDS = ("skin", "hair_color", "gender")
 def attributes_from_form(form: Any) -> tuple[tuple[str, str], ...]:
     """The attribute fields present in a request form, as GenerationOptions wants them."""
     return tuple((k, str(form.get(k, "")).strip()) for k in ATTRIBUTE_FIELDS if form.get(k))
+
+
 SOURCES = ("upload", "canvas", "api")
 MAX_CASE_CHARS = 64
 MAX_NOTES_CHARS = 4000
@@ -111,8 +113,16 @@ def decode_sketch(image_bytes: bytes) -> np.ndarray:
 
 
 def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> Generation:
-    """Validate, generate, store and record one generation for ``user``."""
+    """Validate, generate, store and record one generation for ``user``.
+
+    A case number links the generation to that case: one of ``user``'s open cases, or a new
+    number, which opens a case with ``user`` as its member (``case_records.case_for_generation``;
+    someone else's case or a closed one is a ValueError before the model runs).
+    """
+    from sketch2face.web.case_records import case_for_generation
+
     options = options.cleaned()
+    case_for_generation(get_session(), user, options.case_number, create=False)  # check first
     sketch_u8 = decode_sketch(image_bytes)
     started = time.perf_counter()
     output = get_model_client().generate(
@@ -135,6 +145,8 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             key = f"{prefix}/{kind}.png"
             written.append(key)  # before the put: a put that fails late may still have stored it
             store.put(key, _png(image_u8, comment=text), content_type="image/png")
+        case = case_for_generation(session, user, options.case_number, create=True)
+        generation.case_id = case.id if case is not None else None
         generation.case_number = options.case_number
         generation.notes = options.notes
         generation.source = options.source
@@ -157,6 +169,7 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             audit.GENERATE,
             user,
             generation_id=generation.id,
+            case_id=generation.case_id,
             case_number=options.case_number,
             source=options.source,
             refine=options.refine,
@@ -183,6 +196,7 @@ def delete_generation(user: User, generation: Generation) -> None:
         audit.DELETE,
         user,
         generation_id=generation.id,
+        case_id=generation.case_id,
         owner_id=generation.user_id,
         case_number=generation.case_number,
     )
@@ -198,3 +212,72 @@ def _delete_quietly(keys: list[str]) -> None:
             store.delete(key)
         except StorageError:
             log.exception("could not delete object %s; remove it by hand", key)
+
+
+# ------------------------------------------------------------------ what pages and the API show
+
+#: labels of the witness attributes, in form order
+ATTRIBUTE_LABELS = {"skin": "Skin tone", "hair_color": "Hair colour", "gender": "Gender"}
+#: what non-administrators read instead of the pipeline's technical notices, which can name
+#: settings and command-line options (administrators see the original text)
+REFINE_UNAVAILABLE_NOTICE = (
+    "Refinement is not available on this server; the generated face is shown unrefined."
+)
+ATTRIBUTES_IGNORED_NOTICE = (
+    "This model does not use the witness description (skin tone, hair colour, gender); "
+    "it was not applied."
+)
+OTHER_NOTICE = "The model reported a technical notice; an administrator can see it."
+
+
+def requested_attributes(generation: Generation) -> dict[str, str]:
+    """The witness attributes the generation was asked for (name -> value; unset ones absent)."""
+    stored = generation.details.get("attributes") or {}
+    return {k: str(stored[k]) for k in ATTRIBUTE_FIELDS if stored.get(k)}
+
+
+def describe_attributes(attributes: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(label, value) pairs for a page, e.g. ``[("Skin tone", "very light")]``."""
+    return [
+        (ATTRIBUTE_LABELS[k], v if v.startswith("#") else v.replace("-", " "))
+        for k in ATTRIBUTE_FIELDS
+        if (v := attributes.get(k))
+    ]
+
+
+def _is_admin(viewer: Any) -> bool:
+    return bool(getattr(viewer, "is_admin", False))
+
+
+def viewer_notices(notices: Iterable[str], viewer: Any) -> list[str]:
+    """Notices as ``viewer`` may read them: the pipeline's own text for administrators, a plain
+    sentence for everyone else (no setting names or command-line options)."""
+    if _is_admin(viewer):
+        return list(notices)
+    shown: list[str] = []
+    for text in notices:
+        lowered = text.lower()
+        if lowered.startswith("refinement skipped"):
+            plain = REFINE_UNAVAILABLE_NOTICE
+        elif "attribute-conditioned" in lowered:
+            plain = ATTRIBUTES_IGNORED_NOTICE
+        elif "sketch2face_" in lowered or "--" in text:
+            plain = OTHER_NOTICE
+        else:
+            plain = text
+        if plain not in shown:
+            shown.append(plain)
+    return shown
+
+
+def refine_available() -> bool:
+    """Whether the app's model can refine faces (GFPGAN weights configured); the refine option
+    is offered only then."""
+    check = getattr(get_model_client(), "refine_available", None)
+    if check is None:
+        return False
+    try:
+        return bool(check())
+    except Exception:  # a status question must never break a page
+        log.exception("could not tell whether refinement is available")
+        return False

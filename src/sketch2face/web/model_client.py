@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from sketch2face.errors import InvalidImageError, Sketch2FaceError
 from sketch2face.imaging import decode_image_bytes, encode_png
 
+if TYPE_CHECKING:
+    from sketch2face.candidates import CandidateSpec
+
 log = logging.getLogger(__name__)
+
+
+#: how long a remote model server's answer to "is refinement available?" is reused
+REFINE_CHECK_INTERVAL_S = 60.0
 
 
 class ModelUnavailableError(Sketch2FaceError):
@@ -42,8 +51,22 @@ class ModelOutput:
     batch_size: int = 1  # how many queued requests shared the model call
 
 
+@dataclass(frozen=True)
+class CandidatesOutput:
+    """What one round of candidate faces returns (``sketch2face.candidates``), whichever client
+    ran it: one face per requested spec, in order."""
+
+    input_u8: np.ndarray  # the prepared 256x256 sketch the network saw (store it for next rounds)
+    faces_u8: list[np.ndarray]  # 256x256 candidate faces
+    model_version: str
+    attributes_applied: bool  # False: the model ignores skin/hair/gender (only seeds differed)
+    face_found: bool = True
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+
 class ModelClient(Protocol):
-    """Turns one decoded sketch into a :class:`ModelOutput`."""
+    """Turns one decoded sketch into a :class:`ModelOutput` (or a round of candidates)."""
 
     def generate(
         self,
@@ -56,8 +79,20 @@ class ModelClient(Protocol):
         """Run the model (attributes: skin, hair_color, gender); raise InvalidImageError for bad input, ModelUnavailableError otherwise."""
         ...
 
+    def candidates(
+        self, sketch_u8: np.ndarray, specs: Sequence[CandidateSpec], *, prepared: bool = False
+    ) -> CandidatesOutput:
+        """One face per spec (seed + attributes) for one sketch; ``prepared``: the sketch is
+        already the 256x256 model input of an earlier round. ValueError (InvalidImageError,
+        CandidateError) for bad input, ModelUnavailableError otherwise."""
+        ...
+
     def describe(self) -> dict[str, Any]:
         """Small status dict for health pages."""
+        ...
+
+    def refine_available(self) -> bool:
+        """Whether ``refine=True`` can give a refined face (GFPGAN weights are configured)."""
         ...
 
 
@@ -195,10 +230,53 @@ class InProcessModelClient:
                 for it in items:
                     it.done.set()
 
+    def candidates(
+        self, sketch_u8: np.ndarray, specs: Sequence[CandidateSpec], *, prepared: bool = False
+    ) -> CandidatesOutput:
+        """Render a round with ``sketch2face.candidates``: the sketch is prepared once, then one
+        model call per candidate, each under the run lock, so other users' generations can run
+        between the candidates of a long round."""
+        from sketch2face.candidates import render_candidates
+
+        pipe = self.pipeline()
+        try:
+            result = render_candidates(
+                pipe, sketch_u8, list(specs), prepared=prepared, lock=self._run_lock
+            )
+        except (ValueError, ModelUnavailableError):  # bad input (400) or a clear model error
+            raise
+        except Exception as exc:
+            log.exception("candidate generation failed")
+            raise ModelUnavailableError(f"candidate generation failed: {exc}") from exc
+        return CandidatesOutput(
+            input_u8=result.input_u8,
+            faces_u8=[c.image for c in result.candidates],
+            model_version=str(pipe.model_version),
+            attributes_applied=result.attributes_applied,
+            face_found=result.face_found,
+            timings_ms=result.timings_ms,
+            notices=result.notices,
+        )
+
+    def refine_available(self) -> bool:
+        """Whether refinement works here, without loading anything: once the pipeline is loaded,
+        whether it has a refiner; before, whether the GFPGAN weights file it will read exists."""
+        if self._pipeline is not None:
+            return getattr(self._pipeline, "refiner", None) is not None
+        from sketch2face.refine.gfpgan import resolve_weights_path
+
+        weights = resolve_weights_path()
+        return weights is not None and weights.is_file()
+
     def describe(self) -> dict[str, Any]:
-        """Mode and load state."""
+        """Mode, load state and whether refinement is available."""
         version = getattr(self._pipeline, "model_version", None)
-        return {"mode": "in-process", "loaded": self.is_loaded, "model_version": version}
+        return {
+            "mode": "in-process",
+            "loaded": self.is_loaded,
+            "model_version": version,
+            "refine_available": self.refine_available(),
+        }
 
 
 class RemoteModelClient:
@@ -214,6 +292,7 @@ class RemoteModelClient:
         self._token = token
         self._local = threading.local()  # requests.Session is not documented as thread-safe
         self._requests = requests
+        self._refine_cache: tuple[float, bool] | None = None  # (monotonic time, answer)
 
     @property
     def _session(self) -> Any:
@@ -281,6 +360,88 @@ class RemoteModelClient:
             batch_size=int(body.get("batch_size", 1)),
         )
 
+    def candidates(
+        self, sketch_u8: np.ndarray, specs: Sequence[CandidateSpec], *, prepared: bool = False
+    ) -> CandidatesOutput:
+        """POST the sketch and the specs (JSON) to ``/v1/candidates``; decode the faces."""
+        import requests
+
+        data = {
+            "prepared": "1" if prepared else "0",
+            "specs": json.dumps(
+                [{"seed": s.seed, "attributes": dict(s.attributes)} for s in specs]
+            ),
+        }
+        files = {"sketch": ("sketch.png", io.BytesIO(encode_png(sketch_u8)), "image/png")}
+        url = f"{self.base_url}/v1/candidates"
+        try:
+            response = self._session.post(url, data=data, files=files, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise ModelUnavailableError(
+                f"the model server at {self.base_url} did not answer ({exc}); is "
+                "`sketch2face serve-model` running and SKETCH2FACE_MODEL_URL right?"
+            ) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code == 400:
+            raise InvalidImageError(str(body.get("error", "the model server refused the round")))
+        if response.status_code != 200:
+            hint = (
+                " (upgrade it: candidates need a server of the same version)"
+                if response.status_code == 404
+                else ""
+            )
+            raise ModelUnavailableError(
+                f"the model server at {self.base_url} answered {response.status_code}{hint}: "
+                f"{body.get('error', response.text[:200])}"
+            )
+        images = body.get("images", {})
+        try:
+            faces = [
+                decode_image_bytes(base64.b64decode(b64), name="model server candidate")
+                for b64 in images["faces"]
+            ]
+            model_input = decode_image_bytes(
+                base64.b64decode(images["input"]), name="model server input image"
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelUnavailableError(
+                f"the model server at {self.base_url} sent no usable candidate images ({exc})"
+            ) from exc
+        if len(faces) != len(specs):
+            raise ModelUnavailableError(
+                f"the model server sent {len(faces)} candidates for {len(specs)} requested"
+            )
+        return CandidatesOutput(
+            input_u8=model_input,
+            faces_u8=faces,
+            model_version=str(body.get("model_version", "unknown")),
+            attributes_applied=bool(body.get("attributes_applied", False)),
+            face_found=bool(body.get("face_found", True)),
+            timings_ms={k: float(v) for k, v in body.get("timings_ms", {}).items()},
+            notices=list(body.get("notices", [])),
+        )
+
+    def refine_available(self) -> bool:
+        """What the model server's ``/v1/health`` says (``model.refine_available``), asked at most
+        once a minute; False while it cannot be reached."""
+        now = time.monotonic()
+        cached = self._refine_cache
+        if cached is not None and now - cached[0] < REFINE_CHECK_INTERVAL_S:
+            return cached[1]
+        try:
+            response = self._session.get(
+                f"{self.base_url}/v1/health", timeout=min(self.timeout_s, 5.0)
+            )
+            available = bool(response.json().get("model", {}).get("refine_available", False))
+        except Exception as exc:  # unreachable or not JSON: offer no refinement for now
+            log.warning("model server health check failed: %s", exc)
+            available = False
+        self._refine_cache = (now, available)
+        return available
+
     def describe(self) -> dict[str, Any]:
         """Mode and server URL."""
         return {"mode": "remote", "url": self.base_url}
@@ -302,5 +463,21 @@ def model_output_to_json(output: ModelOutput) -> dict[str, Any]:
             "input": b64(output.input_u8),
             "face": b64(output.face_u8),
             "refined": b64(output.refined_u8),
+        },
+    }
+
+
+def candidates_output_to_json(output: CandidatesOutput) -> dict[str, Any]:
+    """The JSON body of the model server's ``/v1/candidates`` (inverse of
+    ``RemoteModelClient.candidates``)."""
+    return {
+        "model_version": output.model_version,
+        "attributes_applied": output.attributes_applied,
+        "face_found": output.face_found,
+        "timings_ms": output.timings_ms,
+        "notices": output.notices,
+        "images": {
+            "input": base64.b64encode(encode_png(output.input_u8)).decode("ascii"),
+            "faces": [base64.b64encode(encode_png(f)).decode("ascii") for f in output.faces_u8],
         },
     }

@@ -5,6 +5,12 @@
                         -> 200 JSON {model_version, timings_ms, notices, face_found, batch_size,
                                      images: {input, face, refined}} with base64 PNGs
                            (refined null when not refined); 400 {error} for bad images
+    POST /v1/candidates multipart: sketch (image file), specs (JSON list of at most 12
+                        {seed, attributes}), prepared (0/1: the sketch is already a 256x256
+                        model input of an earlier round)
+                        -> 200 JSON {model_version, attributes_applied, face_found, timings_ms,
+                                     notices, images: {input, faces: [...]}} with base64 PNGs
+                           in the order of specs; 400 {error} for bad images or specs
     GET  /v1/health     -> {status, model: {...}}
 
 The web tier's :class:`~sketch2face.web.model_client.RemoteModelClient` is its only client. With
@@ -15,14 +21,14 @@ Production: ``gunicorn -w 1 --threads 8 'sketch2face.web.model_server:create_mod
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sketch2face.web.generation import ATTRIBUTE_FIELDS
 from sketch2face.errors import InvalidImageError, Sketch2FaceError
 from sketch2face.imaging import (
     MAX_IMAGE_BYTES,
@@ -31,11 +37,16 @@ from sketch2face.imaging import (
     MIN_SKETCH_SIDE,
     decode_image_bytes,
 )
+from sketch2face.web.generation import ATTRIBUTE_FIELDS
 from sketch2face.web.model_client import (
     InProcessModelClient,
     ModelClient,
+    candidates_output_to_json,
     model_output_to_json,
 )
+
+if TYPE_CHECKING:
+    from sketch2face.candidates import CandidateSpec
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +108,29 @@ def create_model_app(
             return _error(503, str(exc))
         return jsonify(model_output_to_json(output))
 
+    @app.post("/v1/candidates")
+    def candidates() -> Any:
+        upload = request.files.get("sketch")
+        if upload is None:
+            return _error(400, "send the sketch as a multipart file field named 'sketch'")
+        prepared = request.form.get("prepared", "0").lower() in ("1", "true", "yes", "on")
+        try:
+            specs = parse_specs(request.form.get("specs", ""))
+            sketch_u8 = decode_image_bytes(
+                upload.read(),
+                name="sketch",
+                max_pixels=max_image_pixels,
+                min_side=MIN_SKETCH_SIDE,
+                max_aspect=MAX_SKETCH_ASPECT,
+            )
+            output = client.candidates(sketch_u8, specs, prepared=prepared)
+        except ValueError as exc:  # InvalidImageError, CandidateError, bad attributes
+            return _error(400, str(exc))
+        except Sketch2FaceError as exc:
+            log.exception("candidate generation failed")
+            return _error(503, str(exc))
+        return jsonify(candidates_output_to_json(output))
+
     @app.get("/v1/health")
     def health() -> Any:
         return jsonify(status="ok", model=client.describe())
@@ -106,6 +140,33 @@ def create_model_app(
         return _error(exc.code or 500, exc.description or exc.name)
 
     return app
+
+
+def parse_specs(text: str) -> list[CandidateSpec]:
+    """The ``specs`` field of ``/v1/candidates``: a JSON list of ``{seed, attributes}``;
+    CandidateError (a ValueError) saying what is wrong otherwise."""
+    from sketch2face.candidates import (
+        MAX_CANDIDATES,
+        CandidateError,
+        CandidateSpec,
+        clean_attributes,
+    )
+
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise CandidateError("specs must be a JSON list of {seed, attributes}") from None
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CANDIDATES:
+        raise CandidateError(f"specs must be a JSON list of 1 to {MAX_CANDIDATES} items")
+    specs = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("seed"), int):
+            raise CandidateError("each spec needs an integer seed")
+        attributes = item.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise CandidateError("spec attributes must be an object")
+        specs.append(CandidateSpec(item["seed"], clean_attributes(attributes)))
+    return specs
 
 
 def _error(status: int, message: str) -> Any:

@@ -1,4 +1,5 @@
-"""Typed SQLAlchemy 2 models: users, generations, API tokens and the audit log.
+"""Typed SQLAlchemy 2 models: users, generations, API tokens, the audit log, cases and their
+candidate rounds.
 
 The schema is owned by the Alembic migrations in ``web/migrations``; a test checks that the
 migrated schema and these models agree.
@@ -106,7 +107,14 @@ class Generation(Base):
     #: {"notices": [...]} from the pipeline, e.g. refinement skipped
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
+    #: the case this generation belongs to (None: no case); ``case_number`` keeps the text that
+    #: was typed, also for rows made before cases existed
+    case_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("cases.id", ondelete="SET NULL"), index=True, default=None
+    )
+
     user: Mapped[User] = relationship(back_populates="generations")
+    case: Mapped[Case | None] = relationship(foreign_keys=[case_id])
 
     @property
     def image_keys(self) -> dict[str, str]:
@@ -157,6 +165,8 @@ class AuditEvent(Base):
     username: Mapped[str | None] = mapped_column(sa.String(64))
     action: Mapped[str] = mapped_column(sa.String(32), index=True)
     generation_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    #: the case the event concerns (a plain column too: the trail outlives rows)
+    case_id: Mapped[int | None] = mapped_column(index=True, default=None)
     ip: Mapped[str | None] = mapped_column(sa.String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -175,6 +185,154 @@ class SignInThrottle(Base):
     last_failure_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     #: no sign-in for this key before then (None: not held back)
     blocked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+CASE_OPEN = "open"
+CASE_CLOSED = "closed"
+CASE_STATUSES = (CASE_OPEN, CASE_CLOSED)
+
+
+class Case(Base):
+    """An investigation: a unique case number, its members, sketches (generations), candidate
+    rounds and, once chosen, its likeness (a candidate or a generation's face)."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(200), default="")
+    status: Mapped[str] = mapped_column(sa.String(16), default=CASE_OPEN)
+    notes: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the case's likeness: one candidate, or the face of one of its generations (or neither)
+    likeness_candidate_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("candidates.id", ondelete="SET NULL", use_alter=True), default=None
+    )
+    likeness_generation_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("generations.id", ondelete="SET NULL", use_alter=True), default=None
+    )
+
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    members: Mapped[list[CaseMember]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", passive_deletes=True
+    )
+    rounds: Mapped[list[CandidateRound]] = relationship(
+        back_populates="case",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="CandidateRound.number",
+    )
+    likeness_candidate: Mapped[Candidate | None] = relationship(
+        foreign_keys=[likeness_candidate_id], post_update=True
+    )
+    likeness_generation: Mapped[Generation | None] = relationship(
+        foreign_keys=[likeness_generation_id], post_update=True
+    )
+
+    @property
+    def is_open(self) -> bool:
+        """Whether new sketches and candidate rounds may be added."""
+        return self.status == CASE_OPEN
+
+
+class CaseMember(Base):
+    """A user who may see a case (and everything in it); one row per (case, user)."""
+
+    __tablename__ = "case_members"
+
+    case_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    #: username of whoever added the member (None: the case's creator, or the migration)
+    added_by: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+
+class CandidateRound(Base):
+    """One array of candidate faces for a sketch of a case.
+
+    Round 1 of a sketch is made from its generation's sketch; later rounds are bred ("more like
+    these") from the candidates chosen in their ``parent`` round (``chosen_candidate_ids``).
+    ``input_key`` is the prepared 256x256 model input, stored with the round so later rounds
+    see exactly the same input even if the generation is deleted.
+    """
+
+    __tablename__ = "candidate_rounds"
+    __table_args__ = (sa.UniqueConstraint("case_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    #: the generation whose sketch this round is for (None once that generation is deleted)
+    generation_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("generations.id", ondelete="SET NULL"), index=True, default=None
+    )
+    sketch_key: Mapped[str] = mapped_column(sa.String(255))
+    input_key: Mapped[str] = mapped_column(sa.String(255))
+    #: 1, 2, ... within the case
+    number: Mapped[int] = mapped_column()
+    parent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("candidate_rounds.id", ondelete="SET NULL"), default=None
+    )
+    #: ids of the parent round's candidates this round was bred from (empty for a first round)
+    chosen_candidate_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    #: witness attributes held fixed in every candidate (name -> value)
+    fixed_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_version: Mapped[str] = mapped_column(sa.String(128), default="")
+    #: {"notices": [...], "face_found": bool, "attributes_applied": bool, "timings_ms": {...}}
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="rounds")
+    generation: Mapped[Generation | None] = relationship()
+    parent: Mapped[CandidateRound | None] = relationship(remote_side=[id])
+    created_by: Mapped[User | None] = relationship()
+    candidates: Mapped[list[Candidate]] = relationship(
+        back_populates="round",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Candidate.index",
+    )
+
+
+class Candidate(Base):
+    """One candidate face of a round: how it was made (seed, attributes) and its image."""
+
+    __tablename__ = "candidates"
+    __table_args__ = (sa.UniqueConstraint("round_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("candidate_rounds.id", ondelete="CASCADE"), index=True
+    )
+    #: position in the round's grid, 0-based (shown as 1..N)
+    index: Mapped[int] = mapped_column()
+    seed: Mapped[int] = mapped_column(sa.BigInteger)
+    #: witness attributes the face was generated with (name -> value)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: ids of the parent round's candidates this one was bred from
+    parent_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    image_key: Mapped[str] = mapped_column(sa.String(255))
+    #: marked by the witness as one of the closest faces of its round
+    closest: Mapped[bool] = mapped_column(default=False)
+
+    round: Mapped[CandidateRound] = relationship(back_populates="candidates")
+
+    @property
+    def number(self) -> int:
+        """1-based number shown under the face and on the grid."""
+        return self.index + 1
 
 
 # Gallery search tables (issue 13) live in sketch2face.gallery.models on this same Base; importing

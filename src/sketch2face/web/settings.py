@@ -74,6 +74,9 @@ class WebSettings:
     #: most live (unrevoked) API tokens one user may hold
     max_api_tokens: int = 10
     history_page_size: int = 20
+    #: contact line printed on appeal sheets ("If you recognise this person ... contact: <this>");
+    #: None -> the sheet asks the investigator for one
+    appeal_contact: str | None = None
     #: run `alembic upgrade head` when the app starts
     auto_migrate: bool = True
     #: Secure session cookie: always over HTTPS; True -> also over plain HTTP; False -> HTTPS
@@ -110,6 +113,7 @@ class WebSettings:
             "DEVICE": "device",
             "RATELIMIT_STORAGE_URI": "ratelimit_storage_uri",
             "GENERATE_RATE_LIMIT": "generate_rate_limit",
+            "APPEAL_CONTACT": "appeal_contact",
         }
         for env_name, attr in strings.items():
             if (raw := get(env_name)) is not None:

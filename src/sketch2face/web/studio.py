@@ -13,7 +13,7 @@ from sketch2face.attributes import HAIR_COLOURS, SKIN_TONES
 from sketch2face.errors import InvalidImageError
 from sketch2face.storage import ObjectNotFoundError
 from sketch2face.web import audit
-from sketch2face.web.access import get_owned_generation
+from sketch2face.web.access import get_owned_generation, get_visible_generation
 from sketch2face.web.auth import admin_required
 from sketch2face.web.db import get_session
 from sketch2face.web.extensions import get_settings, get_store
@@ -25,7 +25,11 @@ from sketch2face.web.generation import (
     GenerationOptions,
     attributes_from_form,
     delete_generation,
+    describe_attributes,
     generate_for,
+    refine_available,
+    requested_attributes,
+    viewer_notices,
 )
 from sketch2face.web.headers import NO_STORE
 from sketch2face.web.models import ApiToken, AuditEvent, Generation, utcnow
@@ -48,12 +52,23 @@ def _notice() -> dict[str, Any]:
     return {"likeness_notice": LIKENESS_NOTICE}
 
 
+@bp.app_context_processor
+def _viewer_helpers() -> dict[str, Any]:
+    """For templates: whether to offer refinement, the notices and the witness description of a
+    generation as the signed-in user may read them (technical text for administrators only)."""
+    return {
+        "refine_available": refine_available,
+        "shown_notices": lambda generation: viewer_notices(generation.notices, current_user),
+        "attribute_rows": lambda generation: describe_attributes(requested_attributes(generation)),
+    }
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def new() -> Any:
     """Upload or draw a sketch; POST generates and redirects to the result page."""
-    form = {"case_number": "", "notes": "", "refine": False, "source": "upload", "seed": "",
-            "skin": "", "hair_color": "", "gender": ""}
+    form = {"case_number": request.args.get("case", "")[:64], "notes": "", "refine": False,
+            "source": "upload", "seed": "", "skin": "", "hair_color": "", "gender": ""}
     if request.method == "POST":
         form = {
             "case_number": request.form.get("case_number", ""),
@@ -108,7 +123,7 @@ def _seed(text: str) -> int | None:
 @login_required
 def result(generation_id: str) -> Any:
     """Sketch, face and refined face side by side, with downloads and the likeness notice."""
-    generation = get_owned_generation(generation_id, current_user)
+    generation = get_visible_generation(generation_id, current_user)  # owner, admin, case member
     session = get_session()
     audit.record(session, audit.VIEW, current_user, generation_id=generation.id)
     session.commit()
@@ -122,7 +137,7 @@ def image(generation_id: str, kind: str) -> Any:
     """One image of a generation; ``?download=1`` sends it as an attachment (audited)."""
     if kind not in IMAGE_KINDS:
         abort(404)
-    generation = get_owned_generation(generation_id, current_user)
+    generation = get_visible_generation(generation_id, current_user)
     key = generation.image_keys.get(kind) or abort(
         404, description="This generation has no such image."
     )

@@ -1,0 +1,172 @@
+"""``Export case``: one ZIP with everything a case holds, for the file or for court.
+
+Layout of ``case-<number>.zip``::
+
+    README.txt                         what this is; the likeness notice
+    case.json                          the case, its members, every generation's and candidate's
+                                       metadata (seed, attributes, model, who, when), the likeness
+    audit.json                         the case's audit trail, oldest first (this export included)
+    likeness.png                       the chosen likeness, when there is one
+    generations/<id>/sketch.png|face.png|refined.png
+    rounds/<n>/input.png               the prepared sketch the model saw in round n
+    rounds/<n>/candidate-01.png ...    the candidates of round n
+    rounds/<n>/grid.png                the candidates of round n as one numbered sheet
+
+Images whose files are missing from storage are listed with ``"missing": true`` instead of failing
+the export. The ZIP is built in a spooled temporary file (in memory up to 32 MiB, then on disk).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from sqlalchemy.orm import Session
+
+from sketch2face import __version__
+from sketch2face.storage import ObjectNotFoundError
+from sketch2face.web import audit
+from sketch2face.web.candidate_rounds import round_grid_png
+from sketch2face.web.case_records import (
+    case_events,
+    case_generations,
+    case_summary,
+    event_json,
+    likeness_image_key,
+    members_of,
+)
+from sketch2face.web.extensions import get_store
+from sketch2face.web.generation import LIKENESS_NOTICE, requested_attributes
+from sketch2face.web.models import Case, User, as_utc
+
+SPOOL_BYTES = 32 * 1024 * 1024
+
+
+def export_file_name(case: Case) -> str:
+    """``case-<number>.zip`` with the number made safe for file names."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", case.number).strip("._") or str(case.id)
+    return f"case-{safe[:64]}.zip"
+
+
+def build_case_zip(
+    session: Session, case: Case, user: User, *, via: str | None = None
+) -> IO[bytes]:
+    """Record the export in the audit trail (committed) and return the ZIP, positioned at 0."""
+    audit.record(session, audit.CASE_EXPORT, user, case_id=case.id, via=via)
+    session.commit()
+    store = get_store()
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+
+        def add_object(key: str | None, path: str) -> dict[str, Any]:
+            if not key:
+                return {"file": None}
+            try:
+                data = store.get(key)
+            except ObjectNotFoundError:
+                return {"file": path, "missing": True}
+            archive.writestr(zipfile.ZipInfo(path, _zip_time()), data, zipfile.ZIP_STORED)
+            return {"file": path}
+
+        generations = []
+        for generation in case_generations(session, case):
+            images = {
+                kind: add_object(key, f"generations/{generation.id}/{kind}.png")
+                for kind, key in generation.image_keys.items()
+            }
+            generations.append(
+                {
+                    "id": generation.id,
+                    "created_at": as_utc(generation.created_at).isoformat(),
+                    "owner": generation.user.username if generation.user else None,
+                    "case_number": generation.case_number,
+                    "notes": generation.notes,
+                    "source": generation.source,
+                    "refine": generation.refine_requested,
+                    "model_version": generation.model_version,
+                    "seed": generation.details.get("seed"),
+                    "attributes": requested_attributes(generation),
+                    "face_found": generation.details.get("face_found"),
+                    "notices": generation.notices,
+                    "images": images,
+                }
+            )
+        rounds = []
+        for round_ in case.rounds:
+            base = f"rounds/{round_.number}"
+            candidates = []
+            for candidate in round_.candidates:
+                candidates.append(
+                    {
+                        "id": candidate.id,
+                        "number": candidate.number,
+                        "seed": candidate.seed,
+                        "attributes": candidate.attributes,
+                        "parent_ids": candidate.parent_ids,
+                        "closest": candidate.closest,
+                        "likeness": case.likeness_candidate_id == candidate.id,
+                        **add_object(
+                            candidate.image_key, f"{base}/candidate-{candidate.number:02d}.png"
+                        ),
+                    }
+                )
+            archive.writestr(
+                zipfile.ZipInfo(f"{base}/grid.png", _zip_time()), round_grid_png(round_)
+            )
+            rounds.append(
+                {
+                    "id": round_.id,
+                    "number": round_.number,
+                    "generation_id": round_.generation_id,
+                    "parent_round": round_.parent.number if round_.parent else None,
+                    "chosen_candidate_ids": round_.chosen_candidate_ids,
+                    "fixed_attributes": round_.fixed_attributes,
+                    "model_version": round_.model_version,
+                    "attributes_applied": round_.details.get("attributes_applied"),
+                    "notices": round_.details.get("notices", []),
+                    "created_at": as_utc(round_.created_at).isoformat(),
+                    "created_by": round_.created_by.username if round_.created_by else None,
+                    "input": add_object(round_.input_key, f"{base}/input.png"),
+                    "grid": f"{base}/grid.png",
+                    "candidates": candidates,
+                }
+            )
+        likeness = add_object(likeness_image_key(case), "likeness.png")
+        document = {
+            "notice": LIKENESS_NOTICE,
+            "exported_at": datetime.now(UTC).isoformat(),
+            "exported_by": user.username,
+            "software": f"sketch2face {__version__}",
+            "case": {**case_summary(case, members_of(session, case)), "likeness_image": likeness},
+            "generations": generations,
+            "rounds": rounds,
+        }
+        archive.writestr("case.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        events = [event_json(e) for e in case_events(session, case)]
+        archive.writestr("audit.json", json.dumps(events, indent=2, ensure_ascii=False) + "\n")
+        archive.writestr("README.txt", _readme(case, user))
+    out.seek(0)
+    return out
+
+
+def _zip_time() -> tuple[int, int, int, int, int, int]:
+    now = datetime.now(UTC)
+    return (now.year, now.month, now.day, now.hour, now.minute, now.second)
+
+
+def _readme(case: Case, user: User) -> str:
+    return (
+        f"sketch2face case export: case {case.number}"
+        f"{' - ' + case.title if case.title else ''}\n"
+        f"Exported {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by {user.username}.\n\n"
+        f"{LIKENESS_NOTICE}\n"
+        "Every face in this archive was generated by a model from a sketch. None of them is a\n"
+        "photograph of a real person.\n\n"
+        "case.json   the case, its generations (sketches) and candidate rounds, with how each\n"
+        "            face was made (model, seed, witness attributes)\n"
+        "audit.json  who did what in this case, oldest first\n"
+    )
