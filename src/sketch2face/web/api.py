@@ -35,6 +35,7 @@ from sketch2face.web.generation import (
 from sketch2face.web.headers import NO_STORE
 from sketch2face.web.models import ApiToken, Generation, User, as_utc, utcnow
 from sketch2face.web.security import hash_api_token
+from sketch2face.web.verify import sign_generation_png
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -260,6 +261,8 @@ def image(generation_id: str, kind: str) -> Any:
         session, audit.DOWNLOAD, g.api_user, generation_id=generation.id, kind=kind, via="api"
     )
     session.commit()
+    if kind != "sketch":
+        data = sign_generation_png(generation, data)  # an exported face carries its provenance
     response = Response(data, mimetype="image/png")
     response.headers["Cache-Control"] = NO_STORE
     return response

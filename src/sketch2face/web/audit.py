@@ -33,6 +33,7 @@ CASE_MEMBER_REMOVE = "case_member_remove"
 CASE_LIKENESS = "case_likeness"
 CANDIDATES_GENERATE = "candidates_generate"
 CANDIDATES_CHOOSE = "candidates_choose"
+APPEAL_SHEET = "appeal_sheet"
 
 
 def record(

@@ -13,7 +13,8 @@ Layout of ``case-<number>.zip``::
     rounds/<n>/grid.png                the candidates of round n as one numbered sheet
 
 Images whose files are missing from storage are listed with ``"missing": true`` instead of failing
-the export. The ZIP is built in a spooled temporary file (in memory up to 32 MiB, then on disk).
+the export. Faces (generated, refined, candidates, the likeness) carry this instance's signed
+provenance (``sketch2face verify``); sketches are stored as they came. The ZIP is built in a spooled temporary file (in memory up to 32 MiB, then on disk).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 import tempfile
 import zipfile
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
@@ -42,6 +44,7 @@ from sketch2face.web.case_records import (
 from sketch2face.web.extensions import get_store
 from sketch2face.web.generation import LIKENESS_NOTICE, requested_attributes
 from sketch2face.web.models import Case, User, as_utc
+from sketch2face.web.verify import sign_candidate_png, sign_generation_png
 
 SPOOL_BYTES = 32 * 1024 * 1024
 
@@ -62,20 +65,28 @@ def build_case_zip(
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
 
-        def add_object(key: str | None, path: str) -> dict[str, Any]:
+        def add_object(
+            key: str | None, path: str, sign: Callable[[bytes], bytes] | None = None
+        ) -> dict[str, Any]:
             if not key:
                 return {"file": None}
             try:
                 data = store.get(key)
             except ObjectNotFoundError:
                 return {"file": path, "missing": True}
+            if sign is not None:
+                data = sign(data)
             archive.writestr(zipfile.ZipInfo(path, _zip_time()), data, zipfile.ZIP_STORED)
             return {"file": path}
 
         generations = []
         for generation in case_generations(session, case):
             images = {
-                kind: add_object(key, f"generations/{generation.id}/{kind}.png")
+                kind: add_object(
+                    key,
+                    f"generations/{generation.id}/{kind}.png",
+                    None if kind == "sketch" else _signer_for_generation(generation),
+                )
                 for kind, key in generation.image_keys.items()
             }
             generations.append(
@@ -110,7 +121,9 @@ def build_case_zip(
                         "closest": candidate.closest,
                         "likeness": case.likeness_candidate_id == candidate.id,
                         **add_object(
-                            candidate.image_key, f"{base}/candidate-{candidate.number:02d}.png"
+                            candidate.image_key,
+                            f"{base}/candidate-{candidate.number:02d}.png",
+                            _signer_for_round(case.number, round_),
                         ),
                     }
                 )
@@ -135,7 +148,7 @@ def build_case_zip(
                     "candidates": candidates,
                 }
             )
-        likeness = add_object(likeness_image_key(case), "likeness.png")
+        likeness = add_object(likeness_image_key(case), "likeness.png", likeness_signer(case))
         document = {
             "notice": LIKENESS_NOTICE,
             "exported_at": datetime.now(UTC).isoformat(),
@@ -151,6 +164,23 @@ def build_case_zip(
         archive.writestr("README.txt", _readme(case, user))
     out.seek(0)
     return out
+
+
+def _signer_for_generation(generation: Any) -> Callable[[bytes], bytes]:
+    return lambda data: sign_generation_png(generation, data)
+
+
+def _signer_for_round(case_number: str, round_: Any) -> Callable[[bytes], bytes]:
+    return lambda data: sign_candidate_png(case_number, round_, data)
+
+
+def likeness_signer(case: Case) -> Callable[[bytes], bytes] | None:
+    """How to sign the case's likeness image (None when there is no likeness)."""
+    if case.likeness_candidate is not None:
+        return _signer_for_round(case.number, case.likeness_candidate.round)
+    if case.likeness_generation is not None:
+        return _signer_for_generation(case.likeness_generation)
+    return None
 
 
 def _zip_time() -> tuple[int, int, int, int, int, int]:

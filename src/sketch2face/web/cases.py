@@ -64,10 +64,11 @@ TRAIL_ON_PAGE = 100
 
 def init_app(app: Flask) -> None:
     """Register the case and candidate pages and their API on ``app`` (after CSRFProtect)."""
-    from sketch2face.web import candidates, cases_api
+    from sketch2face.web import appeal_sheets, candidates, cases_api
 
     app.register_blueprint(bp)
     app.register_blueprint(candidates.bp)
+    app.register_blueprint(appeal_sheets.bp)
     app.register_blueprint(cases_api.bp)
     app.extensions["csrf"].exempt(cases_api.bp)  # token-authenticated, no cookies
 
@@ -206,6 +207,9 @@ def render_case(case: Case, status: int = 200, **extra: Any) -> Any:
             trail_limit=TRAIL_ON_PAGE,
             skin_tones=SKIN_TONES,
             hair_colours=HAIR_COLOURS,
+            appeal_sheet_url=(
+                url_for("appeal_sheets.pdf", case_id=case.id) if likeness_image_key(case) else None
+            ),
             **extra,
         ),
         status,

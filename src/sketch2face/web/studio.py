@@ -34,6 +34,7 @@ from sketch2face.web.generation import (
 from sketch2face.web.headers import NO_STORE
 from sketch2face.web.models import ApiToken, AuditEvent, Generation, utcnow
 from sketch2face.web.paging import page_of, requested_page
+from sketch2face.web.verify import sign_generation_png
 from sketch2face.web.tokens import TokenLimitError, create_token
 
 bp = Blueprint("studio", __name__)
@@ -146,6 +147,8 @@ def image(generation_id: str, kind: str) -> Any:
     except ObjectNotFoundError:
         abort(404, description="The image file is missing from storage.")
     download = request.args.get("download") == "1"
+    if download and kind != "sketch":
+        data = sign_generation_png(generation, data)  # an exported face carries its provenance
     response = Response(data, mimetype="image/png")
     response.headers["Cache-Control"] = NO_STORE  # gone from the browser once deleted
     if download:

@@ -56,16 +56,21 @@ def get_public_key(app: Flask | None = None) -> Ed25519PublicKey:
     return get_signing_key(app).public_key()
 
 
-def generation_provenance(generation: Any, kind: str = KIND_FACE) -> Provenance:
-    """Provenance for an export of ``generation`` (a ``models.Generation``), stamped now.
+def face_provenance(
+    *,
+    model_id: str | None,
+    generation_id: str | None,
+    case_number: str | None,
+    details: dict[str, Any] | None = None,
+    kind: str = KIND_FACE,
+) -> Provenance:
+    """Provenance for an exported face (of a generation or a candidate), stamped now.
 
-    The weights SHA-256 is ``generation.details["model_sha256"]`` when generation recorded it;
-    else that of the in-process model's weights file, if that model is loaded and is the one
-    that made the generation; else not recorded (a remote model server, or a model since changed).
+    The weights SHA-256 is ``details["model_sha256"]`` when the generation recorded it; else
+    that of the in-process model's weights file, if that model is loaded and is the one that
+    made the face; else not recorded (a remote model server, or a model since changed).
     """
-    details = getattr(generation, "details", None) or {}
-    model_id = getattr(generation, "model_version", None)
-    model_sha256 = details.get("model_sha256")
+    model_sha256 = (details or {}).get("model_sha256")
     if model_sha256 is None and model_id:
         settings = get_settings()
         loaded = get_model_client().describe().get("model_version")
@@ -78,14 +83,37 @@ def generation_provenance(generation: Any, kind: str = KIND_FACE) -> Provenance:
         kind,
         model_id=model_id,
         model_sha256=model_sha256,
+        generation_id=generation_id,
+        case_number=case_number,
+    )
+
+
+def generation_provenance(generation: Any, kind: str = KIND_FACE) -> Provenance:
+    """Provenance for an export of ``generation`` (a ``models.Generation``), stamped now."""
+    return face_provenance(
+        model_id=getattr(generation, "model_version", None),
         generation_id=getattr(generation, "id", None),
         case_number=getattr(generation, "case_number", None),
+        details=getattr(generation, "details", None),
+        kind=kind,
     )
 
 
 def sign_generation_png(generation: Any, png: bytes, *, kind: str = KIND_FACE) -> bytes:
     """``png`` (a stored face) re-encoded with this instance's signed provenance."""
     return sign_png(png, generation_provenance(generation, kind), get_signing_key())
+
+
+def sign_candidate_png(case_number: str, round_: Any, png: bytes) -> bytes:
+    """A candidate face (``models.Candidate`` of ``round_``) with signed provenance: the model of
+    its round, the generation whose sketch it came from, the case number."""
+    provenance = face_provenance(
+        model_id=round_.model_version,
+        generation_id=round_.generation_id,
+        case_number=case_number,
+        details=round_.generation.details if round_.generation is not None else None,
+    )
+    return sign_png(png, provenance, get_signing_key())
 
 
 def generation_appeal_sheet(

@@ -1,0 +1,116 @@
+"""The appeal sheet of a case's likeness: a printable, signed A4 PDF and its PNG preview.
+
+The face is the case's chosen likeness (a candidate or a generation's face), the description is
+the witness's notes on that sketch plus the attributes the face was made with, and the contact
+line is the instance's (``appeal_contact``, set by the administrator). Access is the case's
+(:func:`~sketch2face.web.access.get_case_for`: 404 for non-members); every sheet is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort
+from flask_login import current_user, login_required
+
+from sketch2face.appeal import AppealSheet, AppealSheetFiles, make_appeal_sheet
+from sketch2face.errors import AppealSheetError
+from sketch2face.storage import ObjectNotFoundError
+from sketch2face.web import audit
+from sketch2face.web.access import get_case_for
+from sketch2face.web.case_export import export_file_name
+from sketch2face.web.case_records import likeness_image_key
+from sketch2face.web.db import get_session
+from sketch2face.web.extensions import get_settings, get_store
+from sketch2face.web.generation import requested_attributes
+from sketch2face.web.headers import NO_STORE
+from sketch2face.web.models import Case, User
+from sketch2face.web.verify import face_provenance, get_signing_key
+
+bp = Blueprint("appeal_sheets", __name__)
+
+
+def _user() -> User:
+    return current_user._get_current_object()  # type: ignore[no-any-return]
+
+
+def case_appeal_sheet(case: Case, user: User) -> AppealSheetFiles:
+    """Lay out, render and sign the appeal sheet of ``case``'s likeness (aborts with a message
+    when there is no likeness, no contact line or the description does not fit)."""
+    key = likeness_image_key(case) or abort(
+        404, description="This case has no likeness yet: mark a candidate or a face as the likeness."
+    )
+    contact = (get_settings().appeal_contact or "").strip()
+    if not contact:
+        hint = (
+            "set SKETCH2FACE_APPEAL_CONTACT (e.g. 'Incident room, 0123 456 789') and restart."
+            if user.is_admin
+            else "ask your administrator to set one."
+        )
+        abort(409, description=f"No contact line is set for appeal sheets; {hint}")
+    try:
+        face = get_store().get(key)
+    except ObjectNotFoundError:
+        abort(404, description="The likeness image is missing from storage.")
+    candidate = case.likeness_candidate
+    if candidate is not None:
+        generation = candidate.round.generation
+        attributes = {k: str(v) for k, v in (candidate.attributes or {}).items() if v}
+        model_id = candidate.round.model_version
+    else:
+        generation = case.likeness_generation
+        attributes = requested_attributes(generation) if generation is not None else {}
+        model_id = generation.model_version if generation is not None else None
+    provenance = face_provenance(
+        model_id=model_id,
+        generation_id=generation.id if generation is not None else None,
+        case_number=case.number,
+        details=generation.details if generation is not None else None,
+    )
+    sheet = AppealSheet(
+        case_number=case.number,
+        contact=contact,
+        description=(generation.notes or "") if generation is not None else "",
+        attributes=attributes,
+    )
+    try:
+        return make_appeal_sheet(
+            face,
+            sheet,
+            get_signing_key(),
+            model_id=provenance.model_id,
+            model_sha256=provenance.model_sha256,
+            generation_id=provenance.generation_id,
+        )
+    except AppealSheetError as exc:
+        abort(400, description=str(exc))
+
+
+def _answer(case: Case, data: bytes, mimetype: str, suffix: str, *, attachment: bool) -> Response:
+    user = _user()
+    session = get_session()
+    audit.record(session, audit.APPEAL_SHEET, user, case_id=case.id, format=suffix)
+    session.commit()
+    response = Response(data, mimetype=mimetype)
+    response.headers["Cache-Control"] = NO_STORE
+    if attachment:
+        name = export_file_name(case).removesuffix(".zip")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}-appeal.{suffix}"'
+    return response
+
+
+@bp.get("/cases/<int:case_id>/appeal-sheet.pdf")
+@login_required
+def pdf(case_id: int) -> Any:
+    """The signed, printable A4 appeal sheet (a download)."""
+    case = get_case_for(case_id, _user())
+    return _answer(case, case_appeal_sheet(case, _user()).pdf, "application/pdf", "pdf", attachment=True)
+
+
+@bp.get("/cases/<int:case_id>/appeal-sheet.png")
+@login_required
+def preview(case_id: int) -> Any:
+    """The sheet as a signed PNG preview (to look at before printing)."""
+    case = get_case_for(case_id, _user())
+    files = case_appeal_sheet(case, _user())
+    return _answer(case, files.preview_png, "image/png", "png", attachment=False)
