@@ -280,3 +280,13 @@ def test_cli_generate_candidates(
 def test_candidate_dataclass_spec_roundtrip() -> None:
     c = Candidate(np.zeros((2, 2, 3), np.uint8), 5, {"skin": "dark"}, (0,))
     assert c.spec == CandidateSpec(5, {"skin": "dark"}, (0,))
+
+
+def test_next_round_for_a_model_that_ignores_attributes_gives_every_child_new_noise() -> None:
+    picks = [
+        CandidateSpec(11, {"skin": "dark", "gender": "male"}),
+        CandidateSpec(22, {"skin": "light", "gender": "female"}),
+    ]
+    children = next_round(picks, 6, {}, rng_seed=3, vary_attributes=False)
+    seeds = [c.seed for c in children]
+    assert len(set(seeds)) == 6 and not {11, 22} & set(seeds)

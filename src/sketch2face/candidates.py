@@ -258,9 +258,12 @@ def next_round(
     either parent and is stepped to a neighbouring value with probability ``mutation_rate``; the
     seed is one parent's, or a new one with probability ``seed_mutation_rate``. The attributes in
     ``fixed_attributes`` are set as given in every child and never mutate. No child repeats a
-    parent or another child.
+    parent or another child. With ``vary_attributes=False`` (a model that ignores the witness
+    description) only the noise tells faces apart, so every child gets a new seed.
     """
     check_count(n)
+    if not vary_attributes:
+        seed_mutation_rate = 1.0
     parents = list(chosen)
     if not parents:
         raise CandidateError("Choose at least one candidate to breed the next round from.")

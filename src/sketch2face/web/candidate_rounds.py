@@ -183,6 +183,8 @@ def breed_round(
         n,
         parent.fixed_attributes,
         rng_seed,
+        # a model that ignores the description would repeat the picks' faces for their seeds
+        vary_attributes=bool(parent.details.get("attributes_applied", True)),
     )
     model_input = _load_image(parent.input_key, "model input of the previous round")
     output = get_model_client().candidates(model_input, specs, prepared=True)
