@@ -9,8 +9,10 @@ import re
 import zipfile
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
+from PIL import Image
 
 from sketch2face.web.db import new_session
 from sketch2face.web.models import (
@@ -287,13 +289,15 @@ def test_export_zip_has_images_metadata_and_audit(app: Any, alice: WebClient) ->
     assert round_["fixed_attributes"] == {} and len(round_["candidates"]) == 3
     assert [c["likeness"] for c in round_["candidates"]] == [False, True, False]
     assert all(isinstance(c["seed"], int) for c in round_["candidates"])
-    # the exported images are the stored ones
+    # the exported faces are the stored pictures, re-encoded with signed provenance
+    def pixels(png: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
     face = alice.get(f"/generations/{gid}/face.png").data
-    assert archive.read(f"generations/{gid}/face.png") == face
-    assert (
-        archive.read("likeness.png")
-        == alice.get(f"/cases/{case_id}/candidates/{candidate_ids[1]}.png").data
-    )
+    exported = archive.read(f"generations/{gid}/face.png")
+    assert np.array_equal(pixels(exported), pixels(face)) and exported != face
+    likeness = alice.get(f"/cases/{case_id}/candidates/{candidate_ids[1]}.png").data
+    assert np.array_equal(pixels(archive.read("likeness.png")), pixels(likeness))
     audit = json.loads(archive.read("audit.json"))
     actions = [e["action"] for e in audit]
     assert actions[0] == "case_create" and "generate" in actions
