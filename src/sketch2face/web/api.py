@@ -276,6 +276,7 @@ def openapi() -> Any:
 
 #: text fields cannot hold NUL characters (PostgreSQL refuses them)
 _NO_NUL = "^[^\\x00]*$"
+_CASE_NUMBER = "^(?:[^\\x00-\\x1f]*[A-Za-z0-9][^\\x00-\\x1f]*|[^\\x00-\\x1f\\S]*)$"
 
 
 def _attribute_schema(name: str, what: str) -> dict[str, Any]:
@@ -398,7 +399,11 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                                         "case_number": {
                                             "type": "string",
                                             "maxLength": MAX_CASE_CHARS,
-                                            "pattern": _NO_NUL,
+                                            # blank (no case), or a case number: no control
+                                            # characters, at least one letter or digit
+                                            "pattern": _CASE_NUMBER,
+                                            "description": "Links the generation to this case "
+                                            "(a new number opens a case); blank: no case.",
                                         },
                                         "notes": {
                                             "type": "string",

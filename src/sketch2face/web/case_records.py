@@ -248,6 +248,8 @@ def case_for_generation(
     committed: the generation commits it), without ``create`` None (a check before the model
     runs).
     """
+    if number and any(ord(c) < 32 for c in number):  # checked before trimming, as the API says
+        raise CaseError("The case number cannot contain line breaks or control characters.")
     text = (number or "").strip()
     if not text:
         return None
