@@ -13,7 +13,10 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -91,18 +94,24 @@ def output_names(paths: list[Path]) -> list[str]:
     return names
 
 
+def load_sketch_or_report(path: Path) -> np.ndarray | None:
+    """The sketch at ``path`` as an RGB uint8 array, or None after saying on stderr why it is
+    skipped (unreadable, too small, too elongated): one bad file does not stop a batch."""
+    from sketch2face.errors import InvalidImageError
+    from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, load_image
+
+    try:
+        return load_image(path, min_side=MIN_SKETCH_SIDE, max_aspect=MAX_SKETCH_ASPECT)
+    except InvalidImageError as exc:
+        print(f"skipped: {exc}", file=sys.stderr)
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate faces; a bad input is reported and skipped, the others are still written."""
     from tqdm import tqdm
 
-    from sketch2face.errors import InvalidImageError
-    from sketch2face.imaging import (
-        MAX_SKETCH_ASPECT,
-        MIN_SKETCH_SIDE,
-        load_image,
-        make_grid,
-        save_png,
-    )
+    from sketch2face.imaging import make_grid, save_png
     from sketch2face.pipeline import Sketch2Face
 
     paths = collect_inputs(args.sketches)
@@ -134,10 +143,8 @@ def run(args: argparse.Namespace) -> int:
     for path, name in tqdm(
         list(zip(paths, output_names(paths))), desc="generate", disable=len(paths) < 2
     ):
-        try:
-            image = load_image(path, min_side=MIN_SKETCH_SIDE, max_aspect=MAX_SKETCH_ASPECT)
-        except InvalidImageError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
+        image = load_sketch_or_report(path)
+        if image is None:
             failures += 1
             continue
         result = pipe(image, refine=args.refine, seed=args.seed, attributes=attributes)
@@ -182,16 +189,13 @@ def _run_candidates(
         plan_candidates,
         render_candidates,
     )
-    from sketch2face.errors import InvalidImageError
-    from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, load_image, save_png
+    from sketch2face.imaging import save_png
 
     fixed = {k: v for k, v in attributes.items() if v}
     failures = 0
     for path, name in zip(paths, output_names(paths)):
-        try:
-            image = load_image(path, min_side=MIN_SKETCH_SIDE, max_aspect=MAX_SKETCH_ASPECT)
-        except InvalidImageError as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
+        image = load_sketch_or_report(path)
+        if image is None:
             failures += 1
             continue
         specs = plan_candidates(n, fixed, rng_seed, vary_attributes=pipe.supports_attributes)

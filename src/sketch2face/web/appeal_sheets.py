@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, abort
 from flask_login import current_user, login_required
 
-from sketch2face.appeal import AppealSheet, AppealSheetFiles, make_appeal_sheet
+from sketch2face.appeal import AppealSheet, AppealSheetFiles
 from sketch2face.errors import AppealSheetError
 from sketch2face.storage import ObjectNotFoundError
 from sketch2face.web import audit
@@ -25,7 +25,7 @@ from sketch2face.web.extensions import get_settings, get_store
 from sketch2face.web.generation import requested_attributes
 from sketch2face.web.headers import NO_STORE
 from sketch2face.web.models import Case, User
-from sketch2face.web.verify import face_provenance, get_signing_key
+from sketch2face.web.verify import face_provenance, signed_appeal_sheet
 
 bp = Blueprint("appeal_sheets", __name__)
 
@@ -74,14 +74,7 @@ def case_appeal_sheet(case: Case, user: User) -> AppealSheetFiles:
         attributes=attributes,
     )
     try:
-        return make_appeal_sheet(
-            face,
-            sheet,
-            get_signing_key(),
-            model_id=provenance.model_id,
-            model_sha256=provenance.model_sha256,
-            generation_id=provenance.generation_id,
-        )
+        return signed_appeal_sheet(face, sheet, provenance)
     except AppealSheetError as exc:
         abort(400, description=str(exc))
 

@@ -137,7 +137,14 @@ def generation_appeal_sheet(
         description=description if description is not None else (generation.notes or ""),
         attributes=dict(details.get("attributes") or {}),
     )
-    provenance = generation_provenance(generation)
+    return signed_appeal_sheet(face_png, sheet, generation_provenance(generation))
+
+
+def signed_appeal_sheet(
+    face_png: bytes, sheet: AppealSheet, provenance: Provenance
+) -> AppealSheetFiles:
+    """Lay out ``sheet`` around ``face_png`` and sign it with this instance's key, recording the
+    face's model and generation from ``provenance``. Raises AppealSheetError for the user."""
     return make_appeal_sheet(
         face_png,
         sheet,
