@@ -71,10 +71,12 @@ def face_provenance(
     made the face; else not recorded (a remote model server, or a model since changed).
     """
     model_sha256 = (details or {}).get("model_sha256")
-    if model_sha256 is None and model_id:
-        settings = get_settings()
+    settings = get_settings()
+    # only an in-process model has a weights file here; asking a remote one would be an HTTP
+    # round trip per exported face
+    if model_sha256 is None and model_id and settings.model_url is None:
         loaded = get_model_client().describe().get("model_version")
-        if settings.model_url is None and loaded == model_id:
+        if loaded == model_id:
             try:
                 model_sha256 = weights_sha256(default_checkpoint_path(settings.checkpoint))
             except ProvenanceError:
