@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from sketch2face.errors import CheckpointError
 from sketch2face.models.checkpoint import load_checkpoint, save_checkpoint
-from sketch2face.models.losses import GANLoss, contextual_loss
+from sketch2face.evaluation.metrics import ssim
+from sketch2face.models.losses import GANLoss, contextual_loss, ssim_loss
 from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
 from sketch2face.models.unet import GeneratorConfig, UNetGenerator
 
@@ -77,6 +79,32 @@ def test_contextual_loss_prefers_matching_features() -> None:
     assert same.item() < 0.05
     assert shuffled.item() == pytest.approx(same.item(), abs=1e-4)
     assert other.item() > same.item() + 0.1
+
+
+def _as_model_range(image_u8: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image_u8).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def test_ssim_loss_is_one_minus_the_evaluation_ssim() -> None:
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    for noise in (5, 40, 120):
+        fake = np.clip(photo.astype(int) + rng.integers(-noise, noise, photo.shape), 0, 255)
+        fake = fake.astype(np.uint8)
+        loss = ssim_loss(_as_model_range(fake), _as_model_range(photo)).item()
+        assert loss == pytest.approx(1.0 - ssim(fake, photo), abs=1e-5)
+    assert ssim_loss(_as_model_range(photo), _as_model_range(photo)).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_ssim_loss_gradient_descent_raises_ssim() -> None:
+    torch.manual_seed(0)
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    fake = (real + 0.5 * torch.randn_like(real)).clamp(-1, 1).requires_grad_(True)
+    start = ssim_loss(fake, real)
+    (grad,) = torch.autograd.grad(start, fake)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    after = ssim_loss(fake.detach() - 100.0 * grad, real)  # per-pixel gradients are ~1e-3
+    assert after.item() < start.item() - 0.01
 
 
 def test_checkpoint_round_trip_same_outputs(tmp_path: Path) -> None:

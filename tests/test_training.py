@@ -136,6 +136,26 @@ def test_checkpoint_reloads_to_same_outputs(shared_dir: Path, tmp_path: Path) ->
     assert all(np.abs(e.astype(int) - g.astype(int)).max() <= 1 for e, g in zip(expected, got))
 
 
+def test_ssim_term_is_trained_and_an_older_metrics_log_is_upgraded(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    data = _fixture_pairs(shared_dir)
+    cfg = _cfg(tmp_path, max_steps=2, eval_every=100, sample_every=100)
+    cfg = TrainConfig(**{**cfg.__dict__, "loss": LossConfig(contextual_pool_px=4, ssim=10.0)})
+    # a log written before the SSIM term existed: its rows must survive under the new header
+    old_header = "step,time_s,images_per_s,lr_g,D_real,D_fake,G_gan,G_l1,G_cx,G_total,val_ssim\n"
+    (tmp_path / "metrics.csv").write_text(old_header + "0,1.0,2.0,0.0002,0.5,0.5,1.0,0.3,2.0,33.0,0.41\n")
+    Pix2PixTrainer(cfg, data, data, show_progress=False).fit()
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    assert rows[0]["G_l1"] == "0.3" and rows[0]["val_ssim"] == "0.41" and rows[0]["G_ssim"] == ""
+    for row in rows[1:]:
+        assert 0.0 < float(row["G_ssim"]) <= 2.0  # 1 - SSIM of an untrained generator
+    ssim_off = Pix2PixTrainer(_cfg(tmp_path / "off", max_steps=1), data, show_progress=False)
+    batch = ssim_off._batch(0)
+    assert ssim_off.train_step(batch.sketch, batch.photo)["G_ssim"] == 0.0  # off: not computed
+
+
 def test_config_overrides_and_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[generator]\nngf = 16\n[run]\nmax_steps = 5\n")

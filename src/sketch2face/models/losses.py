@@ -1,4 +1,4 @@
-"""Losses: adversarial (BCE with logits), pixel L1, and the contextual loss of Mechrez et al. 2018."""
+"""Losses: adversarial (BCE with logits), pixel L1, SSIM, and the contextual loss of Mechrez et al. 2018."""
 
 from __future__ import annotations
 
@@ -18,6 +18,48 @@ class GANLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
         target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
         return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+#: SSIM constants of the evaluation (``evaluation.metrics.SSIM_KWARGS``): 11-tap Gaussian, sigma 1.5.
+SSIM_WINDOW_PX = 11
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def _gaussian_window(channels: int, device: torch.device) -> torch.Tensor:
+    """The 11x11 Gaussian (sums to 1) as a depthwise conv kernel (C, 1, 11, 11)."""
+    taps = torch.arange(SSIM_WINDOW_PX, dtype=torch.float32, device=device) - SSIM_WINDOW_PX // 2
+    g = torch.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, SSIM_WINDOW_PX, SSIM_WINDOW_PX).contiguous()
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-pixel, per-channel SSIM of images in [-1, 1] (N, C, H, W) -> (N, C, H-10, W-10).
+
+    The evaluation's definition (``tf.image.ssim``/skimage with Gaussian weights and population
+    covariance, 'valid' region), so training can optimise the figure it is judged by.
+    """
+    x = (x.float() + 1.0) * 0.5  # data range 1, like the uint8 metric's 255
+    y = (y.float() + 1.0) * 0.5
+    window = _gaussian_window(x.shape[1], x.device)
+    c = x.shape[1]
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, window, groups=c)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
+def ssim_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """1 - mean SSIM (0 = identical). Penalises invented texture where the photo is unpredictable
+    (backgrounds, clothes) and wrong local contrast, which L1 alone tolerates."""
+    return 1.0 - ssim_map(fake, real).mean()
 
 
 def contextual_loss(

@@ -41,10 +41,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Generator loss = gan * L_GAN + l1 * L1 + contextual * CX + identity * ID + face_perceptual * P."""
+    """Generator loss = gan * L_GAN + l1 * L1 + ssim * (1 - SSIM) + contextual * CX + identity * ID
+    + face_perceptual * P."""
 
     gan: float = 1.0
     l1: float = 100.0  # pix2pix §3.1
+    #: 1 - SSIM with the evaluation's window (models/losses.ssim_loss); 0 = off (the seed recipe)
+    ssim: float = 0.0
     contextual: float = 1.0
     contextual_backbone: str = "discriminator"  # or "vgg19" (needs vgg19_weights)
     vgg19_weights: str = ""

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,7 +35,7 @@ from sketch2face.models.checkpoint import (
     save_checkpoint,
 )
 from sketch2face.models.face_losses import FaceIdentityLoss, homogeneous, random_chip_jitter
-from sketch2face.models.losses import GANLoss, VGG19Features, contextual_loss, pooled
+from sketch2face.models.losses import GANLoss, VGG19Features, contextual_loss, pooled, ssim_loss
 from sketch2face.models.patchgan import PatchGANDiscriminator
 from sketch2face.models.unet import UNetGenerator, convert_decoder_state
 from sketch2face.runtime import (
@@ -57,7 +58,9 @@ from sketch2face.training.sketch_augment import augment_sketches
 log = logging.getLogger(__name__)
 
 #: what train_step returns, in this order (also the CSV log columns)
-LOSS_NAMES = ("D_real", "D_fake", "G_gan", "G_l1", "G_cx", "G_id", "G_fperc", "id_cos", "G_total")
+LOSS_NAMES = (  # columns of metrics.csv, in order
+    "D_real", "D_fake", "G_gan", "G_l1", "G_ssim", "G_cx", "G_id", "G_fperc", "id_cos", "G_total"
+)
 #: validation figures in the CSV log
 VAL_FIELDS = (
     "val_ssim",
@@ -164,6 +167,31 @@ def paired_jitter(
         affine[:, 1, 2] += 0.5 * sy - 0.5 - ys.float()
     out = both[:, :3].contiguous(), both[:, 3:].contiguous()
     return (*out, affine) if return_affine else out
+
+
+def _open_metrics_log(path: Path, fields: Sequence[str]) -> None:
+    """Create ``metrics.csv`` with ``fields`` as header, or upgrade an existing log whose header
+    is older (a loss term was added since): its rows are rewritten under the new header, missing
+    columns left empty, so a resumed run keeps one consistent, readable file."""
+    if not path.exists():
+        with path.open("w", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=list(fields)).writeheader()
+        return
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames == list(fields):
+            return
+        old_fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    dropped = [f for f in old_fields if f not in fields]
+    if dropped:
+        log.warning("%s: columns %s are no longer logged; kept out of the upgraded log", path, dropped)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(fields), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
@@ -467,12 +495,13 @@ class Pix2PixTrainer:
             logits, fake_feats = _unwrap(self.discriminator)(sketch, fake, return_features=True)
             loss_g_gan = self.gan_loss(logits, True)
             loss_g_l1 = F.l1_loss(fake.float(), photo.float())
+            zero = torch.zeros((), device=self.device)
+            loss_g_ssim = ssim_loss(fake, photo) if cfg.loss.ssim > 0 else zero
             loss_g_cx = (
                 self._contextual(fake, photo, fake_feats, [f.detach() for f in real_feats])
                 if cfg.loss.contextual > 0
-                else torch.zeros((), device=self.device)
+                else zero
             )
-            zero = torch.zeros((), device=self.device)
             loss_g_id, loss_g_fp, id_cos = zero, zero, zero
             if self.face_loss is not None and chip_matrices is not None and chip_valid is not None:
                 face = self.face_loss(
@@ -482,6 +511,7 @@ class Pix2PixTrainer:
             loss_g = (
                 cfg.loss.gan * loss_g_gan
                 + cfg.loss.l1 * loss_g_l1
+                + cfg.loss.ssim * loss_g_ssim
                 + cfg.loss.contextual * loss_g_cx
                 + cfg.loss.identity * loss_g_id
                 + cfg.loss.face_perceptual * loss_g_fp
@@ -492,7 +522,10 @@ class Pix2PixTrainer:
         self.discriminator.requires_grad_(True)
         self.step += 1
         self.update_ema()
-        values = [loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_cx, loss_g_id, loss_g_fp, id_cos, loss_g]
+        values = [
+            loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_ssim, loss_g_cx,
+            loss_g_id, loss_g_fp, id_cos, loss_g,
+        ]
         losses = torch.stack([v.float() for v in values]).detach()
         losses = all_reduce_mean(losses, self.dist).cpu().tolist()
         return dict(zip(LOSS_NAMES, losses))
@@ -673,9 +706,8 @@ class Pix2PixTrainer:
             *LOSS_NAMES,
             *VAL_FIELDS,
         ]
-        if main and not log_path.exists():
-            with log_path.open("w", newline="") as fh:
-                csv.DictWriter(fh, fieldnames=fields).writeheader()
+        if main:
+            _open_metrics_log(log_path, fields)
         bar = tqdm(
             total=cfg.run.max_steps,
             initial=self.step,
