@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +98,30 @@ def test_bad_urls_are_config_errors() -> None:
         open_store("ftp://x/y")
     with pytest.raises(ConfigError, match="bucket"):
         open_store("s3:///prefix")
+
+
+def test_storage_imports_without_boto3_and_s3_names_the_extra() -> None:
+    """The factory imports the S3 backend eagerly; boto3 must still stay optional."""
+    code = (
+        "import sys; sys.modules['boto3'] = None; sys.modules['botocore'] = None\n"
+        "from sketch2face.errors import ConfigError\n"
+        "from sketch2face.storage import open_store\n"
+        "try:\n    open_store('s3://bucket/prefix')\n"
+        "except ConfigError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "sketch2face[s3]" in result.stdout
+
+
+def test_base_module_imports_no_backend() -> None:
+    """``storage.base`` is the protocol layer: backends import it, never the reverse."""
+    import sketch2face.storage.base as base
+
+    tree = ast.parse(Path(base.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("sketch2face.storage")}
 
 
 def test_web_app_on_s3(settings: Any, web_model_client: Any, moto_endpoint: str) -> None:

@@ -1,7 +1,9 @@
-"""Training data: a split decoded once into uint8 arrays (cached as .npy), and a torch Dataset.
+"""A prepared split decoded once into uint8 arrays, cached as .npy beside the manifest.
 
-Samples carry the attribute vector of :mod:`sketch2face.data.attributes` (``ATTRIBUTE_DIM`` = 16
-floats; FS2K labels, one-hot hair colour, lip/eye colours / 255; unknown = -1).
+Training (:func:`sketch2face.training.data.load_pairs`), landmark caching and the evaluation
+baselines read splits through :func:`load_split_u8`. Each row's manifest ``attributes`` dict is
+passed through as-is; the generator's condition vector is built from the photos by
+:func:`sketch2face.attributes.training_vectors`.
 """
 
 from __future__ import annotations
@@ -14,27 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from sketch2face.data.align import IMAGE_SIZE_PX
-from sketch2face.data.attributes import ATTRIBUTE_DIM, ATTRIBUTE_NAMES, encode_attributes
 from sketch2face.data.manifest import MANIFEST_NAME, SPLITS, file_sha256, read_manifest
-from sketch2face.data.transforms import PairedTransform
 from sketch2face.errors import DatasetError, InvalidImageError
-from sketch2face.imaging import load_image, u8_to_tensor
+from sketch2face.imaging import load_image
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "ATTRIBUTE_DIM",
-    "ATTRIBUTE_NAMES",
-    "PairArrays",
-    "PairedSketchDataset",
-    "encode_attributes",
-    "load_split_u8",
-]
+__all__ = ["CACHE_DIR", "PairArrays", "load_split_u8"]
 
+#: Cache folder inside the dataset folder (also holds the landmarks cache).
 CACHE_DIR = "cache"
 
 
@@ -141,58 +133,3 @@ def _load_cell(path: Path) -> np.ndarray:
             "rebuild the dataset with `sketch2face prepare --force`."
         )
     return image_u8
-
-
-class PairedSketchDataset(Dataset):
-    """(sketch_t, photo_t, attributes_t) samples of one split; tensors in [-1, 1], 3x256x256.
-
-    ``attributes_t`` is the float32 vector of :func:`encode_attributes` (length ``ATTRIBUTE_DIM``).
-    With ``augment`` a :class:`PairedTransform` (same crop and flip for both images) is applied;
-    each DataLoader worker draws from its own generator seeded from ``seed`` and torch's per-worker
-    seed.
-    """
-
-    def __init__(
-        self,
-        dataset_dir: str | os.PathLike,
-        split: str = "train",
-        *,
-        augment: bool = False,
-        seed: int = 0,
-        transform: PairedTransform | None = None,
-    ) -> None:
-        self.arrays = load_split_u8(dataset_dir, split)
-        if len(self.arrays) == 0:
-            raise DatasetError(
-                f"split {split!r} of {dataset_dir} is empty; "
-                "prepare more data or use another split."
-            )
-        self.split = split
-        self.augment = augment
-        self.seed = seed
-        self.transform = transform or PairedTransform()
-        self.attributes_t = torch.from_numpy(
-            np.stack([encode_attributes(a) for a in self.arrays.attributes])
-        )  # (N, ATTRIBUTE_DIM)
-        self._rng: np.random.Generator | None = None
-        self._rng_key: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.arrays)
-
-    def _generator(self) -> np.random.Generator:
-        info = torch.utils.data.get_worker_info()
-        key = (
-            info.seed if info is not None else -1
-        )  # torch gives each worker (and epoch) its own seed
-        if self._rng is None or self._rng_key != key:
-            self._rng = np.random.default_rng([self.seed, (key + 1) & 0xFFFFFFFFFFFF])
-            self._rng_key = key
-        return self._rng
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        sketch_u8 = np.array(self.arrays.sketches[index])  # copy: the cache is a read-only memmap
-        photo_u8 = np.array(self.arrays.photos[index])
-        if self.augment:
-            sketch_u8, photo_u8 = self.transform(sketch_u8, photo_u8, self._generator())
-        return u8_to_tensor(sketch_u8), u8_to_tensor(photo_u8), self.attributes_t[index]
