@@ -14,7 +14,9 @@ detector geometry (:mod:`sketch2face.data.align`: the dlib face box spans 52% of
 13% of a box above the middle). So fixed regions of the 256x256 crop hold the cheeks and the top of
 the head: the skin colour is the median of the two cheek patches, the hair colour the median of a
 band above the forehead (for bald heads or hats this is what the witness would see too). FS2K's
-``gender`` label (0 male, 1 female) is used where present; CelebA photos have no gender label.
+``gender`` label (0 male, 1 female) is used where present; CelebA photos have no gender label, and
+get a confident pseudo label from the offline gender head where ``sketch2face gender label`` made
+one (:mod:`sketch2face.data.pseudo_gender`, read by ``training.data.load_pairs``).
 """
 
 from __future__ import annotations

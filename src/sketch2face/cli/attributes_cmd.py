@@ -1,4 +1,5 @@
-"""`sketch2face evaluate-attributes`: how far generated skin/hair colours follow the request."""
+"""`sketch2face evaluate-attributes`: how far generated skin/hair colours and gender follow the
+request."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--checkpoint")
     p.add_argument("--report", help="JSON report path")
-    p.add_argument("--sheet", help="PNG: sketches with several skin tones and hair colours")
+    p.add_argument("--sheet", help="PNG: sketches with several skin tones, hair colours, genders")
+    p.add_argument(
+        "--no-gender",
+        action="store_true",
+        help="skip the gender rows (they need the shipped gender head and dlib)",
+    )
     p.set_defaults(func=run)
 
 
@@ -37,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     pipe = Sketch2Face.from_pretrained(args.checkpoint)
     if not pipe.supports_attributes:
         raise Sketch2FaceError(f"{pipe.model_version} is not attribute-conditioned; nothing to measure")
-    report = measure_attribute_control(pipe, pairs, sheet_path=args.sheet)
+    genders = [r.attributes.get("gender") for r in rows][: args.limit]  # FS2K: 1 female, 0 male
+    report = measure_attribute_control(
+        pipe, pairs, sheet_path=args.sheet, genders=genders, measure_gender=not args.no_gender
+    )
     print(report.table())
     if args.report:
         Path(args.report).write_text(json.dumps(asdict(report), indent=2))

@@ -6,10 +6,16 @@ requested skin tone / hair colour. Skin and hair colours of the outputs are meas
 regions used for training (:mod:`sketch2face.attributes`). Reported per request: the mean generated
 colour, its RGB distance to the requested colour, and the same distance for the unconditioned
 output: a model that follows the request has a much smaller distance with it than without it.
+
+Gender: each sketch is also generated with gender=male and gender=female, and the offline gender
+classifier (:mod:`sketch2face.evaluation.gender`) reports the share of outputs seen as the requested
+gender, next to its baselines: the classifier's accuracy on the pairs' real photos (its ceiling
+here) and the shares seen as male / female with no request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,10 @@ class AttributeControlReport:
     hair_error_no_attributes: float
     hair_error_true_attributes: float
     requests: list[dict[str, Any]] = field(default_factory=list)
+    #: classifier baselines: accuracy on the real photos, shares seen as male/female unconditioned
+    gender_baseline: dict[str, Any] | None = None
+    #: per gender request: share of outputs seen as the requested gender (and breakdowns)
+    gender_requests: list[dict[str, Any]] = field(default_factory=list)
 
     def table(self) -> str:
         """Readable summary."""
@@ -53,7 +63,40 @@ class AttributeControlReport:
             lines.append(
                 f"{r['kind'] + '=' + r['value']:<20} {rgb:<22} {r['distance']:>14.1f} {r['distance_unconditioned']:>17.1f} {r['moved_fraction']:>7.0%}"
             )
+        if self.gender_baseline is not None:
+            lines += ["", *_gender_lines(self.gender_baseline, self.gender_requests)]
         return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _gender_lines(base: dict[str, Any], requests: list[dict[str, Any]]) -> list[str]:
+    val = base.get("classifier_val_accuracy")
+    lines = [
+        f"gender (dlib descriptor + linear head, val accuracy {_share(val)}):",
+        f"  classifier on the real photos: accuracy {_share(base['real_accuracy'])} "
+        f"({base['real_labelled']} labelled), faces found {_share(base['real_faces_found'])}",
+        f"  no request: seen as male {_share(base['unconditioned_seen_as_male'])} | female "
+        f"{_share(base['unconditioned_seen_as_female'])}, faces found "
+        f"{_share(base['unconditioned_faces_found'])}",
+        f"{'request':<20} {'seen as requested':>17} {'w/o request':>12} {'photo is the other gender (n)':>30} {'faces found':>12}",
+    ]
+    for r in requests:
+        other = (
+            f"{_share(r['seen_as_requested_real_other'])} | "
+            f"{_share(r['seen_as_requested_real_other_unconditioned'])} ({r['real_other']})"
+        )
+        lines.append(
+            f"{'gender=' + r['value']:<20} {_share(r['seen_as_requested']):>17} "
+            f"{_share(r['seen_as_requested_unconditioned']):>12} {other:>30} {_share(r['faces_found']):>12}"
+        )
+    lines.append(
+        "  (photo is the other gender: pairs whose real photo is not the requested gender, seen as "
+        "requested with | without the request)"
+    )
+    return lines
 
 
 def _rgb_hex(rgb: np.ndarray) -> str:
@@ -66,8 +109,16 @@ def measure_attribute_control(
     *,
     sheet_path: str | Path | None = None,
     progress: bool = True,
+    genders: Sequence[int | None] | None = None,
+    measure_gender: bool = True,
 ) -> AttributeControlReport:
-    """Run the measurement on prepared (sketch, photo) pairs; optionally write a sheet PNG."""
+    """Run the measurement on prepared (sketch, photo) pairs; optionally write a sheet PNG.
+
+    ``genders``: the pairs' true labels (FS2K: 1 female, 0 male, None unknown) for the classifier's
+    accuracy on the real photos. ``measure_gender`` needs the shipped gender head.
+    """
+    if genders is not None and len(genders) != len(pairs):
+        raise ValueError(f"{len(genders)} gender labels for {len(pairs)} pairs")
     sketches = [load_image(s) for s, _ in pairs]
     photos = np.stack([load_image(p) for _, p in pairs])
     real_skin, real_hair = skin_colours(photos), hair_colours(photos)
@@ -106,6 +157,59 @@ def measure_attribute_control(
             })
             for i in range(n_rows):
                 sheet_rows[i].append(faces[i])
+    if measure_gender:
+        _measure_gender(pipeline, sketches, photos, base_np, genders, report, sheet_rows)
     if sheet_path is not None:
         save_png(make_grid(sheet_rows), sheet_path)
     return report
+
+
+def _measure_gender(
+    pipeline: Any,
+    sketches: list[np.ndarray],
+    photos: np.ndarray,
+    base_np: np.ndarray,
+    genders: Sequence[int | None] | None,
+    report: AttributeControlReport,
+    sheet_rows: list[list[np.ndarray]],
+) -> None:
+    """Fill the report's gender rows (and add a male and a female column to the sheet)."""
+    from sketch2face.evaluation.gender import FEMALE, MALE, load_gender_head, predict_gender
+
+    head = load_gender_head()
+    # Generated faces are aligned crops: where dlib finds no face, landmarks are still placed in
+    # the whole image (as the identity metrics do) so every output gets a verdict.
+    real = predict_gender(photos, head=head, whole_image_fallback=True)
+    none = predict_gender(base_np, head=head, whole_image_fallback=True)
+    truth = np.array([g if g in (0, 1) else -1 for g in (genders or [None] * len(photos))])
+    labelled = truth >= 0
+    report.gender_baseline = {
+        "classifier_val_accuracy": (head.meta.get("val") or {}).get("accuracy"),
+        "real_accuracy": float((real.labels[labelled] == truth[labelled]).mean()) if labelled.any() else None,
+        "real_labelled": int(labelled.sum()),
+        "real_faces_found": float(real.face_found.mean()),
+        "real_seen_as_female": float(real.seen_as("female").mean()),
+        "unconditioned_seen_as_male": float(none.seen_as("male").mean()),
+        "unconditioned_seen_as_female": float(none.seen_as("female").mean()),
+        "unconditioned_faces_found": float(none.face_found.mean()),
+    }
+    for value in ("male", "female"):
+        faces = np.stack(pipeline(sketches, prepared=True, attributes={"gender": value}).faces)
+        got = predict_gender(faces, head=head, whole_image_fallback=True)
+        hit = got.seen_as(value)
+        # the hard case: the sketch shows the other gender, so only the request can flip it
+        other = labelled & (truth != (FEMALE if value == "female" else MALE))
+        report.gender_requests.append({
+            "kind": "gender", "value": value,
+            "seen_as_requested": float(hit.mean()),
+            "seen_as_requested_unconditioned": float(none.seen_as(value).mean()),
+            "seen_as_requested_real_other": float(hit[other].mean()) if other.any() else None,
+            "seen_as_requested_real_other_unconditioned": (
+                float(none.seen_as(value)[other].mean()) if other.any() else None
+            ),
+            "real_other": int(other.sum()),
+            "mean_p_female": float(np.nanmean(got.p_female)),
+            "faces_found": float(got.face_found.mean()),
+        })
+        for i in range(min(len(sheet_rows), len(faces))):
+            sheet_rows[i].append(faces[i])

@@ -12,6 +12,7 @@ import torch
 from sketch2face.attributes import training_vectors
 from sketch2face.data.dataset import load_split_u8
 from sketch2face.data.manifest import MANIFEST_NAME, file_sha256, read_manifest
+from sketch2face.data.pseudo_gender import load_pseudo_genders, pseudo_gender_path
 from sketch2face.errors import ConfigError, DatasetError
 from sketch2face.training.config import DataConfig
 from sketch2face.training.trainer import PairTensors
@@ -54,6 +55,37 @@ def face_chip_matrices(landmarks_256: np.ndarray, size_px: int) -> tuple[np.ndar
     return matrices, valid
 
 
+def with_pseudo_genders(
+    root: Path, split: str, ids: list[str], genders: list[int | None]
+) -> list[int | None]:
+    """Fill rows without a manifest gender (CelebA) from ``cache/gender_pseudo.json`` when it
+    exists (``sketch2face gender label``); unchanged otherwise. Manifest labels always win."""
+    pseudo = load_pseudo_genders(root)
+    if pseudo is None:
+        return genders
+    out = list(genders)
+    missing = filled = 0
+    for k, (row_id, gender) in enumerate(zip(ids, genders)):
+        if gender in (0, 1):
+            continue
+        missing += 1
+        if row_id in pseudo:
+            out[k] = pseudo[row_id]
+            filled += 1
+    females = sum(1 for k in range(len(out)) if out[k] == 1 and genders[k] not in (0, 1))
+    log.info(
+        "%s split: %d of %d rows without a gender label got a pseudo label (%d female, %d male) "
+        "from %s",
+        split,
+        filled,
+        missing,
+        females,
+        filled - females,
+        pseudo_gender_path(root),
+    )
+    return out
+
+
 def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> PairTensors:
     """Load ``split`` of ``cfg.dataset_dir`` (decoded once into the .npy cache) as PairTensors.
 
@@ -92,6 +124,7 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         len(indices),
     )
     genders = [rows_by_id[i].attributes.get("gender") for i in arrays.ids]
+    genders = with_pseudo_genders(root, split, arrays.ids, genders)
     vectors = training_vectors(arrays.photos, genders)  # measured at 256 px, before any resize
     chips: dict[str, torch.Tensor] = {}
     if face_chips:
