@@ -20,6 +20,7 @@ from sketch2face.evaluation.evaluate import (
     evaluate_pairs,
     pair_by_stem,
     pairs_from_manifest,
+    styles_from_manifest,
 )
 from sketch2face.evaluation.metrics import PSNR_MAX_DB, FaceEmbedder, default_embedder
 from sketch2face.imaging import load_image, save_png
@@ -295,6 +296,38 @@ def test_manifest_split_pairs(prepared_pairs: Pairs, tmp_path: Path) -> None:
     assert len(pairs) == 2 and all(s.is_file() and p.is_file() for s, p in pairs)
     with pytest.raises(DatasetError, match="no 'val' pairs"):
         pairs_from_manifest(root, "val")
+
+
+def test_figures_by_group_rank_among_all_photos(
+    prepared_pairs: Pairs, embedder: FaceEmbedder, tmp_path: Path
+) -> None:
+    sketches, photos = prepared_pairs
+    root = tmp_path / "dataset"
+    _write_manifest(root, prepared_pairs)
+    assert styles_from_manifest(root, "test") == ["pencil", "pencil"]
+    rotated = StandInPipeline(order=[1, 0, 2])  # pairs 0 and 1 swapped, pair 2 right
+    report = evaluate_pairs(
+        rotated,
+        sketches,
+        photos,
+        prepared=True,
+        progress=False,
+        embedder=embedder,
+        groups=["a", "a", "b"],
+    )
+    assert sorted(report.by_group) == ["a", "b"]
+    a, b = report.by_group["a"]["model"], report.by_group["b"]["model"]
+    assert (a["count"], b["count"]) == (2.0, 1.0)
+    assert (a["rank1"], b["rank1"]) == (0.0, 1.0)  # ranked among all three photos
+    assert b["ssim"] == pytest.approx(1.0) and a["ssim"] < 0.9
+    assert (2 * a["rank1"] + b["rank1"]) / 3 == pytest.approx(report.rank1)
+    assert report.by_group["b"]["sketch"]["rank1"] == 1.0  # the baselines are grouped too
+    assert [item["group"] for item in report.items] == ["a", "a", "b"]
+    table = report.summary_table()
+    assert "a (2 pairs): model " in table and "b (1 pairs)" in table
+    assert json.loads(report.to_json())["by_group"]["a"]["model"]["rank1"] == 0.0
+    with pytest.raises(ValueError, match="2 group labels for 3 pairs"):
+        evaluate_pairs(rotated, sketches, photos, prepared=True, embedder=embedder, groups=["a", "b"])
 
 
 def _install_fake_pipeline(

@@ -76,14 +76,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=run)
 
 
-def _resolve_pairs(args: argparse.Namespace) -> tuple[list[Path], list[Path], dict[str, int], bool]:
-    """(sketch paths, photo paths, unmatched counts, prepared?) from the chosen input."""
-    from sketch2face.evaluation.evaluate import pair_by_stem, pairs_from_manifest
+def _resolve_pairs(
+    args: argparse.Namespace,
+) -> tuple[list[Path], list[Path], dict[str, int], bool, list[str] | None]:
+    """(sketch paths, photo paths, unmatched counts, prepared?, drawing style per pair or None)
+    from the chosen input; a manifest gives the styles, so the report breaks figures down by
+    artist style (how the model does on each kind of drawing)."""
+    from sketch2face.evaluation.evaluate import (
+        pair_by_stem,
+        pairs_from_manifest,
+        styles_from_manifest,
+    )
 
+    styles: list[str] | None = None
     if args.manifest is not None:
         if args.sketches is not None or args.photos is not None:
             raise ConfigError("use either --manifest or --sketches/--photos, not both.")
         pairs = pairs_from_manifest(args.manifest, args.split, args.source)
+        styles = styles_from_manifest(args.manifest, args.split, args.source)
         unmatched = {"sketches": 0, "photos": 0}
         prepared = True
     else:
@@ -100,7 +110,8 @@ def _resolve_pairs(args: argparse.Namespace) -> tuple[list[Path], list[Path], di
         if args.limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {args.limit}.")
         pairs = pairs[: args.limit]
-    return [s for s, _ in pairs], [p for _, p in pairs], unmatched, prepared
+        styles = styles[: args.limit] if styles is not None else None
+    return [s for s, _ in pairs], [p for _, p in pairs], unmatched, prepared, styles
 
 
 def _checkpoint_path(checkpoint: Path | None) -> Path | None:
@@ -123,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from sketch2face.refine.base import NoRefiner
     from sketch2face.refine.gfpgan import NO_WEIGHTS_NOTICE
 
-    sketches, photos, unmatched, prepared = _resolve_pairs(args)
+    sketches, photos, unmatched, prepared, styles = _resolve_pairs(args)
     args.refine = args.refine or args.gfpgan_weights is not None
     if args.refine:
         # The pipeline loads GFPGAN from --gfpgan-weights (must load) or $SKETCH2FACE_GFPGAN_WEIGHTS
@@ -164,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         mean_face=mean_face,
         mean_face_unavailable=mean_face_message.removeprefix("mean face unavailable: "),
         baselines=not args.no_baselines,
+        groups=styles,
     )
     report.unmatched = unmatched
     report.save(args.report)

@@ -50,7 +50,7 @@ from sketch2face.evaluation.metrics import (
     identity_similarity,
     lpips_unavailable_reason,
     psnr,
-    rank_k,
+    rank_hits,
     ssim,
     ssim_gray,
 )
@@ -171,27 +171,36 @@ def pair_by_stem(sketch_dir: PathLike, photo_dir: PathLike) -> StemPairs:
     )
 
 
-def pairs_from_manifest(
-    dataset_dir: PathLike, split: str = "test", source: str | None = None
-) -> list[tuple[Path, Path]]:
-    """(sketch, photo) absolute paths of one split (optionally one source, e.g. ``fs2k``) of a
-    prepared dataset's ``manifest.jsonl``."""
+def _manifest_rows(dataset_dir: PathLike, split: str, source: str | None) -> list[Any]:
     from sketch2face.data.manifest import read_manifest
 
     root = Path(dataset_dir)
     rows = read_manifest(root)
-    pairs = [
-        (root / r.sketch, root / r.photo)
-        for r in rows
-        if r.split == split and (source is None or r.source == source)
-    ]
-    if not pairs:
+    picked = [r for r in rows if r.split == split and (source is None or r.source == source)]
+    if not picked:
         found = sorted({(r.split, r.source) for r in rows})
         raise DatasetError(
             f"{root}: the manifest has no {split!r} pairs of source {source or 'any'!r} "
             f"(present: {found})."
         )
-    return pairs
+    return picked
+
+
+def pairs_from_manifest(
+    dataset_dir: PathLike, split: str = "test", source: str | None = None
+) -> list[tuple[Path, Path]]:
+    """(sketch, photo) absolute paths of one split (optionally one source, e.g. ``fs2k``) of a
+    prepared dataset's ``manifest.jsonl``."""
+    root = Path(dataset_dir)
+    return [(root / r.sketch, root / r.photo) for r in _manifest_rows(root, split, source)]
+
+
+def styles_from_manifest(
+    dataset_dir: PathLike, split: str = "test", source: str | None = None
+) -> list[str]:
+    """The drawing style of each pair :func:`pairs_from_manifest` returns, in the same order
+    (``fs2k_style0..2`` for FS2K's artists, ``pencil``/``line`` for OpenCV sketches)."""
+    return [str(r.style) for r in _manifest_rows(dataset_dir, split, source)]
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -233,6 +242,9 @@ class EvalReport:
     grid_artifact_ratio: float | None = None
     realism_accuracy: float | None = None
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: figures per group of pairs (e.g. drawing style): {group: {system key: figures}}, ranks
+    #: still among *all* evaluated photos, so a group's rank-1 reads like the overall one
+    by_group: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     ssim_method: str = SSIM_METHOD
     identity_method: str = IDENTITY_METHOD
     grid_method: str = GRID_METHOD
@@ -356,6 +368,7 @@ class EvalReport:
             "from the real photos on simple statistics (0.5 = indistinguishable to it, 1.0 = "
             f"trivially separable; n/a below {REALISM_MIN_PER_CLASS} pairs)",
         ]
+        lines += self._group_lines()
         for key, label in BASELINE_LABELS.items():
             figures = self.baselines.get(key)
             if figures is None:
@@ -369,6 +382,51 @@ class EvalReport:
         for metric, reason in self.unavailable.items():
             lines.append(f"{metric}: unavailable ({reason})")
         return "\n".join(lines)
+
+
+    def _group_lines(self) -> list[str]:
+        """One line per group: the model's SSIM / rank-1 / match rate beside the baselines'."""
+        if not self.by_group:
+            return []
+        lines = ["by group (SSIM | rank-1 | match < 0.6), model vs mean face vs sketch itself:"]
+        for group, systems in sorted(self.by_group.items()):
+            cells = []
+            for key in ("model", "mean_face", "sketch"):
+                f = systems.get(key)
+                if f is not None:
+                    cells.append(
+                        f"{key.replace('_', ' ')} {f['ssim']:.3f} | {f['rank1']:.3f} | "
+                        f"{f['identity_match_rate']:.3f}"
+                    )
+            count = int(systems["model"]["count"])
+            lines.append(f"  {group} ({count} pairs): " + "; ".join(cells))
+        return lines
+
+
+def _group_figures(
+    groups: Sequence[str], systems: dict[str, _SystemScores]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per-group means of SSIM, identity match and rank-k hits (ranked among all photos)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    labels = np.asarray(groups)
+    for group in sorted(set(groups)):
+        mask = labels == group
+        out[group] = {}
+        for key, system in systems.items():
+            if len(system.rows) != len(groups):
+                continue
+            rows = [r for r, m in zip(system.rows, mask) if m]
+            figures = {
+                "count": float(len(rows)),
+                "ssim": _mean([r["ssim"] for r in rows]),
+                "identity_match_rate": _mean(
+                    [float(r["identity_distance"] < DLIB_SAME_PERSON_DISTANCE) for r in rows]
+                ),
+            }
+            for k, hits in system.hits.items():
+                figures[f"rank{k}"] = float(np.mean(hits[mask]))
+            out[group][key] = figures
+    return out
 
 
 def _json_safe(value: Any) -> Any:
@@ -454,6 +512,8 @@ class _SystemScores:
         self.found: list[bool] = []
         self.grid: list[float] = []
         self.features: list[np.ndarray] = []
+        #: k -> per-pair rank-k hits, set by :meth:`summary`
+        self.hits: dict[int, np.ndarray] = {}
 
     def add(
         self,
@@ -499,9 +559,10 @@ class _SystemScores:
         if n == len(real_embs) and n > 0:  # ranks need one image per real photo
             gen = np.stack(self.embs)
             for k in RANKS:
-                summary[f"rank{k}"] = rank_k(gen, real_embs, k, face_found=self.found)
+                self.hits[k] = rank_hits(gen, real_embs, k, face_found=self.found)
+                summary[f"rank{k}"] = float(np.mean(self.hits[k]))
             for k in RANKS:
-                summary[f"rank{k}_fallback"] = rank_k(gen, real_embs, k)
+                summary[f"rank{k}_fallback"] = float(np.mean(rank_hits(gen, real_embs, k)))
         else:
             for k in RANKS:
                 summary[f"rank{k}"] = summary[f"rank{k}_fallback"] = float("nan")
@@ -534,6 +595,7 @@ def evaluate_pairs(
     mean_face: MeanFace | None = None,
     mean_face_unavailable: str | None = None,
     baselines: bool = True,
+    groups: Sequence[str] | None = None,
 ) -> EvalReport:
     """Generate a face for every sketch and score it against its real photo, beside baselines.
 
@@ -551,9 +613,13 @@ def evaluate_pairs(
         mean_face: the mean training face of the evaluated model (baseline ``mean_face``);
             None reports that baseline as unavailable with ``mean_face_unavailable`` as the reason.
         baselines: score the baselines (the mean face and the sketch itself) too.
+        groups: one label per pair (e.g. its drawing style, :func:`styles_from_manifest`); the
+            report then also gives every system's figures per group (``by_group``).
     """
     if len(sketch_paths) != len(photo_paths):
         raise ValueError(f"{len(sketch_paths)} sketches but {len(photo_paths)} photos; pass pairs")
+    if groups is not None and len(groups) != len(sketch_paths):
+        raise ValueError(f"{len(groups)} group labels for {len(sketch_paths)} pairs; pass one each")
     if not sketch_paths:
         raise DatasetError(
             "no pairs to evaluate; check the sketch/photo folders or the manifest split"
@@ -577,6 +643,7 @@ def evaluate_pairs(
         {"prepared": True} if _accepts_keyword(pipeline, "prepared") else {}
     )
     items: list[dict[str, Any]] = []
+    item_groups: list[str] = []
     skipped: list[dict[str, str]] = []
     notices: list[str] = []
     real_embs: list[np.ndarray] = []
@@ -604,10 +671,14 @@ def evaluate_pairs(
     for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
         t0 = time.perf_counter()
         batch: list[tuple[str, str, np.ndarray, np.ndarray]] = []
-        for sketch_path, photo_path in zip(
-            sketch_paths[start : start + batch_size],
-            photo_paths[start : start + batch_size],
-            strict=True,
+        batch_groups: list[str] = []
+        for index, (sketch_path, photo_path) in enumerate(
+            zip(
+                sketch_paths[start : start + batch_size],
+                photo_paths[start : start + batch_size],
+                strict=True,
+            ),
+            start=start,
         ):
             try:
                 sketch_u8, photo_u8 = _prepare_pair(sketch_path, photo_path, prepared, cropper)
@@ -618,6 +689,7 @@ def evaluate_pairs(
                 )
                 continue
             batch.append((str(sketch_path), str(photo_path), sketch_u8, photo_u8))
+            batch_groups.append(groups[index] if groups is not None else "")
         t1 = time.perf_counter()
         prepare_s += t1 - t0
         if not batch:
@@ -662,6 +734,9 @@ def evaluate_pairs(
                 "face_found_generated": gen.face_found,
                 "face_found_real": real.face_found,
             }
+            if groups is not None:
+                item["group"] = batch_groups[i]
+                item_groups.append(batch_groups[i])
             refined_u8 = refined_list[i] if i < len(refined_list) else None
             if refined_u8 is not None:
                 refined_small = cv2.resize(
@@ -753,6 +828,13 @@ def evaluate_pairs(
 
     if sheet_path is not None and sheet_rows:
         save_png(make_grid(sheet_rows), sheet_path)
+    by_group = (
+        _group_figures(
+            item_groups, {"model": model, "mean_face": mean_scores, "sketch": sketch_scores}
+        )
+        if groups is not None
+        else {}
+    )
 
     count = len(items)
     total_s = time.perf_counter() - started
@@ -797,6 +879,7 @@ def evaluate_pairs(
         grid_artifact_ratio=model_summary["grid_artifact_ratio"],
         realism_accuracy=model_summary["realism_accuracy"],
         baselines=baseline_report,
+        by_group=by_group,
         skipped=skipped,
         notices=notices,
         items=items,

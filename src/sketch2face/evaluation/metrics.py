@@ -209,7 +209,19 @@ def rank_k(
     *,
     face_found: Sequence[bool] | np.ndarray | None = None,
 ) -> float:
-    """Fraction of generated faces whose own real photo (i <-> i) is among their k nearest.
+    """Fraction of generated faces whose own real photo (i <-> i) is among their k nearest
+    (the mean of :func:`rank_hits`)."""
+    return float(np.mean(rank_hits(generated_embs, real_embs, k, face_found=face_found)))
+
+
+def rank_hits(
+    generated_embs: np.ndarray,
+    real_embs: np.ndarray,
+    k: int,
+    *,
+    face_found: Sequence[bool] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Per generated face: is its own real photo (i <-> i) among its k nearest? (N,) bool.
 
     Generated face i is ranked against all real photos j by euclidean descriptor distance; its
     rank is ``#{j : d(i, j) < d(i, i)} + #{j < i : d(i, j) == d(i, i)}`` (ties broken by index,
@@ -239,7 +251,7 @@ def rank_k(
         if found.shape != (n,):
             raise ValueError(f"face_found needs {n} flags, got shape {found.shape}")
         hits &= found
-    return float(np.mean(hits))
+    return hits
 
 
 def rank1(generated_embs: np.ndarray, real_embs: np.ndarray) -> float:
