@@ -174,6 +174,43 @@ def test_identity_and_perceptual_losses_have_useful_gradients(celeba_faces) -> N
     assert none.identity.item() == 0.0 and none.perceptual.item() == 0.0
 
 
+def test_gender_loss_follows_the_photos_gender_and_has_a_gradient(celeba_faces) -> None:
+    from sketch2face.evaluation.gender import load_gender_head
+    from sketch2face.identity.chips import chip_transform, warp_chips
+    from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
+    from sketch2face.models.face_losses import FaceIdentityLoss
+
+    images, points = celeba_faces
+    real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    chips = torch.from_numpy(np.stack([chip_transform(p) for p in points])).float()
+    valid = torch.ones(len(real), dtype=torch.bool)
+    head = load_gender_head()
+    loss = FaceIdentityLoss(
+        load_dlib_face_resnet(), gender_head=(torch.from_numpy(head.weights), head.bias)
+    )
+    with torch.no_grad():
+        desc, _ = loss.recogniser.forward_features(warp_chips((real + 1) * 127.5, chips, size=150))
+    seen = (desc.double().numpy() @ head.weights + head.bias > 0).astype(np.float32)
+    right = loss(real, real, chips, valid, gender_target=torch.from_numpy(seen)).gender
+    wrong = loss(real, real, chips, valid, gender_target=torch.from_numpy(1 - seen)).gender
+    assert right is not None and wrong is not None and right.item() < 0.5 < wrong.item()
+    unknown = loss(real, real, chips, valid, gender_target=torch.full((len(real),), -1.0)).gender
+    assert unknown is not None and unknown.item() == 0.0
+    fake = real.clone().requires_grad_(True)
+    out = loss(fake, real, chips, valid, gender_target=torch.from_numpy(1 - seen))
+    assert out.gender is not None
+    (grad,) = torch.autograd.grad(out.gender, fake)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    with torch.no_grad():
+        stepped = fake - 0.02 * grad / grad.abs().max()
+    moved = loss(stepped, real, chips, valid, gender_target=torch.from_numpy(1 - seen)).gender
+    assert moved is not None and moved.item() < out.gender.item()
+    without_head = FaceIdentityLoss(load_dlib_face_resnet())(
+        real, real, chips, valid, gender_target=torch.from_numpy(seen)
+    )
+    assert without_head.gender is not None and without_head.gender.item() == 0.0
+
+
 def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces, tmp_path: Path) -> None:
     from sketch2face.training.data import face_chip_matrices
 
@@ -233,6 +270,49 @@ def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces,
     assert best.generator_config.upsample == "resize"
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"G_id", "G_fperc", "val_rank1_fs2k"} <= set(header)
+
+
+def test_trainer_gender_loss_targets_the_undropped_gender(celeba_faces, tmp_path: Path) -> None:
+    from sketch2face.training.data import face_chip_matrices
+
+    images, points = celeba_faces
+    sketches = 255 - np.repeat(images.mean(axis=3, keepdims=True), 3, axis=3).astype(np.uint8)
+    chips, valid = face_chip_matrices((points + 0.5) * 2.0 - 0.5, 128)
+    vectors = np.zeros((len(images), 10), dtype=np.float32)
+    vectors[0, 8:] = (1.0, 1.0)  # female
+    vectors[1, 8:] = (1.0, -1.0)  # male; the rest unknown
+    data = PairTensors(
+        torch.from_numpy(np.ascontiguousarray(sketches)),
+        torch.from_numpy(images),
+        manifest_sha256="fixture",
+        chip_matrices=torch.from_numpy(chips),
+        chip_valid=torch.from_numpy(valid),
+        attributes=torch.from_numpy(vectors),
+        sources=("fs2k",) * len(images),
+    )
+
+    def config(**loss: float) -> TrainConfig:
+        return TrainConfig(
+            data=DataConfig(batch_size=len(images), augment=False, attribute_dropout=1.0),
+            generator=GeneratorConfig(ngf=4, depth=7, upsample="resize", attribute_dim=10),
+            discriminator=DiscriminatorConfig(ndf=4, n_layers=2),
+            loss=LossConfig(contextual_pool_px=4, **loss),
+            runtime=RuntimeConfig(device="cpu", precision="fp32", seed=0, threads=2),
+            run=RunConfig(out_dir=str(tmp_path / "run"), max_steps=2),
+        )
+
+    trainer = Pix2PixTrainer(config(identity=1.0, gender=0.1), data, show_progress=False)
+    rows = torch.arange(len(images))
+    # the target is the photo's gender even when the request (condition) is dropped
+    assert trainer._genders_for(rows).tolist() == [1.0, 0.0] + [-1.0] * (len(images) - 2)
+    batch = trainer._batch(0)
+    assert batch.gender is not None and sorted(batch.gender.tolist())[-2:] == [0.0, 1.0]
+    losses = trainer.train_step(*batch)
+    assert losses["G_gender"] > 0 and np.isfinite(losses["G_total"])
+    off = Pix2PixTrainer(config(identity=1.0), data, show_progress=False)
+    assert off._batch(0).gender is None and off.train_step(*off._batch(0))["G_gender"] == 0.0
+    with pytest.raises(ValueError, match="loss.gender runs on the face recogniser"):
+        Pix2PixTrainer(config(gender=0.1), data, show_progress=False)
 
 
 def test_validation_curve_png_from_a_metrics_log(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ Both compare the generated face with the real photo on the same 150x150 face chi
 photo's five landmarks, through the training augmentation, give one affine warp that is applied to
 both images, differentiably). The identity loss is 1 - cosine of the two 128-D descriptors; the
 perceptual loss is the L1 distance of the recogniser's residual-stage activations, each normalised
-by the real activations' mean magnitude so that every stage counts about equally.
+by the real activations' mean magnitude so that every stage counts about equally. The optional
+gender loss is the cross-entropy of a linear gender head on the generated face's descriptor against
+the photo's gender (FS2K label or pseudo label): a male suspect must not come out as a woman.
 
 A small random similarity jitter of the chip (a few degrees, pixels and percent) changes every step,
 so the generator cannot satisfy the recogniser with a pattern that only works on one exact chip:
@@ -33,6 +35,8 @@ class FaceLosses:
     identity: torch.Tensor
     perceptual: torch.Tensor
     cosine: torch.Tensor  # mean descriptor cosine of the valid pairs (for the log)
+    #: BCE of the gender head on the generated descriptor (zero without a head or known genders)
+    gender: torch.Tensor | None = None
 
 
 def homogeneous(matrices: torch.Tensor) -> torch.Tensor:
@@ -69,12 +73,26 @@ def random_chip_jitter(
 class FaceIdentityLoss(nn.Module):
     """Identity (1 - cosine) and perceptual (stage-feature L1) losses through a frozen recogniser."""
 
-    def __init__(self, recogniser: DlibFaceResNet, *, perceptual_stages: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+    def __init__(
+        self,
+        recogniser: DlibFaceResNet,
+        *,
+        perceptual_stages: tuple[int, ...] = (0, 1, 2, 3),
+        gender_head: tuple[torch.Tensor, float] | None = None,
+    ) -> None:
+        """``gender_head``: (weights (128,), bias) of ``p_female = sigmoid(desc @ w + b)``
+        (:mod:`sketch2face.evaluation.gender`); enables :attr:`FaceLosses.gender`."""
         super().__init__()
         self.recogniser = recogniser.eval()
         for p in self.recogniser.parameters():
             p.requires_grad_(False)
         self.perceptual_stages = perceptual_stages
+        self.gender_bias = 0.0 if gender_head is None else float(gender_head[1])
+        self.gender_weights: torch.Tensor | None
+        self.register_buffer(
+            "gender_weights",
+            None if gender_head is None else gender_head[0].detach().float().reshape(-1),
+        )
 
     def train(self, mode: bool = True) -> FaceIdentityLoss:
         # the recogniser is a fixed measuring instrument: never in training mode
@@ -90,12 +108,14 @@ class FaceIdentityLoss(nn.Module):
         valid: torch.Tensor,
         *,
         need_perceptual: bool = True,
+        gender_target: torch.Tensor | None = None,
     ) -> FaceLosses:
         """``fake``/``real``: (N, 3, H, W) in [-1, 1]; ``chip_matrices``: (N, 2, 3) image px ->
-        chip px; ``valid``: (N,) bool, pairs whose photo has landmarks."""
+        chip px; ``valid``: (N,) bool, pairs whose photo has landmarks; ``gender_target``: (N,)
+        1 female, 0 male, anything else unknown (used only with a gender head)."""
         zero = fake.new_zeros((), dtype=torch.float32)
         if not bool(valid.any()):
-            return FaceLosses(zero, zero, zero)
+            return FaceLosses(zero, zero, zero, zero)
         fake, real, m = fake[valid].float(), real[valid].float(), chip_matrices[valid].float()
         fake_chip = warp_chips((fake + 1.0) * 127.5, m, size=CHIP_SIZE_PX)
         with torch.no_grad():
@@ -111,4 +131,11 @@ class FaceIdentityLoss(nn.Module):
                 for i in self.perceptual_stages
             ]
             perceptual = torch.stack(terms).mean()
-        return FaceLosses(identity, perceptual, cosine.detach().mean())
+        gender = zero
+        if self.gender_weights is not None and gender_target is not None:
+            target = gender_target[valid].float()
+            known = (target == 0) | (target == 1)
+            if bool(known.any()):
+                logits = fake_desc[known] @ self.gender_weights + self.gender_bias
+                gender = F.binary_cross_entropy_with_logits(logits, target[known])
+        return FaceLosses(identity, perceptual, cosine.detach().mean(), gender)

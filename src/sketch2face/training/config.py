@@ -42,7 +42,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class LossConfig:
     """Generator loss = gan * L_GAN + l1 * L1 + ssim * (1 - SSIM) + contextual * CX + identity * ID
-    + face_perceptual * P."""
+    + face_perceptual * P + gender * BCE(gender head)."""
 
     gan: float = 1.0
     l1: float = 100.0  # pix2pix §3.1
@@ -58,6 +58,9 @@ class LossConfig:
     identity: float = 0.0
     #: L1 of the face recogniser's residual-stage activations (normalised per stage)
     face_perceptual: float = 0.0
+    #: cross-entropy of the shipped gender head (evaluation/gender.py) on the generated face's
+    #: descriptor against the photo's gender (FS2K label or pseudo label); needs identity > 0
+    gender: float = 0.0
     #: random similarity jitter of the face chip each step (keeps the recogniser from being gamed)
     chip_jitter: bool = True
 

@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 
 #: what train_step returns, in this order (also the CSV log columns)
 LOSS_NAMES = (  # columns of metrics.csv, in order
-    "D_real", "D_fake", "G_gan", "G_l1", "G_ssim", "G_cx", "G_id", "G_fperc", "id_cos", "G_total"
+    "D_real", "D_fake", "G_gan", "G_l1", "G_ssim", "G_cx", "G_id", "G_fperc", "G_gender", "id_cos",
+    "G_total",
 )
 #: validation figures in the CSV log
 VAL_FIELDS = (
@@ -124,6 +125,8 @@ class Batch(NamedTuple):
     #: (N, 2, 3) augmented-image px -> face chip px, and which rows have a face
     chip_matrices: torch.Tensor | None = None
     chip_valid: torch.Tensor | None = None
+    #: (N,) the photo's gender: 1 female, 0 male, -1 unknown (for the gender loss)
+    gender: torch.Tensor | None = None
 
 
 def paired_jitter(
@@ -252,7 +255,11 @@ class Pix2PixTrainer:
                 )
             from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
 
-            self.face_loss = FaceIdentityLoss(load_dlib_face_resnet()).to(device)
+            self.face_loss = FaceIdentityLoss(
+                load_dlib_face_resnet(), gender_head=self._gender_head()
+            ).to(device)
+        elif cfg.loss.gender > 0:
+            raise ValueError("loss.gender runs on the face recogniser: set loss.identity > 0 too")
         self.vgg: VGG19Features | None = None
         if cfg.loss.contextual > 0 and cfg.loss.contextual_backbone == "vgg19":
             self.vgg = VGG19Features(cfg.loss.vgg19_weights).to(device)
@@ -396,13 +403,34 @@ class Pix2PixTrainer:
             sketch = augment_sketches(sketch, aug, strength=self.cfg.data.sketch_augment)
         attrs = self._attributes_for(rows, aug)
         chips, valid = self._chips_for(rows, affine, aug)
+        gender = self._genders_for(rows)
         return Batch(
             sketch.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
             photo.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
             attrs.to(self.device) if attrs is not None else None,
             chips.to(self.device) if chips is not None else None,
             valid.to(self.device) if valid is not None else None,
+            gender.to(self.device) if gender is not None else None,
         )
+
+    def _gender_head(self) -> tuple[torch.Tensor, float] | None:
+        """The shipped gender head's (weights, bias) when ``loss.gender`` is on."""
+        if self.cfg.loss.gender <= 0:
+            return None
+        from sketch2face.evaluation.gender import load_gender_head
+
+        head = load_gender_head()
+        return torch.from_numpy(head.weights).float(), head.bias
+
+    def _genders_for(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """The photos' genders (1 female, 0 male, -1 unknown) from the *undropped* condition
+        vectors (``[.., gender_known, gender]``, +1 female), when the gender loss is on."""
+        data = self.train_data
+        if self.cfg.loss.gender <= 0 or data.attributes is None:
+            return None
+        vectors = data.attributes[rows]
+        known = vectors[:, 8] > 0.5
+        return torch.where(known, (vectors[:, 9] > 0).float(), torch.full_like(vectors[:, 9], -1.0))
 
     def _chips_for(
         self, rows: torch.Tensor, affine: torch.Tensor | None, generator: torch.Generator
@@ -463,6 +491,7 @@ class Pix2PixTrainer:
         attributes: torch.Tensor | None = None,
         chip_matrices: torch.Tensor | None = None,
         chip_valid: torch.Tensor | None = None,
+        gender: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """One pix2pix iteration (pix2pix_model.optimize_parameters order); returns the losses."""
         cfg = self.cfg
@@ -502,12 +531,18 @@ class Pix2PixTrainer:
                 if cfg.loss.contextual > 0
                 else zero
             )
-            loss_g_id, loss_g_fp, id_cos = zero, zero, zero
+            loss_g_id, loss_g_fp, loss_g_gender, id_cos = zero, zero, zero, zero
             if self.face_loss is not None and chip_matrices is not None and chip_valid is not None:
                 face = self.face_loss(
-                    fake, photo, chip_matrices, chip_valid, need_perceptual=cfg.loss.face_perceptual > 0
+                    fake,
+                    photo,
+                    chip_matrices,
+                    chip_valid,
+                    need_perceptual=cfg.loss.face_perceptual > 0,
+                    gender_target=gender,
                 )
                 loss_g_id, loss_g_fp, id_cos = face.identity, face.perceptual, face.cosine
+                loss_g_gender = face.gender if face.gender is not None else zero
             loss_g = (
                 cfg.loss.gan * loss_g_gan
                 + cfg.loss.l1 * loss_g_l1
@@ -515,6 +550,7 @@ class Pix2PixTrainer:
                 + cfg.loss.contextual * loss_g_cx
                 + cfg.loss.identity * loss_g_id
                 + cfg.loss.face_perceptual * loss_g_fp
+                + cfg.loss.gender * loss_g_gender
             )
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -524,7 +560,7 @@ class Pix2PixTrainer:
         self.update_ema()
         values = [
             loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_ssim, loss_g_cx,
-            loss_g_id, loss_g_fp, id_cos, loss_g,
+            loss_g_id, loss_g_fp, loss_g_gender, id_cos, loss_g,
         ]
         losses = torch.stack([v.float() for v in values]).detach()
         losses = all_reduce_mean(losses, self.dist).cpu().tolist()
