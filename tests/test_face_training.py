@@ -211,20 +211,26 @@ def test_gender_loss_follows_the_photos_gender_and_has_a_gradient(celeba_faces) 
     assert without_head.gender is not None and without_head.gender.item() == 0.0
 
 
-def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces, tmp_path: Path) -> None:
+def _face_pairs(celeba_faces, attributes: np.ndarray | None = None) -> PairTensors:
+    """The fixture faces as (inverted-grey 'sketch', photo) pairs with their face chips."""
     from sketch2face.training.data import face_chip_matrices
 
     images, points = celeba_faces
     sketches = 255 - np.repeat(images.mean(axis=3, keepdims=True), 3, axis=3).astype(np.uint8)
     chips, valid = face_chip_matrices((points + 0.5) * 2.0 - 0.5, 128)  # found at 128 -> "256" coords
-    data = PairTensors(
+    return PairTensors(
         torch.from_numpy(np.ascontiguousarray(sketches)),
         torch.from_numpy(images),
         manifest_sha256="fixture",
         chip_matrices=torch.from_numpy(chips),
         chip_valid=torch.from_numpy(valid),
+        attributes=None if attributes is None else torch.from_numpy(attributes),
         sources=("fs2k",) * len(images),
     )
+
+
+def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces, tmp_path: Path) -> None:
+    data = _face_pairs(celeba_faces)
     # a deconv checkpoint to warm-start from
     old_cfg = GeneratorConfig(ngf=4, depth=7)
     disc_cfg = DiscriminatorConfig(ndf=4, n_layers=2)
@@ -273,23 +279,11 @@ def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces,
 
 
 def test_trainer_gender_loss_targets_the_undropped_gender(celeba_faces, tmp_path: Path) -> None:
-    from sketch2face.training.data import face_chip_matrices
-
-    images, points = celeba_faces
-    sketches = 255 - np.repeat(images.mean(axis=3, keepdims=True), 3, axis=3).astype(np.uint8)
-    chips, valid = face_chip_matrices((points + 0.5) * 2.0 - 0.5, 128)
+    images, _ = celeba_faces
     vectors = np.zeros((len(images), 10), dtype=np.float32)
     vectors[0, 8:] = (1.0, 1.0)  # female
     vectors[1, 8:] = (1.0, -1.0)  # male; the rest unknown
-    data = PairTensors(
-        torch.from_numpy(np.ascontiguousarray(sketches)),
-        torch.from_numpy(images),
-        manifest_sha256="fixture",
-        chip_matrices=torch.from_numpy(chips),
-        chip_valid=torch.from_numpy(valid),
-        attributes=torch.from_numpy(vectors),
-        sources=("fs2k",) * len(images),
-    )
+    data = _face_pairs(celeba_faces, vectors)
 
     def config(**loss: float) -> TrainConfig:
         return TrainConfig(
