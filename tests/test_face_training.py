@@ -318,11 +318,20 @@ def test_validation_curve_png_from_a_metrics_log(tmp_path: Path) -> None:
         "10,0.3,,,,,\n"
         "20,0.2,0.41,0.38,0.10,0.50,0.88\n"
         "40,0.2,0.45,0.41,0.20,0.50,0.90\n"
+        "20,0.2,0.42,0.39,0.15,0.50,0.89\n"  # resumed from step 10: step 20 logged again
     )
     rows = read_validation_rows(log)
     assert [r["step"] for r in rows] == [20.0, 40.0]
-    out = plot_validation_curves(log, tmp_path / "curve.png", batch_size=4, reference_lines={"SSIM": 0.45})
-    assert out is not None
+    assert rows[0]["val_ssim"] == 0.42  # the later row of a repeated step wins
+    plain = plot_validation_curves(
+        log, tmp_path / "plain.png", batch_size=4, reference_lines={"SSIM": 0.45}
+    )
+    out = plot_validation_curves(
+        log, tmp_path / "curve.png", batch_size=4, reference_lines={"SSIM": 0.45}, events={30: "x"}
+    )
+    assert out is not None and plain is not None
+    marked = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert np.abs(marked - np.asarray(Image.open(plain).convert("RGB")).astype(int)).sum() > 0
     image = np.asarray(Image.open(out).convert("RGB"))
     assert image.shape[0] > 200 and image.shape[1] > 400
     assert image.std() > 10  # something is drawn

@@ -33,8 +33,9 @@ PANELS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
 
 
 def read_validation_rows(metrics_csv: str | Path) -> list[dict[str, float]]:
-    """Rows of a trainer's metrics.csv that carry validation figures, as floats."""
-    rows: list[dict[str, float]] = []
+    """Rows of a trainer's metrics.csv that carry validation figures, as floats, one per step
+    (a run resumed from an earlier checkpoint logs some steps again: the later row wins)."""
+    rows: dict[float, dict[str, float]] = {}
     with Path(metrics_csv).open(newline="") as fh:
         for raw in csv.DictReader(fh):
             if not raw.get("val_ssim"):
@@ -45,8 +46,9 @@ def read_validation_rows(metrics_csv: str | Path) -> list[dict[str, float]]:
                     row[key] = float(value)
                 except (TypeError, ValueError):
                     continue
-            rows.append(row)
-    return rows
+            if "step" in row:
+                rows[row["step"]] = row
+    return [rows[step] for step in sorted(rows)]
 
 
 def plot_validation_curves(
@@ -56,13 +58,15 @@ def plot_validation_curves(
     batch_size: int,
     images_before: int = 0,
     reference_lines: Mapping[str, float] | None = None,
+    events: Mapping[int, str] | None = None,
     title: str = "",
 ) -> Path | None:
     """Draw the run's validation figures against cumulative images seen; None without data.
 
     ``images_before`` shifts the x axis by the images seen by earlier phases (warm starts), so
     curves of successive sessions line up; ``reference_lines`` adds flat dashed levels per panel
-    title prefix, e.g. ``{"SSIM": 0.45}`` for the mean face.
+    title prefix, e.g. ``{"SSIM": 0.45}`` for the mean face; ``events`` marks recipe changes
+    (step -> label, e.g. ``{5200: "SSIM loss"}``) with dotted vertical lines on every panel.
     """
     rows = read_validation_rows(metrics_csv)
     if not rows:
@@ -83,6 +87,11 @@ def plot_validation_curves(
         for prefix, level in (reference_lines or {}).items():
             if panel_title.startswith(prefix):
                 ax.axhline(level, color="grey", linestyle="--", linewidth=1, label=f"mean face {level:.3f}")
+        for step, label in (events or {}).items():
+            at = images_before + step * batch_size
+            ax.axvline(at, color="tab:purple", linestyle=":", linewidth=1)
+            ax.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                        fontsize=7, va="top", ha="right", color="tab:purple")
         ax.set_title(panel_title, fontsize=10)
         ax.set_xlabel("images seen (cumulative)")
         ax.grid(alpha=0.3)
