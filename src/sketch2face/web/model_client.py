@@ -317,26 +317,7 @@ class RemoteModelClient:
         data = {"refine": "1" if refine else "0", **(attributes or {})}
         if seed is not None:
             data["seed"] = str(seed)
-        files = {"sketch": ("sketch.png", io.BytesIO(encode_png(sketch_u8)), "image/png")}
-        url = f"{self.base_url}/v1/generate"
-        try:
-            response = self._session.post(url, data=data, files=files, timeout=self.timeout_s)
-        except requests.RequestException as exc:
-            raise ModelUnavailableError(
-                f"the model server at {self.base_url} did not answer ({exc}); is "
-                "`sketch2face serve-model` running and SKETCH2FACE_MODEL_URL right?"
-            ) from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code == 400:
-            raise InvalidImageError(str(body.get("error", "the model server rejected the image")))
-        if response.status_code != 200:
-            raise ModelUnavailableError(
-                f"the model server at {self.base_url} answered {response.status_code}: "
-                f"{body.get('error', response.text[:200])}"
-            )
+        body = self._post_sketch("generate", sketch_u8, data, "the model server rejected the image")
         images = body["images"]
 
         def png(name: str) -> np.ndarray | None:
@@ -360,20 +341,16 @@ class RemoteModelClient:
             batch_size=int(body.get("batch_size", 1)),
         )
 
-    def candidates(
-        self, sketch_u8: np.ndarray, specs: Sequence[CandidateSpec], *, prepared: bool = False
-    ) -> CandidatesOutput:
-        """POST the sketch and the specs (JSON) to ``/v1/candidates``; decode the faces."""
+    def _post_sketch(
+        self, endpoint: str, sketch_u8: np.ndarray, data: dict[str, str], refused: str
+    ) -> dict[str, Any]:
+        """POST the sketch as PNG with form ``data`` to ``/v1/<endpoint>``; the JSON answer, or
+        InvalidImageError (400, ``refused`` when the server gives no reason) /
+        ModelUnavailableError (no answer, or any other status; a 404 means an older server)."""
         import requests
 
-        data = {
-            "prepared": "1" if prepared else "0",
-            "specs": json.dumps(
-                [{"seed": s.seed, "attributes": dict(s.attributes)} for s in specs]
-            ),
-        }
         files = {"sketch": ("sketch.png", io.BytesIO(encode_png(sketch_u8)), "image/png")}
-        url = f"{self.base_url}/v1/candidates"
+        url = f"{self.base_url}/v1/{endpoint}"
         try:
             response = self._session.post(url, data=data, files=files, timeout=self.timeout_s)
         except requests.RequestException as exc:
@@ -386,10 +363,10 @@ class RemoteModelClient:
         except ValueError:
             body = {}
         if response.status_code == 400:
-            raise InvalidImageError(str(body.get("error", "the model server refused the round")))
+            raise InvalidImageError(str(body.get("error", refused)))
         if response.status_code != 200:
             hint = (
-                " (upgrade it: candidates need a server of the same version)"
+                f" (an older server without /v1/{endpoint}? upgrade it to this version)"
                 if response.status_code == 404
                 else ""
             )
@@ -397,6 +374,19 @@ class RemoteModelClient:
                 f"the model server at {self.base_url} answered {response.status_code}{hint}: "
                 f"{body.get('error', response.text[:200])}"
             )
+        return body
+
+    def candidates(
+        self, sketch_u8: np.ndarray, specs: Sequence[CandidateSpec], *, prepared: bool = False
+    ) -> CandidatesOutput:
+        """POST the sketch and the specs (JSON) to ``/v1/candidates``; decode the faces."""
+        data = {
+            "prepared": "1" if prepared else "0",
+            "specs": json.dumps(
+                [{"seed": s.seed, "attributes": dict(s.attributes)} for s in specs]
+            ),
+        }
+        body = self._post_sketch("candidates", sketch_u8, data, "the model server refused the round")
         images = body.get("images", {})
         try:
             faces = [
