@@ -210,24 +210,9 @@ def test_cli_generate_candidates(
     sketch = tmp_path / "witness.png"
     Image.fromarray(sketch_u8).save(sketch)
     out = tmp_path / "out"
-    code = main(
-        [
-            "generate",
-            str(sketch),
-            "-o",
-            str(out),
-            "--candidates",
-            "4",
-            "--seed",
-            "5",
-            "--skin",
-            "dark",
-            "--checkpoint",
-            str(tiny_checkpoint),
-            "--device",
-            "cpu",
-        ]
-    )
+    options = ["--candidates", "4", "--seed", "5", "--skin", "dark"]
+    options += ["--checkpoint", str(tiny_checkpoint), "--device", "cpu"]
+    code = main(["generate", str(sketch), "-o", str(out), *options])
     assert code == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == [
@@ -249,24 +234,7 @@ def test_cli_generate_candidates(
     # the same --seed gives the same candidates
     again = tmp_path / "again"
     assert (
-        main(
-            [
-                "generate",
-                str(sketch),
-                "-o",
-                str(again),
-                "--candidates",
-                "4",
-                "--seed",
-                "5",
-                "--skin",
-                "dark",
-                "--checkpoint",
-                str(tiny_checkpoint),
-                "--device",
-                "cpu",
-            ]
-        )
+        main(["generate", str(sketch), "-o", str(again), *options])
         == 0
     )
     assert (again / "witness_candidate03.png").read_bytes() == (
