@@ -29,7 +29,7 @@ from sketch2face.web.generation import (
     MAX_SEED,
     GenerationOptions,
     generate_for,
-    requested_attributes,
+    generation_record,
     viewer_notices,
 )
 from sketch2face.web.headers import NO_STORE
@@ -110,17 +110,8 @@ def generation_json(generation: Generation, viewer: User | None = None) -> dict[
     """
     is_admin = viewer is not None and viewer.is_admin
     body: dict[str, Any] = {
-        "id": generation.id,
-        "created_at": as_utc(generation.created_at).isoformat(),
-        "owner": generation.user.username if generation.user else None,
-        "case_number": generation.case_number,
-        "notes": generation.notes,
-        "source": generation.source,
-        "refine": generation.refine_requested,
-        "model_version": generation.model_version,
+        **generation_record(generation),
         "notices": viewer_notices(generation.notices, viewer),
-        "seed": generation.details.get("seed"),
-        "attributes": requested_attributes(generation),
         "notice": LIKENESS_NOTICE,
         "images": {
             kind: url_for("api.image", generation_id=generation.id, kind=kind, _external=True)

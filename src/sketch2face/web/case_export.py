@@ -42,7 +42,7 @@ from sketch2face.web.case_records import (
     members_of,
 )
 from sketch2face.web.extensions import get_store
-from sketch2face.web.generation import LIKENESS_NOTICE, requested_attributes
+from sketch2face.web.generation import LIKENESS_NOTICE, generation_record
 from sketch2face.web.models import Case, User, as_utc
 from sketch2face.web.verify import sign_candidate_png, sign_generation_png
 
@@ -91,16 +91,7 @@ def build_case_zip(
             }
             generations.append(
                 {
-                    "id": generation.id,
-                    "created_at": as_utc(generation.created_at).isoformat(),
-                    "owner": generation.user.username if generation.user else None,
-                    "case_number": generation.case_number,
-                    "notes": generation.notes,
-                    "source": generation.source,
-                    "refine": generation.refine_requested,
-                    "model_version": generation.model_version,
-                    "seed": generation.details.get("seed"),
-                    "attributes": requested_attributes(generation),
+                    **generation_record(generation),
                     "face_found": generation.details.get("face_found"),
                     "notices": generation.notices,
                     "images": images,

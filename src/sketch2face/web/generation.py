@@ -26,7 +26,7 @@ from sketch2face.storage import StorageError
 from sketch2face.web import audit
 from sketch2face.web.db import get_session
 from sketch2face.web.extensions import get_model_client, get_settings, get_store
-from sketch2face.web.models import Generation, User, utcnow
+from sketch2face.web.models import Generation, User, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,23 @@ def requested_attributes(generation: Generation) -> dict[str, str]:
     """The witness attributes the generation was asked for (name -> value; unset ones absent)."""
     stored = generation.details.get("attributes") or {}
     return {k: str(stored[k]) for k in ATTRIBUTE_FIELDS if stored.get(k)}
+
+
+def generation_record(generation: Generation) -> dict[str, Any]:
+    """The fields every JSON view of a generation shares (API answers, case exports): who made
+    it, when, for which case, with which model, seed and witness description."""
+    return {
+        "id": generation.id,
+        "created_at": as_utc(generation.created_at).isoformat(),
+        "owner": generation.user.username if generation.user else None,
+        "case_number": generation.case_number,
+        "notes": generation.notes,
+        "source": generation.source,
+        "refine": generation.refine_requested,
+        "model_version": generation.model_version,
+        "seed": generation.details.get("seed"),
+        "attributes": requested_attributes(generation),
+    }
 
 
 def describe_attributes(attributes: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -312,8 +312,6 @@ class RemoteModelClient:
         attributes: dict[str, str] | None = None,
     ) -> ModelOutput:
         """POST the sketch as PNG; decode the base64 PNGs of the JSON answer."""
-        import requests
-
         data = {"refine": "1" if refine else "0", **(attributes or {})}
         if seed is not None:
             data["seed"] = str(seed)
