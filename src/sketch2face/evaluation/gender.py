@@ -218,6 +218,7 @@ def choose_l2(
 
 
 @cache
+@cache  # one converted network per device, not one per call
 def _recogniser(device: str) -> torch.nn.Module:
     from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
 
@@ -303,30 +304,6 @@ class GenderPrediction:
         return self.labels == (FEMALE if gender == "female" else MALE)
 
 
-@cache
-def _shape_predictor() -> Any:
-    import dlib
-
-    from sketch2face.facemodels import SHAPE_PREDICTOR_5, dlib_model_path
-
-    return dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_5)))
-
-
-_predictor_lock = threading.Lock()
-
-
-def _whole_image_landmarks(image_u8: np.ndarray) -> np.ndarray:
-    """dlib's 5 landmarks placed with the whole image as the face box (metrics.FaceEmbedder's
-    fallback for aligned crops in which the detector finds no face)."""
-    import dlib
-
-    image_u8 = np.ascontiguousarray(image_u8)
-    height, width = image_u8.shape[:2]
-    with _predictor_lock:
-        shape = _shape_predictor()(image_u8, dlib.rectangle(0, 0, width - 1, height - 1))
-    return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
-
-
 def predict_gender(
     images_u8: Sequence[np.ndarray] | np.ndarray,
     *,
@@ -353,13 +330,13 @@ def predict_gender(
         )
         descriptors = descriptors_from_landmarks(images_u8, landmarks, device=device)
     else:
-        from sketch2face.identity.chips import detect_landmarks5
+        from sketch2face.identity.chips import detect_landmarks5, whole_image_landmarks5
 
         points = [detect_landmarks5(np.asarray(im)) for im in images_u8]
         found = np.array([p is not None for p in points], dtype=bool)
         if whole_image_fallback:
             points = [
-                p if p is not None else _whole_image_landmarks(np.asarray(im))
+                p if p is not None else whole_image_landmarks5(np.asarray(im))
                 for p, im in zip(points, images_u8)
             ]
         descriptors = descriptors_from_landmarks(images_u8, points, device=device)

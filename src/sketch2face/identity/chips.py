@@ -231,6 +231,14 @@ class _Landmarker:
             shape = self.predictor(image_u8, largest)
         return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
 
+    def in_whole_image(self, image_u8: np.ndarray) -> np.ndarray:
+        """The 5 points placed with the whole image as the face box (for aligned crops in which
+        the detector finds no face)."""
+        height, width = image_u8.shape[:2]
+        with self.lock:
+            shape = self.predictor(image_u8, self.dlib.rectangle(0, 0, width - 1, height - 1))
+        return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float64)
+
 
 @cache
 def _landmarker() -> _Landmarker:
@@ -245,3 +253,9 @@ def detect_landmarks5(image_u8: np.ndarray) -> np.ndarray | None:
             f"expected an HxWx3 uint8 RGB image, got {image_u8.shape} {image_u8.dtype}"
         )
     return _landmarker()(image_u8)
+
+
+def whole_image_landmarks5(image_u8: np.ndarray) -> np.ndarray:
+    """(5, 2) dlib landmarks placed with the whole HxWx3 uint8 RGB image as the face box: the
+    fallback for aligned face crops (e.g. generated faces) in which the detector finds no face."""
+    return _landmarker().in_whole_image(np.ascontiguousarray(image_u8))
