@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 ATTRIBUTE_DIM = 10
+#: [start, end) of the skin, hair and gender groups in a condition vector (each: known flag, values)
+GROUP_SLICES = ((0, 4), (4, 8), (8, 10))
 
 #: A six-step skin-tone scale (roughly Fitzpatrick I-VI), representative sRGB of lit cheek skin.
 SKIN_TONES: dict[str, tuple[int, int, int]] = {
@@ -163,8 +165,16 @@ def training_vectors(photos_u8: np.ndarray, genders: Sequence[int | None]) -> np
 
 def drop_groups(vectors: np.ndarray | Any, keep_mask: Any) -> Any:
     """Zero the groups (skin, hair, gender) where ``keep_mask`` (N, 3) is False: 'unspecified'."""
-    groups = ((0, 4), (4, 8), (8, 10))
     out = vectors.clone() if hasattr(vectors, "clone") else vectors.copy()
-    for g, (a, b) in enumerate(groups):
+    for g, (a, b) in enumerate(GROUP_SLICES):
         out[:, a:b] = out[:, a:b] * keep_mask[:, g : g + 1]
     return out
+
+
+def gender_labels(vectors: Any) -> Any:
+    """(N,) gender of condition vectors in FS2K's coding: 1 female, 0 male, -1 unknown (torch in,
+    torch out)."""
+    known_at, value_at = GROUP_SLICES[2]
+    known = vectors[:, known_at] > 0.5
+    female = (vectors[:, value_at - 1] > 0).float()
+    return female.where(known, female.new_full(female.shape, -1.0))

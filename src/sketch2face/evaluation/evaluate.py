@@ -395,8 +395,8 @@ class EvalReport:
                 f = systems.get(key)
                 if f is not None:
                     cells.append(
-                        f"{key.replace('_', ' ')} {f['ssim']:.3f} | {f['rank1']:.3f} | "
-                        f"{f['identity_match_rate']:.3f}"
+                        f"{key.replace('_', ' ')} {f['ssim']:.3f} | "
+                        f"{f.get('rank1', math.nan):.3f} | {f['identity_match_rate']:.3f}"
                     )
             count = int(systems["model"]["count"])
             lines.append(f"  {group} ({count} pairs): " + "; ".join(cells))

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sketch2face.attributes import drop_groups
+from sketch2face.attributes import drop_groups, gender_labels
 from sketch2face.errors import CheckpointError
 from sketch2face.imaging import batch_to_u8, make_grid, save_png
 from sketch2face.models.checkpoint import (
@@ -428,9 +428,7 @@ class Pix2PixTrainer:
         data = self.train_data
         if self.cfg.loss.gender <= 0 or data.attributes is None:
             return None
-        vectors = data.attributes[rows]
-        known = vectors[:, 8] > 0.5
-        return torch.where(known, (vectors[:, 9] > 0).float(), torch.full_like(vectors[:, 9], -1.0))
+        return gender_labels(data.attributes[rows])
 
     def _chips_for(
         self, rows: torch.Tensor, affine: torch.Tensor | None, generator: torch.Generator
