@@ -7,7 +7,6 @@ effective), so skin/hair/gender really reach the generator."""
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from sketch2face.web.models import AuditEvent, CandidateRound, Case
 
 from .test_api import auth, make_token, post_generate
 from .test_cases import create_case
-from .web_support import WebClient, generation_id_from, make_app
+from .web_support import WebClient, generation_id_from, make_app, running_model_server
 
 
 @pytest.fixture(scope="module")
@@ -296,18 +295,8 @@ def test_candidate_rounds_count_against_the_generation_limit(
 @pytest.fixture
 def model_server(attr_client: Any) -> Iterator[str]:
     """serve-model's app on a random local port (real HTTP), with a bearer token."""
-    from werkzeug.serving import make_server
-
-    from sketch2face.web.model_server import create_model_app
-
-    server = make_server(
-        "127.0.0.1", 0, create_model_app(attr_client, token="model-secret"), threaded=True
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with running_model_server(attr_client) as url:
+        yield url
 
 
 def test_candidates_through_the_remote_model_server(settings: Any, model_server: str) -> None:

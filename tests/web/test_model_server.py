@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sketch2face.web.model_server import create_model_app
-
-from .web_support import WebClient, generation_id_from, make_app
+from .web_support import WebClient, generation_id_from, make_app, running_model_server
 
 
 def _free_port() -> int:
@@ -23,16 +20,8 @@ def _free_port() -> int:
 @pytest.fixture
 def model_server(web_model_client: Any) -> Iterator[str]:
     """serve-model's app on a random local port, in a thread, with a bearer token."""
-    from werkzeug.serving import make_server
-
-    server = make_server(
-        "127.0.0.1", 0, create_model_app(web_model_client, token="model-secret"), threaded=True
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with running_model_server(web_model_client) as url:
+        yield url
 
 
 def test_web_app_uses_remote_model(settings: Any, model_server: str) -> None:
@@ -83,7 +72,6 @@ def test_remote_client_asks_the_model_server_whether_it_can_refine(
     web_model_client: Any, settings: Any
 ) -> None:
     """The web tier offers refinement when the model server says (on /v1/health) it can."""
-    from werkzeug.serving import make_server
 
     from sketch2face.web.extensions import MODEL
     from sketch2face.web.model_client import RemoteModelClient
@@ -97,17 +85,10 @@ def test_remote_client_asks_the_model_server_whether_it_can_refine(
     for inner, expected in cases:
         if expected is False and web_model_client.refine_available():
             continue  # GFPGAN weights configured in this environment
-        server = make_server("127.0.0.1", 0, create_model_app(inner), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            url = f"http://127.0.0.1:{server.server_port}"
+        with running_model_server(inner, token=None) as url:
             client = RemoteModelClient(url, timeout_s=10)
             assert client.refine_available() is expected
             app.extensions[MODEL] = client
             assert ('name="refine"' in c.get("/new").get_data(as_text=True)) is expected
-        finally:
-            server.shutdown()
-            thread.join(5)
     unreachable = RemoteModelClient(f"http://127.0.0.1:{_free_port()}", timeout_s=2)
     assert unreachable.refine_available() is False

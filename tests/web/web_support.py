@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -74,6 +77,24 @@ class WebClient:
         data = {"sketch": (io.BytesIO(image if image is not None else sketch_png()), "sketch.png")}
         data.update(fields)
         return self.post("/new", data, content_type="multipart/form-data")
+
+
+@contextmanager
+def running_model_server(model_client: Any, token: str | None = "model-secret") -> Iterator[str]:
+    """serve-model's app on a random local port (real HTTP, in a thread, with a bearer token
+    unless ``token`` is None); yields its base URL and shuts it down afterwards."""
+    from werkzeug.serving import make_server
+
+    from sketch2face.web.model_server import create_model_app
+
+    server = make_server("127.0.0.1", 0, create_model_app(model_client, token=token), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
 
 
 def sketch_png(size_px: int = 48) -> bytes:
