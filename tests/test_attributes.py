@@ -101,3 +101,56 @@ def test_attribute_control_report_and_sheet(tmp_path: Path, shared_dir: Path) ->
     assert "request" in report.table()
     sheet = Image.open(tmp_path / "sheet.png")
     assert sheet.size[0] > 8 * 256 and sheet.size[1] > 2 * 256  # 2 rows: sketch, none, 3 skins, 3 hairs
+
+
+# ---------------------------------------------------------------- counterfactual requests
+
+
+def test_counterfactual_requests_change_only_chosen_rows_and_flip_the_photos_gender() -> None:
+    from sketch2face.attributes import counterfactual_requests, gender_labels
+
+    n = 64
+    photo = torch.zeros(n, ATTRIBUTE_DIM)
+    photo[:, 0], photo[:, 1:4] = 1.0, 0.2
+    photo[:, 4], photo[:, 5:8] = 1.0, -0.8
+    photo[:, 8], photo[:, 9] = 1.0, torch.where(torch.arange(n) % 2 == 0, 1.0, -1.0)
+    photo[-4:, 8:] = 0.0  # gender unknown for the last rows
+    dropped = drop_groups(photo, torch.tensor([[1.0, 1.0, 0.0]]).expand(n, 3))  # gender not requested
+    chosen = torch.arange(n) < n - 16
+    out, replaced = counterfactual_requests(dropped, chosen, torch.Generator().manual_seed(0), photo)
+    assert replaced.shape == (n, 3) and replaced[chosen].any(dim=1).all() and not replaced[~chosen].any()
+    assert torch.equal(out[~chosen], dropped[~chosen])
+    skins = torch.tensor(list(SKIN_TONES.values()), dtype=torch.float32)
+    hairs = torch.tensor(list(HAIR_COLOURS.values()), dtype=torch.float32)
+    for group, (start, palette) in enumerate(((0, skins), (4, hairs))):
+        rows = replaced[:, group]
+        assert rows.sum() > 10 and (out[rows, start] == 1.0).all()
+        rgb = (out[rows, start + 1 : start + 4] + 1.0) * 127.5
+        nearest = (rgb[:, None, :] - palette[None]).abs().amax(-1).amin(-1)
+        assert (nearest <= 8.01).all()  # a swatch, within the jitter
+    swapped = replaced[:, 2] & (photo[:, 8] > 0.5)
+    assert swapped.sum() > 5
+    assert torch.equal(gender_labels(out)[swapped], 1.0 - gender_labels(photo)[swapped])
+    assert (out[replaced[:, 2], 8] == 1.0).all()  # the swapped gender is requested, not dropped
+
+
+def test_region_masks_follow_the_training_augmentation() -> None:
+    from sketch2face.attributes import HAIR_REGION_256, SKIN_REGIONS_256, region_masks
+    from sketch2face.training.trainer import paired_jitter
+
+    plain = region_masks(1, 256)
+    y0, y1, x0, x1 = HAIR_REGION_256
+    assert plain[0, 1].sum() == (y1 - y0) * (x1 - x0) and plain[0, 1, y0, x0] == 1 and plain[0, 1, y0 - 1, x0] == 0
+    assert plain[0, 0].sum() == sum((b - a) * (d - c) for a, b, c, d in SKIN_REGIONS_256)
+    # paint the regions of a photo, augment it, and read the colours back through the masks
+    photo = torch.full((6, 3, 256, 256), -1.0)
+    for a, b, c, d in SKIN_REGIONS_256:
+        photo[:, 0, a:b, c:d] = 1.0
+    photo[:, 2, y0:y1, x0:x1] = 1.0
+    _, moved, affine = paired_jitter(photo.clone(), photo, 30, torch.Generator().manual_seed(3), return_affine=True)
+    masks = region_masks(6, 256, affine)
+    red = (moved[:, 0] * masks[:, 0]).sum((1, 2)) / masks[:, 0].sum((1, 2))
+    blue = (moved[:, 2] * masks[:, 1]).sum((1, 2)) / masks[:, 1].sum((1, 2))
+    assert (red > 0.9).all() and (blue > 0.9).all()
+    half = region_masks(1, 128)
+    assert half[0, 1].sum() == (y1 - y0) * (x1 - x0) // 4

@@ -338,3 +338,43 @@ def test_validation_curve_png_from_a_metrics_log(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("step,val_ssim\n5,\n")
     assert plot_validation_curves(empty, tmp_path / "none.png", batch_size=4) is None
+
+
+def test_trainer_counterfactual_rows_skip_photo_losses_and_learn_the_request(celeba_faces, tmp_path: Path) -> None:
+    images, _ = celeba_faces
+    vectors = np.zeros((len(images), 10), dtype=np.float32)
+    vectors[:, 0], vectors[:, 1:4] = 1.0, 0.3
+    vectors[:, 4], vectors[:, 5:8] = 1.0, -0.7
+    vectors[:, 8], vectors[:, 9] = 1.0, -1.0  # all male
+    data = _face_pairs(celeba_faces, vectors)
+
+    def trainer_with(counterfactual: float) -> Pix2PixTrainer:
+        cfg = TrainConfig(
+            data=DataConfig(
+                batch_size=len(images), augment=True, jitter_px=8, attribute_dropout=0.0,
+                counterfactual=counterfactual,
+            ),
+            generator=GeneratorConfig(ngf=4, depth=7, upsample="resize", attribute_dim=10),
+            discriminator=DiscriminatorConfig(ndf=4, n_layers=2),
+            loss=LossConfig(contextual_pool_px=4, ssim=1.0, identity=1.0, face_perceptual=1.0, gender=0.1, attribute=5.0),
+            runtime=RuntimeConfig(device="cpu", precision="fp32", seed=0, threads=2),
+            run=RunConfig(out_dir=str(tmp_path / f"run{counterfactual}"), max_steps=2),
+        )
+        return Pix2PixTrainer(cfg, data, show_progress=False)
+
+    every = trainer_with(1.0)
+    batch = every._batch(0)
+    assert batch.counterfactual is not None and batch.counterfactual.any(dim=1).all()
+    assert batch.regions is not None and batch.regions.shape == (len(images), 2, 128, 128)
+    swapped = batch.counterfactual[:, 2]
+    assert batch.gender is not None and (batch.gender[swapped] == 1.0).all()  # asked for a woman
+    assert (batch.gender[~swapped] == 0.0).all()
+    losses = every.train_step(*batch)
+    # no row asks for the photo: nothing pulls toward its pixels, the request is judged instead
+    assert losses["G_l1"] == 0.0 and losses["G_cx"] == 0.0 and losses["G_fperc"] == 0.0
+    assert losses["G_attr"] > 0 and 0 < losses["G_ssim"] < 2 and np.isfinite(losses["G_total"])
+    none = trainer_with(0.0)
+    plain = none._batch(0)
+    assert plain.counterfactual is None and plain.regions is not None
+    losses = none.train_step(*plain)
+    assert losses["G_l1"] > 0 and losses["G_fperc"] > 0 and losses["G_attr"] > 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from sketch2face.errors import ConfigError
@@ -209,3 +210,35 @@ def test_generator_moving_average_is_saved_resumed_and_used_for_inference(
 def test_moving_average_decay_is_checked(shared_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ema_decay"):
         Pix2PixTrainer(_cfg(tmp_path, ema_decay=1.0), _fixture_pairs(shared_dir), show_progress=False)
+
+
+def test_structure_ssim_ignores_colour_and_brightness_but_not_edges() -> None:
+    from sketch2face.models.losses import structure_ssim_map
+
+    gen = torch.Generator().manual_seed(0)
+    base = F.avg_pool2d(torch.rand(2, 3, 64, 64, generator=gen) * 2 - 1, 3, 1, 1)
+    recoloured = (base * 0.9 + torch.tensor([0.3, -0.1, -0.2]).view(1, 3, 1, 1)).clamp(-1, 1)
+    moved = base.roll(5, dims=-1)
+    assert structure_ssim_map(base, base).mean() > 0.999
+    assert structure_ssim_map(recoloured, base).mean() > 0.95
+    assert structure_ssim_map(moved, base).mean() < 0.5
+
+
+def test_region_colour_loss_is_zero_at_the_request_and_pulls_toward_it() -> None:
+    from sketch2face.models.losses import region_colour_loss
+
+    fake = torch.zeros(2, 3, 16, 16, requires_grad=True)
+    masks = torch.zeros(2, 2, 16, 16)
+    masks[:, 0, 8:, :8] = 1.0
+    masks[:, 1, :4, 4:12] = 1.0
+    targets = torch.tensor([[[0.5, 0.0, -0.5], [0.0, 0.0, 0.0]], [[0.2, 0.2, 0.2], [-1.0, -1.0, -1.0]]])
+    known = torch.tensor([[True, False], [False, True]])
+    loss = region_colour_loss(fake, masks, targets, known)
+    assert loss.item() == pytest.approx((1.0 / 3 + 1.0) / 2)
+    loss.backward()
+    assert fake.grad is not None and fake.grad[0, :, :4].abs().sum() == 0  # unrequested hair: no pull
+    assert fake.grad[1, 0, 0, 5] > 0 and fake.grad[0, 0, 10, 2] < 0  # darker hair, redder skin
+    assert region_colour_loss(fake, masks, targets, torch.zeros_like(known)).item() == 0.0
+    exact = torch.zeros(1, 3, 16, 16)
+    exact[0, :, 8:, :8] = torch.tensor([0.5, 0.0, -0.5]).view(3, 1, 1)
+    assert region_colour_loss(exact, masks[:1], targets[:1], known[:1]).item() == pytest.approx(0.0, abs=1e-6)

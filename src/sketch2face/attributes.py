@@ -178,3 +178,67 @@ def gender_labels(vectors: Any) -> Any:
     known = vectors[:, known_at] > 0.5
     female = (vectors[:, value_at - 1] > 0).float()
     return female.where(known, female.new_full(female.shape, -1.0))
+
+
+def counterfactual_requests(
+    vectors: Any, chosen: Any, generator: Any, photo_vectors: Any | None = None
+) -> tuple[Any, Any]:
+    """Witness requests that disagree with the photo, for training the model to obey them.
+
+    A sketch already shows gender and the photo fixes the colours, so a model trained only on
+    requests that match its photo learns to ignore them. For the ``chosen`` rows (N,) bool of the
+    torch condition ``vectors`` (N, 10), each group is replaced with probability 1/2 (at least one
+    per row): skin and hair by a random swatch of :data:`SKIN_TONES` / :data:`HAIR_COLOURS` (a few
+    levels of jitter), gender by the opposite of the photo's (read from ``photo_vectors``, the
+    undropped vectors, default ``vectors``; a random one when unknown). Returns the new vectors and the (N, 3) bool mask of replaced groups (skin, hair, gender).
+    """
+    import torch
+
+    n = vectors.shape[0]
+    out = vectors.clone()
+    replace = torch.rand(n, 3, generator=generator) < 0.5
+    none = ~replace.any(dim=1)
+    replace[none, torch.randint(0, 3, (n,), generator=generator)[none]] = True
+    replace &= chosen.reshape(n, 1).bool()
+    for group, palette in ((0, SKIN_TONES), (1, HAIR_COLOURS)):
+        swatches = torch.tensor(list(palette.values()), dtype=out.dtype)
+        pick = swatches[torch.randint(0, len(swatches), (n,), generator=generator)]
+        pick = (pick + (torch.rand(n, 3, generator=generator) * 2 - 1) * 8).clamp(0, 255)
+        a, b = GROUP_SLICES[group]
+        rows = replace[:, group]
+        out[rows, a] = 1.0
+        out[rows, a + 1 : b] = pick[rows] / 127.5 - 1.0
+    known_at, value_at = GROUP_SLICES[2]
+    photo = vectors if photo_vectors is None else photo_vectors
+    current = photo[:, value_at - 1]
+    random_sign = torch.where(torch.rand(n, generator=generator) < 0.5, 1.0, -1.0).to(out.dtype)
+    flipped = torch.where(photo[:, known_at] > 0.5, -torch.sign(current), random_sign)
+    rows = replace[:, 2]
+    out[rows, known_at] = 1.0
+    out[rows, value_at - 1] = flipped[rows]
+    return out, replace
+
+
+def region_masks(n: int, size_px: int, affine: Any | None = None) -> Any:
+    """(N, 2, size, size) float torch masks of the skin (both cheeks) and hair regions of aligned
+    crops, carried through the training augmentation ``affine`` (N, 2, 3: original px ->
+    augmented px, as from ``training.trainer.paired_jitter``) when given."""
+    import torch
+
+    scale = size_px / 256.0
+    if affine is None:
+        affine = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(n, 2, 3)
+    affine = affine.float()
+    grid = torch.arange(size_px, dtype=torch.float32)
+    masks = torch.zeros(n, 2, size_px, size_px)
+    for index, regions in enumerate((SKIN_REGIONS_256, (HAIR_REGION_256,))):
+        for y0, y1, x0, x1 in regions:
+            # first and last pixel centres of the box, mapped; a flip swaps the ends
+            xs = torch.tensor([x0 * scale, x1 * scale - 1])
+            ys = torch.tensor([y0 * scale, y1 * scale - 1])
+            mx = affine[:, 0, 0:1] * xs + affine[:, 0, 2:3]
+            my = affine[:, 1, 1:2] * ys + affine[:, 1, 2:3]
+            inside_x = (grid >= mx.min(1, keepdim=True).values - 0.5) & (grid <= mx.max(1, keepdim=True).values + 0.5)
+            inside_y = (grid >= my.min(1, keepdim=True).values - 0.5) & (grid <= my.max(1, keepdim=True).values + 0.5)
+            masks[:, index] = torch.maximum(masks[:, index], (inside_y[:, :, None] & inside_x[:, None, :]).float())
+    return masks

@@ -109,13 +109,19 @@ class FaceIdentityLoss(nn.Module):
         *,
         need_perceptual: bool = True,
         gender_target: torch.Tensor | None = None,
+        identity_rows: torch.Tensor | None = None,
+        perceptual_rows: torch.Tensor | None = None,
     ) -> FaceLosses:
         """``fake``/``real``: (N, 3, H, W) in [-1, 1]; ``chip_matrices``: (N, 2, 3) image px ->
         chip px; ``valid``: (N,) bool, pairs whose photo has landmarks; ``gender_target``: (N,)
-        1 female, 0 male, anything else unknown (used only with a gender head)."""
+        1 female, 0 male, anything else unknown (used only with a gender head).
+        ``identity_rows``/``perceptual_rows``: (N,) bool, rows those terms apply to (default all):
+        a face generated for a request of the other gender is not the photo's person."""
         zero = fake.new_zeros((), dtype=torch.float32)
         if not bool(valid.any()):
             return FaceLosses(zero, zero, zero, zero)
+        id_rows = (valid if identity_rows is None else identity_rows.bool())[valid]
+        perc_rows = (valid if perceptual_rows is None else perceptual_rows.bool())[valid]
         fake, real, m = fake[valid].float(), real[valid].float(), chip_matrices[valid].float()
         fake_chip = warp_chips((fake + 1.0) * 127.5, m, size=CHIP_SIZE_PX)
         with torch.no_grad():
@@ -123,11 +129,12 @@ class FaceIdentityLoss(nn.Module):
             real_desc, real_feats = self.recogniser.forward_features(real_chip)
         fake_desc, fake_feats = self.recogniser.forward_features(fake_chip)
         cosine = F.cosine_similarity(fake_desc, real_desc, dim=1)
-        identity = (1.0 - cosine).mean()
+        identity = (1.0 - cosine[id_rows]).mean() if bool(id_rows.any()) else zero
         perceptual = zero
-        if need_perceptual and self.perceptual_stages:
+        if need_perceptual and self.perceptual_stages and bool(perc_rows.any()):
             terms = [
-                (fake_feats[i] - real_feats[i]).abs().mean() / (real_feats[i].abs().mean() + 1e-6)
+                (fake_feats[i][perc_rows] - real_feats[i][perc_rows]).abs().mean()
+                / (real_feats[i].abs().mean() + 1e-6)
                 for i in self.perceptual_stages
             ]
             perceptual = torch.stack(terms).mean()
@@ -138,4 +145,5 @@ class FaceIdentityLoss(nn.Module):
             if bool(known.any()):
                 logits = fake_desc[known] @ self.gender_weights + self.gender_bias
                 gender = F.binary_cross_entropy_with_logits(logits, target[known])
-        return FaceLosses(identity, perceptual, cosine.detach().mean(), gender)
+        cos_logged = cosine[id_rows] if bool(id_rows.any()) else cosine
+        return FaceLosses(identity, perceptual, cos_logged.detach().mean(), gender)

@@ -56,6 +56,39 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
 
 
+def structure_ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """SSIM's contrast-structure term on luma (N, 1, H-10, W-10): edges and shading must agree,
+    brightness and colour may not. Used where a request changes colours (counterfactual rows)."""
+    luma = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+    x = ((x.float() + 1.0) * 0.5 * luma).sum(1, keepdim=True)
+    y = ((y.float() + 1.0) * 0.5 * luma).sum(1, keepdim=True)
+    window = _gaussian_window(1, x.device)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, window)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c2 = SSIM_K2**2
+    return (2 * cov + c2) / (var_x + var_y + c2)
+
+
+def region_colour_loss(
+    fake: torch.Tensor, masks: torch.Tensor, targets: torch.Tensor, known: torch.Tensor
+) -> torch.Tensor:
+    """L1 between the mean colour of each region of ``fake`` (N, 3, H, W) in [-1, 1] and the
+    requested colour: ``masks`` (N, R, H, W), ``targets`` (N, R, 3) in [-1, 1], ``known`` (N, R)
+    bool (regions without a request are ignored). 0 when nothing was requested."""
+    if not bool(known.any()):
+        return fake.new_zeros((), dtype=torch.float32)
+    masks = masks.to(fake.dtype)
+    area = masks.sum((2, 3)).clamp_min(1.0)  # (N, R)
+    mean = torch.einsum("nchw,nrhw->nrc", fake.float(), masks.float()) / area[..., None]
+    return (mean - targets.float()).abs().mean(-1)[known].mean()
+
+
 def ssim_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """1 - mean SSIM (0 = identical). Penalises invented texture where the photo is unpredictable
     (backgrounds, clothes) and wrong local contrast, which L1 alone tolerates."""

@@ -37,12 +37,16 @@ class DataConfig:
     #: sketch-style augmentation strength (training/sketch_augment.py): stroke width, pressure,
     #: blur, paper tone and grain, unfinished strokes; 0 = off, 1 = the default mix
     sketch_augment: float = 0.0
+    #: fraction of rows whose witness request is replaced by one that disagrees with the photo
+    #: (attributes.counterfactual_requests): pixel losses become structure-only there, identity is
+    #: off where the gender was swapped, and loss.attribute / loss.gender judge the request
+    counterfactual: float = 0.0
 
 
 @dataclass(frozen=True)
 class LossConfig:
     """Generator loss = gan * L_GAN + l1 * L1 + ssim * (1 - SSIM) + contextual * CX + identity * ID
-    + face_perceptual * P + gender * BCE(gender head)."""
+    + face_perceptual * P + gender * BCE(gender head) + attribute * L1(region colours)."""
 
     gan: float = 1.0
     l1: float = 100.0  # pix2pix §3.1
@@ -61,6 +65,9 @@ class LossConfig:
     #: cross-entropy of the shipped gender head (evaluation/gender.py) on the generated face's
     #: descriptor against the photo's gender (FS2K label or pseudo label); needs identity > 0
     gender: float = 0.0
+    #: L1 of the mean colour of the generated cheeks / hair band against the requested skin tone /
+    #: hair colour (models/losses.region_colour_loss), on every row with that request
+    attribute: float = 0.0
     #: random similarity jitter of the face chip each step (keeps the recogniser from being gamed)
     chip_jitter: bool = True
 

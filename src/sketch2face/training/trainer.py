@@ -24,7 +24,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sketch2face.attributes import drop_groups, gender_labels
+from sketch2face.attributes import (
+    GROUP_SLICES,
+    counterfactual_requests,
+    drop_groups,
+    gender_labels,
+    region_masks,
+)
 from sketch2face.errors import CheckpointError
 from sketch2face.imaging import batch_to_u8, make_grid, save_png
 from sketch2face.models.checkpoint import (
@@ -35,7 +41,15 @@ from sketch2face.models.checkpoint import (
     save_checkpoint,
 )
 from sketch2face.models.face_losses import FaceIdentityLoss, homogeneous, random_chip_jitter
-from sketch2face.models.losses import GANLoss, VGG19Features, contextual_loss, pooled, ssim_loss
+from sketch2face.models.losses import (
+    GANLoss,
+    VGG19Features,
+    contextual_loss,
+    pooled,
+    region_colour_loss,
+    ssim_map,
+    structure_ssim_map,
+)
 from sketch2face.models.patchgan import PatchGANDiscriminator
 from sketch2face.models.unet import UNetGenerator, convert_decoder_state
 from sketch2face.runtime import (
@@ -59,7 +73,8 @@ log = logging.getLogger(__name__)
 
 #: what train_step returns, in this order (also the CSV log columns)
 LOSS_NAMES = (  # columns of metrics.csv, in order
-    "D_real", "D_fake", "G_gan", "G_l1", "G_ssim", "G_cx", "G_id", "G_fperc", "G_gender", "id_cos",
+    "D_real", "D_fake", "G_gan", "G_l1", "G_ssim", "G_cx", "G_id", "G_fperc", "G_gender", "G_attr",
+    "id_cos",
     "G_total",
 )
 #: validation figures in the CSV log
@@ -125,8 +140,12 @@ class Batch(NamedTuple):
     #: (N, 2, 3) augmented-image px -> face chip px, and which rows have a face
     chip_matrices: torch.Tensor | None = None
     chip_valid: torch.Tensor | None = None
-    #: (N,) the photo's gender: 1 female, 0 male, -1 unknown (for the gender loss)
+    #: (N,) the gender the face should have: 1 female, 0 male, -1 unknown (for the gender loss)
     gender: torch.Tensor | None = None
+    #: (N, 3) bool: request groups (skin, hair, gender) that disagree with the photo
+    counterfactual: torch.Tensor | None = None
+    #: (N, 2, H, W) skin and hair regions in the augmented frame (for the attribute loss)
+    regions: torch.Tensor | None = None
 
 
 def paired_jitter(
@@ -404,6 +423,15 @@ class Pix2PixTrainer:
         attrs = self._attributes_for(rows, aug)
         chips, valid = self._chips_for(rows, affine, aug)
         gender = self._genders_for(rows)
+        swapped = None
+        if attrs is not None and self.cfg.data.counterfactual > 0:
+            chosen = torch.rand(len(rows), generator=aug) < self.cfg.data.counterfactual
+            attrs, swapped = counterfactual_requests(attrs, chosen, aug, self.train_data.attributes[rows])
+            if gender is not None:  # the face should now show the requested gender
+                gender = torch.where(swapped[:, 2], gender_labels(attrs), gender)
+        regions = None
+        if attrs is not None and self.cfg.loss.attribute > 0:
+            regions = region_masks(len(rows), sketch.shape[-1], affine)
         return Batch(
             sketch.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
             photo.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format),
@@ -411,6 +439,8 @@ class Pix2PixTrainer:
             chips.to(self.device) if chips is not None else None,
             valid.to(self.device) if valid is not None else None,
             gender.to(self.device) if gender is not None else None,
+            swapped.to(self.device) if swapped is not None else None,
+            regions.to(self.device) if regions is not None else None,
         )
 
     def _gender_head(self) -> tuple[torch.Tensor, float] | None:
@@ -490,8 +520,14 @@ class Pix2PixTrainer:
         chip_matrices: torch.Tensor | None = None,
         chip_valid: torch.Tensor | None = None,
         gender: torch.Tensor | None = None,
+        counterfactual: torch.Tensor | None = None,
+        regions: torch.Tensor | None = None,
     ) -> dict[str, float]:
-        """One pix2pix iteration (pix2pix_model.optimize_parameters order); returns the losses."""
+        """One pix2pix iteration (pix2pix_model.optimize_parameters order); returns the losses.
+
+        Rows with a ``counterfactual`` request (see :class:`Batch`) are not asked to reproduce the
+        photo's colours: L1, contextual and the recogniser's perceptual term skip them, SSIM keeps
+        only its structure term on luma, and identity skips rows whose gender was swapped."""
         cfg = self.cfg
         factor = linear_decay_factor(self.step, cfg.run.max_steps, cfg.optim.decay_start_fraction)
         for group in self.opt_g.param_groups:
@@ -521,14 +557,37 @@ class Pix2PixTrainer:
         with autocast(self.device, self.amp_dtype):
             logits, fake_feats = _unwrap(self.discriminator)(sketch, fake, return_features=True)
             loss_g_gan = self.gan_loss(logits, True)
-            loss_g_l1 = F.l1_loss(fake.float(), photo.float())
             zero = torch.zeros((), device=self.device)
-            loss_g_ssim = ssim_loss(fake, photo) if cfg.loss.ssim > 0 else zero
-            loss_g_cx = (
-                self._contextual(fake, photo, fake_feats, [f.detach() for f in real_feats])
-                if cfg.loss.contextual > 0
-                else zero
+            swapped = (
+                counterfactual.any(dim=1)
+                if counterfactual is not None
+                else torch.zeros(fake.shape[0], dtype=torch.bool, device=fake.device)
             )
+            factual = ~swapped
+            any_factual = bool(factual.any())
+            loss_g_l1 = F.l1_loss(fake[factual].float(), photo[factual].float()) if any_factual else zero
+            loss_g_ssim = zero
+            if cfg.loss.ssim > 0:
+                per_row = [ssim_map(fake[factual], photo[factual]).mean((1, 2, 3))] if any_factual else []
+                if bool(swapped.any()):
+                    per_row.append(structure_ssim_map(fake[swapped], photo[swapped]).mean((1, 2, 3)))
+                loss_g_ssim = 1.0 - torch.cat(per_row).mean()
+            loss_g_cx = zero
+            if cfg.loss.contextual > 0 and any_factual:
+                loss_g_cx = self._contextual(
+                    fake[factual],
+                    photo[factual],
+                    [f[factual] for f in fake_feats],
+                    [f[factual].detach() for f in real_feats],
+                )
+            loss_g_attr = zero
+            if cfg.loss.attribute > 0 and regions is not None and attributes is not None:
+                (skin_at, skin_end), (hair_at, hair_end) = GROUP_SLICES[0], GROUP_SLICES[1]
+                targets = torch.stack(
+                    [attributes[:, skin_at + 1 : skin_end], attributes[:, hair_at + 1 : hair_end]], 1
+                )
+                known = torch.stack([attributes[:, skin_at] > 0.5, attributes[:, hair_at] > 0.5], 1)
+                loss_g_attr = region_colour_loss(fake, regions, targets, known)
             loss_g_id, loss_g_fp, loss_g_gender, id_cos = zero, zero, zero, zero
             if self.face_loss is not None and chip_matrices is not None and chip_valid is not None:
                 face = self.face_loss(
@@ -538,6 +597,8 @@ class Pix2PixTrainer:
                     chip_valid,
                     need_perceptual=cfg.loss.face_perceptual > 0,
                     gender_target=gender,
+                    identity_rows=None if counterfactual is None else ~counterfactual[:, 2],
+                    perceptual_rows=None if counterfactual is None else factual,
                 )
                 loss_g_id, loss_g_fp, id_cos = face.identity, face.perceptual, face.cosine
                 loss_g_gender = face.gender if face.gender is not None else zero
@@ -549,6 +610,7 @@ class Pix2PixTrainer:
                 + cfg.loss.identity * loss_g_id
                 + cfg.loss.face_perceptual * loss_g_fp
                 + cfg.loss.gender * loss_g_gender
+                + cfg.loss.attribute * loss_g_attr
             )
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -558,7 +620,7 @@ class Pix2PixTrainer:
         self.update_ema()
         values = [
             loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_ssim, loss_g_cx,
-            loss_g_id, loss_g_fp, loss_g_gender, id_cos, loss_g,
+            loss_g_id, loss_g_fp, loss_g_gender, loss_g_attr, id_cos, loss_g,
         ]
         losses = torch.stack([v.float() for v in values]).detach()
         losses = all_reduce_mean(losses, self.dist).cpu().tolist()
