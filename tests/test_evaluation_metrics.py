@@ -139,3 +139,16 @@ def test_rank1_on_real_photos(celeba: dict[str, np.ndarray], embedder: FaceEmbed
     assert generated.shape == (2, EMBEDDING_DIM) and all(found)
     assert rank1(generated, real) == 1.0
     assert rank1(generated[::-1], real) == 0.0
+
+
+def test_batched_embeddings_equal_single_ones_row_by_row(
+    celeba: dict[str, np.ndarray], embedder: FaceEmbedder
+) -> None:
+    blank = np.full((256, 256, 3), 128, np.uint8)
+    images = [celeba["10000_028381"], blank, celeba["10001_191146"]]
+    vectors, found = embedder.embed_many(images)
+    assert found == [True, False, True] and vectors.shape == (3, EMBEDDING_DIM)
+    for image, vector in zip(images, vectors):
+        np.testing.assert_allclose(embedder.embed(image).vector, vector, atol=1e-5)
+    empty, none = embedder.embed_many([])
+    assert empty.shape == (0, EMBEDDING_DIM) and none == []

@@ -711,14 +711,24 @@ def evaluate_pairs(
         refined_list = list(getattr(result, "refined", None) or [None] * len(batch))
         inputs_list = list(getattr(result, "inputs", None) or [b[2] for b in batch])
 
+        faces_u8 = [_to_size(np.asarray(result.faces[i]), EVAL_SIZE_PX) for i in range(len(batch))]
+        network_inputs = [
+            _to_size(np.asarray(inputs_list[i]) if i < len(inputs_list) else b[2], EVAL_SIZE_PX)
+            for i, b in enumerate(batch)
+        ]
+        # one batched recogniser call for the photos, the faces and the sketches of this batch
+        to_embed = [b[3] for b in batch] + faces_u8 + (network_inputs if baselines else [])
+        vectors, found = embedder.embed_many(to_embed)
+        embedded = [FaceEmbedding(v, f) for v, f in zip(vectors, found)]
+        n = len(batch)
         for i, (sketch_name, photo_name, sketch_u8, photo_u8) in enumerate(batch):
-            face_u8 = _to_size(np.asarray(result.faces[i]), EVAL_SIZE_PX)
-            real = embedder.embed(photo_u8)
+            face_u8 = faces_u8[i]
+            real = embedded[i]
             real_embs.append(real.vector)
             real_found.append(real.face_found)
             real_grid.append(grid_energy_score(photo_u8))
             real_features.append(realism_features(photo_u8))
-            gen = embedder.embed(face_u8)
+            gen = embedded[n + i]
             scores = model.add(
                 face_u8,
                 photo_u8,
@@ -752,16 +762,14 @@ def evaluate_pairs(
                     grid_energy_score(refined_small),
                     realism_features(refined_small),
                 )
-            network_input = _to_size(
-                np.asarray(inputs_list[i]) if i < len(inputs_list) else sketch_u8, EVAL_SIZE_PX
-            )
+            network_input = network_inputs[i]
             if baselines:
                 item["baselines"] = {
                     "sketch": sketch_scores.add(
                         network_input,
                         photo_u8,
                         real.vector,
-                        embedder.embed(network_input),
+                        embedded[2 * n + i],
                         grid_energy_score(network_input),
                         realism_features(network_input),
                     )
