@@ -1,4 +1,4 @@
-"""``sketch2face gender``: fit the offline gender head, and pseudo-label unlabelled training photos."""
+"""``sketch2face gender``: fit the offline gender heads, pseudo-label unlabelled training photos."""
 
 from __future__ import annotations
 
@@ -18,15 +18,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     fit = actions.add_parser(
         "fit",
-        help="fit the head on a prepared dataset's FS2K train photos (reports val accuracy)",
+        help="fit a head on a prepared dataset's FS2K train photos (reports val accuracy)",
         description="Fit on the labelled photos of the train split (L2 chosen by 5-fold "
         "cross-validation), measure accuracy on val (and test, for information only), and write "
-        "the head (default: the asset shipped with sketch2face).",
+        "the head (default: the asset shipped with sketch2face). --features hog fits the "
+        "independent pixel classifier (HOG of the aligned crop, no dlib) that evaluate-attributes "
+        "reports beside the dlib head.",
     )
     fit.add_argument("--dataset", required=True, help="prepared dataset folder (manifest.jsonl)")
+    fit.add_argument(
+        "--features",
+        choices=["dlib128", "hog"],
+        default="dlib128",
+        help="dlib128: dlib face descriptors (the head also used in training and for pseudo "
+        "labels); hog: pixels of the aligned crop, an independent second opinion",
+    )
     fit.add_argument("--source", default="fs2k", help="manifest source with gender labels")
     fit.add_argument("--out", help="where to write the head JSON (default: the shipped asset)")
-    fit.add_argument("--device", help="torch device for the descriptors (default: cuda if any)")
+    fit.add_argument(
+        "--device", help="torch device for dlib descriptors (default: cuda if any; unused by hog)"
+    )
     fit.add_argument("--no-progress", action="store_true")
     fit.set_defaults(func=run_fit)
 
@@ -51,13 +62,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit, print the measured accuracy and write the head."""
-    from sketch2face.evaluation.gender import ASSET_PATH, fit_gender_head, save_gender_head
+    from dataclasses import asdict
+    from pathlib import Path
+    from typing import Any
 
-    head = fit_gender_head(
-        args.dataset, source=args.source, device=args.device, progress=not args.no_progress
-    )
-    path = save_gender_head(head, args.out or ASSET_PATH)
-    meta = head.meta
+    meta: dict[str, Any]
+    path: Path
+    if getattr(args, "features", "dlib128") == "hog":
+        from sketch2face.evaluation import gender_pixels
+
+        pixel_head = gender_pixels.fit_pixel_gender_head(
+            args.dataset, source=args.source, progress=not args.no_progress
+        )
+        path = gender_pixels.save_pixel_gender_head(
+            pixel_head, args.out or gender_pixels.ASSET_PATH
+        )
+        meta = pixel_head.meta
+        print(f"features: HOG {json.dumps(asdict(pixel_head.recipe))}")
+    else:
+        from sketch2face.evaluation.gender import ASSET_PATH, fit_gender_head, save_gender_head
+
+        head = fit_gender_head(
+            args.dataset, source=args.source, device=args.device, progress=not args.no_progress
+        )
+        path = save_gender_head(head, args.out or ASSET_PATH)
+        meta = head.meta
     for name in ("train", "val", "test_for_information"):
         m = meta[name]
         acc = "n/a" if m["accuracy"] is None else f"{m['accuracy']:.4f}"

@@ -10,7 +10,10 @@ output: a model that follows the request has a much smaller distance with it tha
 Gender: each sketch is also generated with gender=male and gender=female, and the offline gender
 classifier (:mod:`sketch2face.evaluation.gender`) reports the share of outputs seen as the requested
 gender, next to its baselines: the classifier's accuracy on the pairs' real photos (its ceiling
-here) and the shares seen as male / female with no request.
+here) and the shares seen as male / female with no request. That dlib head is also a training loss,
+so its verdict on generated faces is optimistic; a second, independent classifier on the crop's
+pixels (:mod:`sketch2face.evaluation.gender_pixels`, keys ending in ``_pixels``) reports the same
+figures beside it, with the share of faces on which the two agree.
 """
 
 from __future__ import annotations
@@ -72,29 +75,42 @@ def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
+def _pair(dlib: float | None, pixels: float | None) -> str:
+    return f"{_share(dlib)} | {_share(pixels)}"
+
+
 def _gender_lines(base: dict[str, Any], requests: list[dict[str, Any]]) -> list[str]:
+    # every share is "dlib head | pixel head" (reports from before the pixel head show n/a)
     val = base.get("classifier_val_accuracy")
+    val_px = base.get("pixel_classifier_val_accuracy")
     lines = [
-        f"gender (dlib descriptor + linear head, val accuracy {_share(val)}):",
-        f"  classifier on the real photos: accuracy {_share(base['real_accuracy'])} "
-        f"({base['real_labelled']} labelled), faces found {_share(base['real_faces_found'])}",
-        f"  no request: seen as male {_share(base['unconditioned_seen_as_male'])} | female "
-        f"{_share(base['unconditioned_seen_as_female'])}, faces found "
-        f"{_share(base['unconditioned_faces_found'])}",
-        f"{'request':<20} {'seen as requested':>17} {'w/o request':>12} {'photo is the other gender (n)':>30} {'faces found':>12}",
+        "gender, each share as 'dlib | pixels':",
+        f"  dlib = dlib descriptor + linear head (val accuracy {_share(val)}; also a training loss, "
+        "so optimistic on generated faces)",
+        f"  pixels = HOG of the crop + linear head (val accuracy {_share(val_px)}; independent of dlib)",
+        f"  classifier on the real photos: accuracy {_pair(base['real_accuracy'], base.get('real_accuracy_pixels'))} "
+        f"({base['real_labelled']} labelled), dlib faces found {_share(base['real_faces_found'])}, "
+        f"classifiers agree {_share(base.get('real_agreement_pixels'))}",
+        f"  no request: seen as male {_pair(base['unconditioned_seen_as_male'], base.get('unconditioned_seen_as_male_pixels'))}"
+        f", female {_pair(base['unconditioned_seen_as_female'], base.get('unconditioned_seen_as_female_pixels'))}, "
+        f"dlib faces found {_share(base['unconditioned_faces_found'])}, classifiers agree "
+        f"{_share(base.get('unconditioned_agreement_pixels'))}",
+        f"{'request':<15} {'seen as requested':>17} {'w/o request':>12} {'other-gender photo':>18} "
+        f"{'its w/o request':>15} {'n':>4} {'agree':>6} {'faces found':>12}",
     ]
     for r in requests:
-        other = (
-            f"{_share(r['seen_as_requested_real_other'])} | "
-            f"{_share(r['seen_as_requested_real_other_unconditioned'])} ({r['real_other']})"
-        )
         lines.append(
-            f"{'gender=' + r['value']:<20} {_share(r['seen_as_requested']):>17} "
-            f"{_share(r['seen_as_requested_unconditioned']):>12} {other:>30} {_share(r['faces_found']):>12}"
+            f"{'gender=' + r['value']:<15} "
+            f"{_pair(r['seen_as_requested'], r.get('seen_as_requested_pixels')):>17} "
+            f"{_pair(r['seen_as_requested_unconditioned'], r.get('seen_as_requested_unconditioned_pixels')):>12} "
+            f"{_pair(r['seen_as_requested_real_other'], r.get('seen_as_requested_real_other_pixels')):>18} "
+            f"{_pair(r['seen_as_requested_real_other_unconditioned'], r.get('seen_as_requested_real_other_unconditioned_pixels')):>15} "
+            f"{r['real_other']:>4} {_share(r.get('agreement_pixels')):>6} {_share(r['faces_found']):>12}"
         )
     lines.append(
-        "  (photo is the other gender: pairs whose real photo is not the requested gender, seen as "
-        "requested with | without the request)"
+        "  (other-gender photo: the n pairs whose real photo is not the requested gender, seen as "
+        "requested with the request, and without it; agree: share of outputs both classifiers "
+        "label alike; faces found: by dlib's detector)"
     )
     return lines
 
@@ -115,10 +131,13 @@ def measure_attribute_control(
     """Run the measurement on prepared (sketch, photo) pairs; optionally write a sheet PNG.
 
     ``genders``: the pairs' true labels (FS2K: 1 female, 0 male, None unknown) for the classifier's
-    accuracy on the real photos. ``measure_gender`` needs the shipped gender head.
+    accuracy on the real photos. ``measure_gender`` needs the shipped gender heads (dlib and
+    pixels).
     """
     if genders is not None and len(genders) != len(pairs):
         raise ValueError(f"{len(genders)} gender labels for {len(pairs)} pairs")
+    # both gender heads are loaded first: a missing asset fails now, not after minutes of generating
+    heads = _load_gender_heads() if measure_gender else None
     sketches = [load_image(s) for s, _ in pairs]
     photos = np.stack([load_image(p) for _, p in pairs])
     real_skin, real_hair = skin_colours(photos), hair_colours(photos)
@@ -158,10 +177,22 @@ def measure_attribute_control(
             for i in range(n_rows):
                 sheet_rows[i].append(faces[i])
     if measure_gender:
-        _measure_gender(pipeline, sketches, photos, base_np, genders, report, sheet_rows)
+        _measure_gender(pipeline, sketches, photos, base_np, genders, report, sheet_rows, heads)
     if sheet_path is not None:
         save_png(make_grid(sheet_rows), sheet_path)
     return report
+
+
+def _load_gender_heads() -> tuple[Any, Any]:
+    """(dlib head, pixel head), each with its clear error when the asset is missing or corrupt."""
+    from sketch2face.evaluation.gender import load_gender_head
+    from sketch2face.evaluation.gender_pixels import load_pixel_gender_head
+
+    return load_gender_head(), load_pixel_gender_head()
+
+
+def _mean(mask: np.ndarray) -> float | None:
+    return float(mask.mean()) if mask.size else None
 
 
 def _measure_gender(
@@ -172,15 +203,23 @@ def _measure_gender(
     genders: Sequence[int | None] | None,
     report: AttributeControlReport,
     sheet_rows: list[list[np.ndarray]],
+    heads: tuple[Any, Any] | None = None,
 ) -> None:
-    """Fill the report's gender rows (and add a male and a female column to the sheet)."""
-    from sketch2face.evaluation.gender import FEMALE, MALE, load_gender_head, predict_gender
+    """Fill the report's gender rows (and add a male and a female column to the sheet).
 
-    head = load_gender_head()
+    Every figure of the dlib head has a ``*_pixels`` twin from the pixel head, measured on the same
+    images, plus the share of images on which the two agree.
+    """
+    from sketch2face.evaluation.gender import FEMALE, MALE, predict_gender
+
+    head, pixel_head = heads or _load_gender_heads()
+    code = {"female": FEMALE, "male": MALE}
     # Generated faces are aligned crops: where dlib finds no face, landmarks are still placed in
     # the whole image (as the identity metrics do) so every output gets a verdict.
     real = predict_gender(photos, head=head, whole_image_fallback=True)
     none = predict_gender(base_np, head=head, whole_image_fallback=True)
+    real_px = pixel_head.labels(photos)  # the pixel head gives every crop a verdict
+    none_px = pixel_head.labels(base_np)
     truth = np.array([g if g in (0, 1) else -1 for g in (genders or [None] * len(photos))])
     labelled = truth >= 0
     report.gender_baseline = {
@@ -192,13 +231,24 @@ def _measure_gender(
         "unconditioned_seen_as_male": float(none.seen_as("male").mean()),
         "unconditioned_seen_as_female": float(none.seen_as("female").mean()),
         "unconditioned_faces_found": float(none.face_found.mean()),
+        "pixel_classifier_val_accuracy": (pixel_head.meta.get("val") or {}).get("accuracy"),
+        "real_accuracy_pixels": _mean(real_px[labelled] == truth[labelled]) if labelled.any() else None,
+        "real_seen_as_female_pixels": float((real_px == FEMALE).mean()),
+        "real_agreement_pixels": float((real_px == real.labels).mean()),
+        "unconditioned_seen_as_male_pixels": float((none_px == MALE).mean()),
+        "unconditioned_seen_as_female_pixels": float((none_px == FEMALE).mean()),
+        "unconditioned_agreement_pixels": float((none_px == none.labels).mean()),
     }
     for value in ("male", "female"):
         faces = np.stack(pipeline(sketches, prepared=True, attributes={"gender": value}).faces)
         got = predict_gender(faces, head=head, whole_image_fallback=True)
+        p_px = pixel_head.p_female(faces)
+        got_px = (p_px >= 0.5).astype(np.int8)
         hit = got.seen_as(value)
+        hit_px = got_px == code[value]
+        none_hit_px = none_px == code[value]
         # the hard case: the sketch shows the other gender, so only the request can flip it
-        other = labelled & (truth != (FEMALE if value == "female" else MALE))
+        other = labelled & (truth != code[value])
         report.gender_requests.append({
             "kind": "gender", "value": value,
             "seen_as_requested": float(hit.mean()),
@@ -210,6 +260,14 @@ def _measure_gender(
             "real_other": int(other.sum()),
             "mean_p_female": float(np.nanmean(got.p_female)),
             "faces_found": float(got.face_found.mean()),
+            "seen_as_requested_pixels": float(hit_px.mean()),
+            "seen_as_requested_unconditioned_pixels": float(none_hit_px.mean()),
+            "seen_as_requested_real_other_pixels": _mean(hit_px[other]) if other.any() else None,
+            "seen_as_requested_real_other_unconditioned_pixels": (
+                _mean(none_hit_px[other]) if other.any() else None
+            ),
+            "mean_p_female_pixels": float(p_px.mean()),
+            "agreement_pixels": float((got_px == got.labels).mean()),
         })
         for i in range(min(len(sheet_rows), len(faces))):
             sheet_rows[i].append(faces[i])
