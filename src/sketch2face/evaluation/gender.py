@@ -217,7 +217,6 @@ def choose_l2(
 # ---------------------------------------------------------------- descriptors
 
 
-@cache
 @cache  # one converted network per device, not one per call
 def _recogniser(device: str) -> torch.nn.Module:
     from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
