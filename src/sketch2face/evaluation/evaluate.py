@@ -721,7 +721,7 @@ def evaluate_pairs(
         vectors, found = embedder.embed_many(to_embed)
         embedded = [FaceEmbedding(v, f) for v, f in zip(vectors, found)]
         n = len(batch)
-        for i, (sketch_name, photo_name, sketch_u8, photo_u8) in enumerate(batch):
+        for i, (sketch_name, photo_name, _sketch_u8, photo_u8) in enumerate(batch):
             face_u8 = faces_u8[i]
             real = embedded[i]
             real_embs.append(real.vector)

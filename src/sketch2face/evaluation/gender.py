@@ -111,30 +111,41 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def save_gender_head(head: GenderHead, path: str | os.PathLike = ASSET_PATH) -> Path:
     """Write the head as JSON (atomically: a reader never sees half a file)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(head.to_json(), indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return write_head_json(head.to_json(), path)
 
 
-def load_gender_head(path: str | os.PathLike = ASSET_PATH) -> GenderHead:
-    """The fitted head; a clear error when the file is missing or corrupt (read each call: 3 KB)."""
+def write_head_json(payload: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a fitted head's JSON atomically (a crash or full disk never leaves half a file)."""
+    from sketch2face.imaging import atomic_write_bytes
+
+    return atomic_write_bytes(path, (json.dumps(payload, indent=1) + "\n").encode("utf-8"))
+
+
+def read_head_json(path: str | os.PathLike, what: str, fit_command: str) -> dict[str, Any]:
+    """A fitted head's JSON; :class:`WeightsNotFoundError` when missing and
+    :class:`CheckpointError` when unreadable, both saying how to refit (``fit_command``)."""
     source = Path(path)
     if not source.is_file():
         raise WeightsNotFoundError(
-            f"no gender head at {source}; fit one with `sketch2face gender fit --dataset DIR` "
+            f"no {what} at {source}; fit one with `{fit_command}` "
             "(needs a prepared dataset with FS2K photos)."
         )
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(
-            f"{source}: not readable JSON ({exc}); the gender head is corrupt. Refit it with "
-            "`sketch2face gender fit --dataset DIR` or reinstall sketch2face."
+            f"{source}: not readable JSON ({exc}); the {what} is corrupt. Refit it with "
+            f"`{fit_command}` or reinstall sketch2face."
         ) from exc
-    return GenderHead.from_json(data, str(source))
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source}: not a JSON object; the {what} is corrupt. Refit it with `{fit_command}`.")
+    return data
+
+
+def load_gender_head(path: str | os.PathLike = ASSET_PATH) -> GenderHead:
+    """The fitted head; a clear error when the file is missing or corrupt (read each call: 3 KB)."""
+    data = read_head_json(path, "gender head", "sketch2face gender fit --dataset DIR")
+    return GenderHead.from_json(data, str(path))
 
 
 # ---------------------------------------------------------------- fitting

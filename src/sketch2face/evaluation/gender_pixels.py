@@ -29,7 +29,6 @@ fitted head ships as a small JSON asset (:data:`ASSET_PATH`, refit with
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import time
@@ -40,8 +39,16 @@ from typing import Any
 
 import numpy as np
 
-from sketch2face.errors import CheckpointError, DatasetError, WeightsNotFoundError
-from sketch2face.evaluation.gender import FEMALE, LABEL_CONVENTION, MALE, choose_l2, fit_logistic
+from sketch2face.errors import CheckpointError, DatasetError
+from sketch2face.evaluation.gender import (
+    FEMALE,
+    LABEL_CONVENTION,
+    MALE,
+    choose_l2,
+    fit_logistic,
+    read_head_json,
+    write_head_json,
+)
 
 #: The shipped head (refit with ``sketch2face gender fit --features hog``).
 ASSET_PATH = Path(__file__).resolve().parents[1] / "assets" / "gender" / "gender_head_hog.json"
@@ -221,30 +228,13 @@ _RESERVED_KEYS = {"format", "features", "recipe", "labels", "weights", "bias"}
 
 def save_pixel_gender_head(head: PixelGenderHead, path: str | os.PathLike = ASSET_PATH) -> Path:
     """Write the head as JSON (atomically: a reader never sees half a file)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(head.to_json()) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return write_head_json(head.to_json(), path)
 
 
 def load_pixel_gender_head(path: str | os.PathLike = ASSET_PATH) -> PixelGenderHead:
     """The fitted head; :class:`WeightsNotFoundError` if missing, :class:`CheckpointError` if corrupt."""
-    source = Path(path)
-    if not source.is_file():
-        raise WeightsNotFoundError(
-            f"no pixel gender head at {source}; fit one with "
-            "`sketch2face gender fit --features hog --dataset DIR` "
-            "(needs a prepared dataset with FS2K photos)."
-        )
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(
-            f"{source}: not readable JSON ({exc}); the pixel gender head is corrupt. {_FIX}"
-        ) from exc
-    return PixelGenderHead.from_json(data, str(source))
+    data = read_head_json(path, "pixel gender head", "sketch2face gender fit --features hog --dataset DIR")
+    return PixelGenderHead.from_json(data, str(path))
 
 
 # ---------------------------------------------------------------- fitting
