@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -84,24 +84,38 @@ class GenderHead:
                 "`sketch2face gender fit --dataset DIR` or reinstall sketch2face."
             )
 
-        if not isinstance(data, dict):
-            raise bad("not a JSON object")
-        if data.get("format") != ASSET_FORMAT:
-            raise bad(f"format is {data.get('format')!r}, expected {ASSET_FORMAT!r}")
-        try:
-            weights = np.asarray(data["weights"], dtype=np.float64)
-            bias = float(data["bias"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise bad(f"weights/bias missing or not numbers ({exc})") from exc
-        if weights.shape != (DESCRIPTOR_DIM,):
-            raise bad(f"{weights.shape} weights, expected ({DESCRIPTOR_DIM},)")
-        if not (np.isfinite(weights).all() and math.isfinite(bias)):
-            raise bad("non-finite weights")
+        check_head_format(data, ASSET_FORMAT, bad)
+        weights, bias = head_weights(data, DESCRIPTOR_DIM, bad)
         meta = {k: v for k, v in data.items() if k not in _RESERVED_KEYS}
         return cls(weights, bias, meta)
 
 
 _RESERVED_KEYS = {"format", "descriptor", "labels", "weights", "bias"}
+
+
+def check_head_format(data: Any, asset_format: str, bad: Callable[[str], Exception]) -> None:
+    """Raise ``bad(reason)`` unless ``data`` is a JSON object of ``asset_format``."""
+    if not isinstance(data, dict):
+        raise bad("not a JSON object")
+    if data.get("format") != asset_format:
+        raise bad(f"format is {data.get('format')!r}, expected {asset_format!r}")
+
+
+def head_weights(
+    data: dict[str, Any], dim: int, bad: Callable[[str], Exception], what: str = ""
+) -> tuple[np.ndarray, float]:
+    """A linear head's (weights (dim,), bias) from its JSON; ``bad(reason)`` when missing, of the
+    wrong length (``what`` says where the length comes from) or not finite."""
+    try:
+        weights = np.asarray(data["weights"], dtype=np.float64)
+        bias = float(data["bias"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"weights/bias missing or not numbers ({exc})") from exc
+    if weights.shape != (dim,):
+        raise bad(f"{weights.shape} weights, expected ({dim},){what}")
+    if not (np.isfinite(weights).all() and math.isfinite(bias)):
+        raise bad("non-finite weights")
+    return weights, bias
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

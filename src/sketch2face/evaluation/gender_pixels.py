@@ -29,7 +29,6 @@ fitted head ships as a small JSON asset (:data:`ASSET_PATH`, refit with
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -44,8 +43,10 @@ from sketch2face.evaluation.gender import (
     FEMALE,
     LABEL_CONVENTION,
     MALE,
+    check_head_format,
     choose_l2,
     fit_logistic,
+    head_weights,
     read_head_json,
     write_head_json,
 )
@@ -202,23 +203,12 @@ class PixelGenderHead:
         def bad(what: str) -> CheckpointError:
             return CheckpointError(f"{source}: {what}; the pixel gender head is corrupt. {_FIX}")
 
-        if not isinstance(data, dict):
-            raise bad("not a JSON object")
-        if data.get("format") != ASSET_FORMAT:
-            raise bad(f"format is {data.get('format')!r}, expected {ASSET_FORMAT!r}")
+        check_head_format(data, ASSET_FORMAT, bad)
         try:
             recipe = HogRecipe(**data["recipe"])
         except (KeyError, TypeError, ValueError) as exc:
             raise bad(f"feature recipe missing or invalid ({exc})") from exc
-        try:
-            weights = np.asarray(data["weights"], dtype=np.float64)
-            bias = float(data["bias"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise bad(f"weights/bias missing or not numbers ({exc})") from exc
-        if weights.shape != (recipe.feature_dim,):
-            raise bad(f"{weights.shape} weights, expected ({recipe.feature_dim},) for its recipe")
-        if not (np.isfinite(weights).all() and math.isfinite(bias)):
-            raise bad("non-finite weights")
+        weights, bias = head_weights(data, recipe.feature_dim, bad, " for its recipe")
         meta = {k: v for k, v in data.items() if k not in _RESERVED_KEYS}
         return cls(recipe, weights, bias, meta)
 
