@@ -180,6 +180,17 @@ def gender_labels(vectors: Any) -> Any:
     return female.where(known, female.new_full(female.shape, -1.0))
 
 
+def colour_requests(vectors: Any) -> tuple[Any, Any]:
+    """The requested skin and hair colours of torch condition vectors: ((N, 2, 3) sRGB in [-1, 1],
+    (N, 2) bool requested), in the order of :func:`region_masks` (skin, hair)."""
+    import torch
+
+    (skin_at, skin_end), (hair_at, hair_end) = GROUP_SLICES[0], GROUP_SLICES[1]
+    colours = torch.stack([vectors[:, skin_at + 1 : skin_end], vectors[:, hair_at + 1 : hair_end]], 1)
+    known = torch.stack([vectors[:, skin_at] > 0.5, vectors[:, hair_at] > 0.5], 1)
+    return colours, known
+
+
 def counterfactual_requests(
     vectors: Any, chosen: Any, generator: Any, photo_vectors: Any | None = None
 ) -> tuple[Any, Any]:

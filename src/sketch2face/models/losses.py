@@ -34,16 +34,11 @@ def _gaussian_window(channels: int, device: torch.device) -> torch.Tensor:
     return (g[:, None] * g[None, :]).expand(channels, 1, SSIM_WINDOW_PX, SSIM_WINDOW_PX).contiguous()
 
 
-def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-pixel, per-channel SSIM of images in [-1, 1] (N, C, H, W) -> (N, C, H-10, W-10).
-
-    The evaluation's definition (``tf.image.ssim``/skimage with Gaussian weights and population
-    covariance, 'valid' region), so training can optimise the figure it is judged by.
-    """
-    x = (x.float() + 1.0) * 0.5  # data range 1, like the uint8 metric's 255
-    y = (y.float() + 1.0) * 0.5
-    window = _gaussian_window(x.shape[1], x.device)
+def _ssim_terms(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM's luminance and contrast-structure maps of images in [0, 1] (N, C, H, W), per channel,
+    over the evaluation's 11x11 Gaussian window ('valid' region)."""
     c = x.shape[1]
+    window = _gaussian_window(c, x.device)
 
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, window, groups=c)
@@ -53,7 +48,19 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = SSIM_K1**2, SSIM_K2**2
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    return luminance, (2 * cov + c2) / (var_x + var_y + c2)
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-pixel, per-channel SSIM of images in [-1, 1] (N, C, H, W) -> (N, C, H-10, W-10).
+
+    The evaluation's definition (``tf.image.ssim``/skimage with Gaussian weights and population
+    covariance, 'valid' region), so training can optimise the figure it is judged by.
+    """
+    # data range 1, like the uint8 metric's 255
+    luminance, structure = _ssim_terms((x.float() + 1.0) * 0.5, (y.float() + 1.0) * 0.5)
+    return luminance * structure
 
 
 def structure_ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -62,17 +69,7 @@ def structure_ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     luma = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
     x = ((x.float() + 1.0) * 0.5 * luma).sum(1, keepdim=True)
     y = ((y.float() + 1.0) * 0.5 * luma).sum(1, keepdim=True)
-    window = _gaussian_window(1, x.device)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    c2 = SSIM_K2**2
-    return (2 * cov + c2) / (var_x + var_y + c2)
+    return _ssim_terms(x, y)[1]
 
 
 def region_colour_loss(

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sketch2face.attributes import (
-    GROUP_SLICES,
+    colour_requests,
     counterfactual_requests,
     drop_groups,
     gender_labels,
@@ -582,11 +582,7 @@ class Pix2PixTrainer:
                 )
             loss_g_attr = zero
             if cfg.loss.attribute > 0 and regions is not None and attributes is not None:
-                (skin_at, skin_end), (hair_at, hair_end) = GROUP_SLICES[0], GROUP_SLICES[1]
-                targets = torch.stack(
-                    [attributes[:, skin_at + 1 : skin_end], attributes[:, hair_at + 1 : hair_end]], 1
-                )
-                known = torch.stack([attributes[:, skin_at] > 0.5, attributes[:, hair_at] > 0.5], 1)
+                targets, known = colour_requests(attributes)
                 loss_g_attr = region_colour_loss(fake, regions, targets, known)
             loss_g_id, loss_g_fp, loss_g_gender, id_cos = zero, zero, zero, zero
             if self.face_loss is not None and chip_matrices is not None and chip_valid is not None:
