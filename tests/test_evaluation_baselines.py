@@ -34,6 +34,7 @@ from sketch2face.evaluation.metrics import (
     rank_k,
     ssim,
     ssim_gray,
+    ssim_regions,
 )
 from sketch2face.evaluation.realism import (
     FEATURE_NAMES,
@@ -352,6 +353,7 @@ def test_baselines_are_scored_beside_a_perfect_pipeline(
     real_found = [embedder.embed(p).face_found for p in photos]
     # the model returns the real photo: perfect scores, indistinguishable, no extra grid energy
     assert report.ssim == pytest.approx(1.0) and report.ssim_gray == pytest.approx(1.0)
+    assert report.ssim_face == pytest.approx(1.0) and report.ssim_rest == pytest.approx(1.0)
     assert report.faces_found == {"generated": sum(real_found), "real": sum(real_found)}
     assert report.rank1 == pytest.approx(sum(real_found) / n) == report.rank5
     assert report.rank1_fallback == 1.0 and report.rank5_chance == pytest.approx(5 / n)
@@ -365,6 +367,9 @@ def test_baselines_are_scored_beside_a_perfect_pipeline(
     assert mean_b["ssim"] == pytest.approx(np.mean([ssim(mean_u8, p) for p in photos]))
     assert mean_b["ssim_gray"] == pytest.approx(np.mean([ssim_gray(mean_u8, p) for p in photos]))
     assert mean_b["psnr"] == pytest.approx(np.mean([psnr(mean_u8, p) for p in photos]))
+    mean_regions = np.mean([ssim_regions(mean_u8, p) for p in photos], axis=0)
+    assert [mean_b["ssim"], mean_b["ssim_face"], mean_b["ssim_rest"]] == pytest.approx(mean_regions)
+    assert "SSIM face" in report.summary_table() and "SSIM rest" in report.summary_table()
     assert sketch_b["ssim"] == pytest.approx(
         np.mean([ssim(s, p) for s, p in zip(sketches, photos, strict=True)])
     )

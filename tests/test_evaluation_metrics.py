@@ -16,6 +16,7 @@ from sketch2face.evaluation.metrics import (
     PSNR_MAX_DB,
     FaceEmbedder,
     default_embedder,
+    face_ellipse_mask,
     identity_distance,
     identity_similarity,
     is_same_person,
@@ -23,6 +24,7 @@ from sketch2face.evaluation.metrics import (
     rank1,
     ssim,
     ssim_gray,
+    ssim_regions,
 )
 from sketch2face.imaging import load_image
 
@@ -90,6 +92,31 @@ def test_shift_and_noise_lower_ssim_and_psnr_has_the_textbook_value(
     noisy = np.clip(a.astype(int) + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
     assert ssim(a, noisy) < ssim(a, cv2.GaussianBlur(a, (3, 3), 0.5))
     assert ssim_gray(a, noisy) != pytest.approx(ssim(a, noisy), abs=1e-4)
+
+
+def test_region_ssim_splits_the_same_map_into_face_and_rest(
+    celeba: dict[str, np.ndarray],
+) -> None:
+    a = cv2.resize(next(iter(celeba.values())), (256, 256))
+    mask = face_ellipse_mask(256)
+    # the face sits in the middle of the crop, a third of the frame, clear of the corners
+    assert mask[150, 128] and not mask[10, 10] and not mask[250, 128]
+    assert 0.25 < mask.mean() < 0.4
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, a.shape, dtype=np.uint8)
+    # the photo inside the ellipse, noise around it: the face scores ~1, the rest near 0
+    face_only = np.where(mask[:, :, None], a, noise)
+    whole, face, rest = ssim_regions(face_only, a)
+    assert whole == pytest.approx(ssim(face_only, a), abs=1e-12)
+    assert face > 0.9 and rest < 0.2 and rest < whole < face
+    # the regions partition the valid region: the whole is their area-weighted mean
+    valid_face = mask[5:-5, 5:-5].mean()
+    assert whole == pytest.approx(valid_face * face + (1 - valid_face) * rest, abs=1e-9)
+    # and the other way round
+    _, face2, rest2 = ssim_regions(np.where(mask[:, :, None], noise, a), a)
+    assert face2 < 0.2 and rest2 > 0.9
+    with pytest.raises(ValueError, match="square"):
+        ssim_regions(a[:200], a[:200])
 
 
 def test_mismatched_shapes_are_rejected() -> None:

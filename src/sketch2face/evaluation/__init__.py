@@ -26,6 +26,7 @@ from sketch2face.evaluation.metrics import (
     rank_k,
     ssim,
     ssim_gray,
+    ssim_regions,
 )
 from sketch2face.evaluation.realism import (
     grid_artifact_ratio,
@@ -60,4 +61,5 @@ __all__ = [
     "save_mean_face",
     "ssim",
     "ssim_gray",
+    "ssim_regions",
 ]

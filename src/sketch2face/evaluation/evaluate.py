@@ -51,8 +51,8 @@ from sketch2face.evaluation.metrics import (
     lpips_unavailable_reason,
     psnr,
     rank_hits,
-    ssim,
     ssim_gray,
+    ssim_regions,
 )
 from sketch2face.evaluation.realism import (
     GRID_METHOD,
@@ -79,6 +79,8 @@ BASELINE_LABELS = {"mean_face": "mean face", "sketch": "sketch itself"}
 TABLE_COLUMNS = (
     ("ssim", "SSIM (RGB)", 4),
     ("ssim_gray", "SSIM gray", 4),
+    ("ssim_face", "SSIM face", 4),
+    ("ssim_rest", "SSIM rest", 4),
     ("psnr", "PSNR dB", 2),
     ("identity_similarity", "identity cos", 4),
     ("identity_match_rate", "match <0.6", 3),
@@ -241,6 +243,9 @@ class EvalReport:
     faces_found: dict[str, int] = field(default_factory=dict)
     grid_artifact_ratio: float | None = None
     realism_accuracy: float | None = None
+    #: RGB SSIM inside the face ellipse / over the rest of the frame (metrics.ssim_regions)
+    ssim_face: float | None = None
+    ssim_rest: float | None = None
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: figures per group of pairs (e.g. drawing style): {group: {system key: figures}}, ranks
     #: still among *all* evaluated photos, so a group's rank-1 reads like the overall one
@@ -276,6 +281,8 @@ class EvalReport:
             "count": self.count,
             "ssim": self.ssim,
             "ssim_gray": self.ssim_gray,
+            "ssim_face": self.ssim_face,
+            "ssim_rest": self.ssim_rest,
             "psnr": self.psnr,
             "identity_similarity": self.identity_similarity,
             "identity_distance": self.identity_distance,
@@ -362,6 +369,8 @@ class EvalReport:
                 if fallbacks
                 else ""
             ),
+            "SSIM face / rest: the same SSIM map inside the face ellipse (forehead to chin) / over "
+            "the rest of the frame (hair, background, shoulders, which a sketch barely constrains)",
             "grid ratio: spectral energy at the period-2/4/8 grid frequencies over its spectral "
             "neighbourhood, relative to the same for the real photos (1.0 = as real photos)",
             "realism acc: cross-validated accuracy of a logistic regression telling these images "
@@ -382,7 +391,6 @@ class EvalReport:
         for metric, reason in self.unavailable.items():
             lines.append(f"{metric}: unavailable ({reason})")
         return "\n".join(lines)
-
 
     def _group_lines(self) -> list[str]:
         """One line per group: the model's SSIM / rank-1 / match rate beside the baselines'."""
@@ -525,8 +533,11 @@ class _SystemScores:
         features: np.ndarray,
     ) -> dict[str, Any]:
         """Score one image against its real photo; returns the per-pair metrics."""
+        whole, face, rest = ssim_regions(image_u8, photo_u8)
         row = {
-            "ssim": ssim(image_u8, photo_u8),
+            "ssim": whole,
+            "ssim_face": face,
+            "ssim_rest": rest,
             "ssim_gray": ssim_gray(image_u8, photo_u8),
             "psnr": psnr(image_u8, photo_u8),
             "identity_similarity": identity_similarity(emb.vector, real_vector),
@@ -550,7 +561,15 @@ class _SystemScores:
             "count": n,
             **{
                 k: _mean([r[k] for r in self.rows])
-                for k in ("ssim", "ssim_gray", "psnr", "identity_similarity", "identity_distance")
+                for k in (
+                    "ssim",
+                    "ssim_gray",
+                    "ssim_face",
+                    "ssim_rest",
+                    "psnr",
+                    "identity_similarity",
+                    "identity_distance",
+                )
             },
             "identity_match_rate": _mean([float(d < DLIB_SAME_PERSON_DISTANCE) for d in distances]),
             "faces_found": int(sum(self.found)),
@@ -886,6 +905,8 @@ def evaluate_pairs(
         faces_found={"generated": model_summary["faces_found"], "real": int(sum(real_found))},
         grid_artifact_ratio=model_summary["grid_artifact_ratio"],
         realism_accuracy=model_summary["realism_accuracy"],
+        ssim_face=model_summary["ssim_face"],
+        ssim_rest=model_summary["ssim_rest"],
         baselines=baseline_report,
         by_group=by_group,
         skipped=skipped,

@@ -14,6 +14,10 @@ side, i.e. the same valid region). ``ssim_gray`` applies the same window to the 
 Y = 0.299 R + 0.587 G + 0.114 B (float, not rounded), the MATLAB ``rgb2gray`` convention of most
 face-sketch papers.
 
+``ssim_regions`` splits the same SSIM map into the face (an ellipse over brows..chin and forehead,
+placed by the crop framing of :mod:`sketch2face.data.align`) and the rest of the frame (hair,
+background, shoulders), whose pixels a sketch barely constrains: it shows where SSIM is won or lost.
+
 Identity uses dlib's ResNet face descriptor (128-D, ``dlib_face_recognition_resnet_model_v1``).
 """
 
@@ -28,6 +32,7 @@ from typing import Any
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from sketch2face.data.align import CENTER_SHIFT_UP, FACE_FRACTION
 from sketch2face.facemodels import FACE_RECOGNITION_RESNET, SHAPE_PREDICTOR_5, dlib_model_path
 
 #: Exact SSIM settings (see the module docstring).
@@ -68,6 +73,42 @@ def ssim(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
     """RGB SSIM in [-1, 1] (1 = identical), tf.image.ssim-compatible; see the module docstring."""
     _check_pair(a_u8, b_u8)
     return float(structural_similarity(a_u8, b_u8, channel_axis=2, **SSIM_KWARGS))
+
+
+#: SSIM's 'valid' border: half the 11-tap window (see the module docstring).
+SSIM_BORDER_PX = 5
+#: The face ellipse in face-box sides (the box is FACE_FRACTION of the crop, centred
+#: CENTER_SHIFT_UP box sides below the crop centre): semi-axes 0.53 x 0.71 box, centre raised
+#: 0.075 box, so it spans the forehead to the chin and cheek to cheek but not the hair.
+FACE_ELLIPSE_SEMI_AXES = (0.53, 0.71)
+FACE_ELLIPSE_RAISE = 0.075
+
+
+def face_ellipse_mask(size_px: int) -> np.ndarray:
+    """(size, size) bool mask of the face region of an aligned crop (see FACE_ELLIPSE_*)."""
+    box = FACE_FRACTION * size_px
+    cx = size_px / 2.0
+    cy = size_px / 2.0 + (CENTER_SHIFT_UP - FACE_ELLIPSE_RAISE) * box
+    ax, ay = (f * box for f in FACE_ELLIPSE_SEMI_AXES)
+    yy, xx = np.mgrid[0:size_px, 0:size_px] + 0.5
+    return ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+
+
+def ssim_regions(a_u8: np.ndarray, b_u8: np.ndarray) -> tuple[float, float, float]:
+    """(whole frame, face ellipse, rest of the frame) RGB SSIM from one SSIM map.
+
+    The whole-frame figure equals :func:`ssim` exactly; the two regions partition its valid
+    region, so the whole is their area-weighted mean.
+    """
+    _check_pair(a_u8, b_u8)
+    height, width = a_u8.shape[:2]
+    if height != width:
+        raise ValueError(f"region SSIM needs square aligned crops, got {width}x{height}")
+    _, full = structural_similarity(a_u8, b_u8, channel_axis=2, full=True, **SSIM_KWARGS)
+    b = SSIM_BORDER_PX
+    valid = full[b:-b, b:-b].mean(axis=2)
+    face = face_ellipse_mask(height)[b:-b, b:-b]
+    return float(valid.mean()), float(valid[face].mean()), float(valid[~face].mean())
 
 
 def to_luma(image_u8: np.ndarray) -> np.ndarray:
@@ -164,17 +205,24 @@ class FaceEmbedder:
         if self._encoder is not None:
             with self._lock:
                 vectors = [
-                    np.asarray(self._encoder.compute_face_descriptor(img, shape, self.num_jitters), np.float32)
+                    np.asarray(
+                        self._encoder.compute_face_descriptor(img, shape, self.num_jitters),
+                        np.float32,
+                    )
                     for img, (shape, _) in zip(images, shapes)
                 ]
             return np.stack(vectors), found
         assert self._chips is not None
-        points = [np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64) for shape, _ in shapes]
+        points = [
+            np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64) for shape, _ in shapes
+        ]
         chunk = 256  # bounds the chips held at once (~70 MB)
-        return np.concatenate([
-            self._chips.embed_u8(images[i : i + chunk], points[i : i + chunk])
-            for i in range(0, len(images), chunk)
-        ]), found
+        return np.concatenate(
+            [
+                self._chips.embed_u8(images[i : i + chunk], points[i : i + chunk])
+                for i in range(0, len(images), chunk)
+            ]
+        ), found
 
 
 _default_embedder: FaceEmbedder | None = None
