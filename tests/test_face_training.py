@@ -20,7 +20,13 @@ from sketch2face.models.unet import (
     convert_decoder_state,
     resize_conv_from_deconv,
 )
-from sketch2face.training.config import DataConfig, LossConfig, RunConfig, RuntimeConfig, TrainConfig
+from sketch2face.training.config import (
+    DataConfig,
+    LossConfig,
+    RunConfig,
+    RuntimeConfig,
+    TrainConfig,
+)
 from sketch2face.training.sketch_augment import augment_sketches
 from sketch2face.training.trainer import PairTensors, Pix2PixTrainer, paired_jitter
 

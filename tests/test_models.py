@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sketch2face.errors import CheckpointError
-from sketch2face.models.checkpoint import load_checkpoint, save_checkpoint
 from sketch2face.evaluation.metrics import ssim
+from sketch2face.models.checkpoint import load_checkpoint, save_checkpoint
 from sketch2face.models.losses import GANLoss, contextual_loss, ssim_loss
 from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
 from sketch2face.models.unet import GeneratorConfig, UNetGenerator

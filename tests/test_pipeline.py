@@ -145,7 +145,7 @@ def test_export_cli_writes_onnx_with_parity(
     target = tmp_path / "g.onnx"
     assert main(["export", "--onnx", str(target), "--checkpoint", str(tiny_checkpoint)]) == 0
     assert target.stat().st_size > 10_000
-    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("parity")][0]
+    line = [text for text in capsys.readouterr().out.splitlines() if text.startswith("parity")][0]
     assert float(line.split("=")[1].split()[0]) < 1e-3
 
 

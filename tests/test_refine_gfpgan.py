@@ -18,16 +18,15 @@ from sketch2face.refine import NoRefiner, Refiner  # noqa: E402
 from sketch2face.refine.gfpgan import (  # noqa: E402
     FFHQ_TEMPLATE_512,
     NO_WEIGHTS_NOTICE,
+    OFFICIAL_V14_KWARGS,
     WEIGHTS_ENV_VAR,
     GFPGANRefiner,
     _read_state_dict,
     default_landmarker,
     estimate_alignment,
-    OFFICIAL_V14_KWARGS,
     load_gfpgan_network,
     load_refiner,
 )
-
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sketch2face.errors import InvalidImageError
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | bytes | bytearray | Image.Image | np.ndarray
 
 #: Default decode limits (a 20000x20000 upload must be refused before it is decoded).
 MAX_IMAGE_PIXELS = 40_000_000

@@ -23,8 +23,8 @@ import json
 import re
 import tempfile
 import zipfile
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from sqlalchemy.orm import Session

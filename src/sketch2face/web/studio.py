@@ -34,8 +34,8 @@ from sketch2face.web.generation import (
 from sketch2face.web.headers import NO_STORE
 from sketch2face.web.models import ApiToken, AuditEvent, Generation, utcnow
 from sketch2face.web.paging import page_of, requested_page
-from sketch2face.web.verify import sign_generation_png
 from sketch2face.web.tokens import TokenLimitError, create_token
+from sketch2face.web.verify import sign_generation_png
 
 bp = Blueprint("studio", __name__)
 AUDIT_PAGE_SIZE = 50
