@@ -41,6 +41,9 @@ from sketch2face.evaluation.realism import (
     grid_artifact_ratio,
     grid_energy_score,
     realism_accuracy,
+    realism_accuracy_from_features,
+    realism_distance,
+    realism_distance_from_features,
     realism_features,
 )
 from sketch2face.imaging import load_image, save_png
@@ -250,6 +253,39 @@ def test_realism_accuracy_on_photos(faces: list[np.ndarray]) -> None:
     assert realism_accuracy([mean] * 30, real_b) > 0.8
 
 
+def test_realism_distance_grows_with_the_difference_and_keeps_ranking_separable_sets(
+    faces: list[np.ndarray],
+) -> None:
+    rng = np.random.default_rng(4)
+    pick = [faces[rng.integers(len(faces))] for _ in range(40)]
+    real_a = [cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in pick[:20]]
+    real_b = [cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in pick[20:]]
+    feats = {
+        "same": realism_features_matrix(real_a),
+        "blur1": realism_features_matrix([cv2.GaussianBlur(x, (0, 0), 1.0) for x in real_a]),
+        "blur3": realism_features_matrix([cv2.GaussianBlur(x, (0, 0), 3.0) for x in real_a]),
+    }
+    real = realism_features_matrix(real_b)
+    # identical sets: 0; a sample of the same photos: small; more blur: further, monotonically
+    assert realism_distance_from_features(real, real) == pytest.approx(0.0, abs=1e-6)
+    d_same, d1, d3 = (realism_distance_from_features(feats[k], real) for k in feats)
+    assert d_same < d1 < d3
+    # both blurred sets are separable (accuracy saturates), the distance still tells them apart
+    assert realism_accuracy_from_features(feats["blur3"], real) > 0.8
+    assert d3 > 2 * d1
+    # one constant image (zero covariance) still gives a finite distance; too few images: NaN
+    constant = realism_features_matrix([np.full_like(real_a[0], 128)] * 20)
+    assert np.isfinite(realism_distance_from_features(constant, real))
+    assert np.isnan(realism_distance_from_features(real[:3], real[:3]))
+    assert realism_distance(real_a, real_b) == pytest.approx(d_same)
+    with pytest.raises(ValueError, match="feature arrays"):
+        realism_distance_from_features(real[:, :5], real)
+
+
+def realism_features_matrix(images: list[np.ndarray]) -> np.ndarray:
+    return np.stack([realism_features(x) for x in images])
+
+
 # --- mean face: compute, store, find ---------------------------------------------------------
 
 
@@ -359,6 +395,7 @@ def test_baselines_are_scored_beside_a_perfect_pipeline(
     assert report.rank1_fallback == 1.0 and report.rank5_chance == pytest.approx(5 / n)
     assert report.grid_artifact_ratio == pytest.approx(1.0)
     assert report.realism_accuracy == pytest.approx(0.5)
+    assert report.realism_distance == pytest.approx(0.0, abs=1e-6)
 
     mean_b, sketch_b = report.baselines["mean_face"], report.baselines["sketch"]
     assert mean_b["available"] and mean_b["source"] == "test mean of 4 other photos"
@@ -370,6 +407,7 @@ def test_baselines_are_scored_beside_a_perfect_pipeline(
     mean_regions = np.mean([ssim_regions(mean_u8, p) for p in photos], axis=0)
     assert [mean_b["ssim"], mean_b["ssim_face"], mean_b["ssim_rest"]] == pytest.approx(mean_regions)
     assert "SSIM face" in report.summary_table() and "SSIM rest" in report.summary_table()
+    assert mean_b["realism_distance"] > 1.0  # one constant image: nothing like n real photos
     assert sketch_b["ssim"] == pytest.approx(
         np.mean([ssim(s, p) for s, p in zip(sketches, photos, strict=True)])
     )

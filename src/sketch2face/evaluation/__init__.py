@@ -32,6 +32,7 @@ from sketch2face.evaluation.realism import (
     grid_artifact_ratio,
     grid_energy_score,
     realism_accuracy,
+    realism_distance,
     realism_features,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "rank1",
     "rank_k",
     "realism_accuracy",
+    "realism_distance",
     "realism_features",
     "resolve_mean_face",
     "save_mean_face",

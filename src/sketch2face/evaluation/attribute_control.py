@@ -143,7 +143,11 @@ def measure_attribute_control(
     real_skin, real_hair = skin_colours(photos), hair_colours(photos)
     base = pipeline(sketches, prepared=True).faces
     true = [
-        pipeline([sk], prepared=True, attributes={"skin": _rgb_hex(real_skin[i]), "hair_color": _rgb_hex(real_hair[i])}).faces[0]
+        pipeline(
+            [sk],
+            prepared=True,
+            attributes={"skin": _rgb_hex(real_skin[i]), "hair_color": _rgb_hex(real_hair[i])},
+        ).faces[0]
         for i, sk in enumerate(tqdm(sketches, desc="true attributes", disable=not progress))
     ]
     base_np, true_np = np.stack(base), np.stack(true)
@@ -151,10 +155,18 @@ def measure_attribute_control(
         count=len(pairs),
         ssim_no_attributes=float(np.mean([ssim(a, b) for a, b in zip(base, photos)])),
         ssim_true_attributes=float(np.mean([ssim(a, b) for a, b in zip(true, photos)])),
-        skin_error_no_attributes=float(np.linalg.norm(skin_colours(base_np) - real_skin, axis=1).mean()),
-        skin_error_true_attributes=float(np.linalg.norm(skin_colours(true_np) - real_skin, axis=1).mean()),
-        hair_error_no_attributes=float(np.linalg.norm(hair_colours(base_np) - real_hair, axis=1).mean()),
-        hair_error_true_attributes=float(np.linalg.norm(hair_colours(true_np) - real_hair, axis=1).mean()),
+        skin_error_no_attributes=float(
+            np.linalg.norm(skin_colours(base_np) - real_skin, axis=1).mean()
+        ),
+        skin_error_true_attributes=float(
+            np.linalg.norm(skin_colours(true_np) - real_skin, axis=1).mean()
+        ),
+        hair_error_no_attributes=float(
+            np.linalg.norm(hair_colours(base_np) - real_hair, axis=1).mean()
+        ),
+        hair_error_true_attributes=float(
+            np.linalg.norm(hair_colours(true_np) - real_hair, axis=1).mean()
+        ),
     )
     n_rows = min(3, len(sketches))
     sheet_rows: list[list[np.ndarray]] = [[sketches[i], base[i]] for i in range(n_rows)]
@@ -169,11 +181,17 @@ def measure_attribute_control(
             got = measure(faces)
             dist = float(np.linalg.norm(got - target, axis=1).mean())
             dist0 = float(np.linalg.norm(base_colour - target, axis=1).mean())
-            report.requests.append({
-                "kind": kind, "value": value, "target_rgb": target.tolist(),
-                "generated_rgb": got.mean(axis=0).tolist(), "distance": dist,
-                "distance_unconditioned": dist0, "moved_fraction": (dist0 - dist) / max(dist0, 1e-6),
-            })
+            report.requests.append(
+                {
+                    "kind": kind,
+                    "value": value,
+                    "target_rgb": target.tolist(),
+                    "generated_rgb": got.mean(axis=0).tolist(),
+                    "distance": dist,
+                    "distance_unconditioned": dist0,
+                    "moved_fraction": (dist0 - dist) / max(dist0, 1e-6),
+                }
+            )
             for i in range(n_rows):
                 sheet_rows[i].append(faces[i])
     if measure_gender:
@@ -224,7 +242,9 @@ def _measure_gender(
     labelled = truth >= 0
     report.gender_baseline = {
         "classifier_val_accuracy": (head.meta.get("val") or {}).get("accuracy"),
-        "real_accuracy": float((real.labels[labelled] == truth[labelled]).mean()) if labelled.any() else None,
+        "real_accuracy": float((real.labels[labelled] == truth[labelled]).mean())
+        if labelled.any()
+        else None,
         "real_labelled": int(labelled.sum()),
         "real_faces_found": float(real.face_found.mean()),
         "real_seen_as_female": float(real.seen_as("female").mean()),
@@ -232,7 +252,9 @@ def _measure_gender(
         "unconditioned_seen_as_female": float(none.seen_as("female").mean()),
         "unconditioned_faces_found": float(none.face_found.mean()),
         "pixel_classifier_val_accuracy": (pixel_head.meta.get("val") or {}).get("accuracy"),
-        "real_accuracy_pixels": _mean(real_px[labelled] == truth[labelled]) if labelled.any() else None,
+        "real_accuracy_pixels": _mean(real_px[labelled] == truth[labelled])
+        if labelled.any()
+        else None,
         "real_seen_as_female_pixels": float((real_px == FEMALE).mean()),
         "real_agreement_pixels": float((real_px == real.labels).mean()),
         "unconditioned_seen_as_male_pixels": float((none_px == MALE).mean()),
@@ -249,25 +271,30 @@ def _measure_gender(
         none_hit_px = none_px == code[value]
         # the hard case: the sketch shows the other gender, so only the request can flip it
         other = labelled & (truth != code[value])
-        report.gender_requests.append({
-            "kind": "gender", "value": value,
-            "seen_as_requested": float(hit.mean()),
-            "seen_as_requested_unconditioned": float(none.seen_as(value).mean()),
-            "seen_as_requested_real_other": float(hit[other].mean()) if other.any() else None,
-            "seen_as_requested_real_other_unconditioned": (
-                float(none.seen_as(value)[other].mean()) if other.any() else None
-            ),
-            "real_other": int(other.sum()),
-            "mean_p_female": float(np.nanmean(got.p_female)),
-            "faces_found": float(got.face_found.mean()),
-            "seen_as_requested_pixels": float(hit_px.mean()),
-            "seen_as_requested_unconditioned_pixels": float(none_hit_px.mean()),
-            "seen_as_requested_real_other_pixels": _mean(hit_px[other]) if other.any() else None,
-            "seen_as_requested_real_other_unconditioned_pixels": (
-                _mean(none_hit_px[other]) if other.any() else None
-            ),
-            "mean_p_female_pixels": float(p_px.mean()),
-            "agreement_pixels": float((got_px == got.labels).mean()),
-        })
+        report.gender_requests.append(
+            {
+                "kind": "gender",
+                "value": value,
+                "seen_as_requested": float(hit.mean()),
+                "seen_as_requested_unconditioned": float(none.seen_as(value).mean()),
+                "seen_as_requested_real_other": float(hit[other].mean()) if other.any() else None,
+                "seen_as_requested_real_other_unconditioned": (
+                    float(none.seen_as(value)[other].mean()) if other.any() else None
+                ),
+                "real_other": int(other.sum()),
+                "mean_p_female": float(np.nanmean(got.p_female)),
+                "faces_found": float(got.face_found.mean()),
+                "seen_as_requested_pixels": float(hit_px.mean()),
+                "seen_as_requested_unconditioned_pixels": float(none_hit_px.mean()),
+                "seen_as_requested_real_other_pixels": _mean(hit_px[other])
+                if other.any()
+                else None,
+                "seen_as_requested_real_other_unconditioned_pixels": (
+                    _mean(none_hit_px[other]) if other.any() else None
+                ),
+                "mean_p_female_pixels": float(p_px.mean()),
+                "agreement_pixels": float((got_px == got.labels).mean()),
+            }
+        )
         for i in range(min(len(sheet_rows), len(faces))):
             sheet_rows[i].append(faces[i])

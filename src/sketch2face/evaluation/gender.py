@@ -152,7 +152,9 @@ def read_head_json(path: str | os.PathLike, what: str, fit_command: str) -> dict
             f"`{fit_command}` or reinstall sketch2face."
         ) from exc
     if not isinstance(data, dict):
-        raise CheckpointError(f"{source}: not a JSON object; the {what} is corrupt. Refit it with `{fit_command}`.")
+        raise CheckpointError(
+            f"{source}: not a JSON object; the {what} is corrupt. Refit it with `{fit_command}`."
+        )
     return data
 
 

@@ -223,7 +223,9 @@ def save_pixel_gender_head(head: PixelGenderHead, path: str | os.PathLike = ASSE
 
 def load_pixel_gender_head(path: str | os.PathLike = ASSET_PATH) -> PixelGenderHead:
     """The fitted head; :class:`WeightsNotFoundError` if missing, :class:`CheckpointError` if corrupt."""
-    data = read_head_json(path, "pixel gender head", "sketch2face gender fit --features hog --dataset DIR")
+    data = read_head_json(
+        path, "pixel gender head", "sketch2face gender fit --features hog --dataset DIR"
+    )
     return PixelGenderHead.from_json(data, str(path))
 
 
