@@ -157,6 +157,26 @@ def test_ssim_term_is_trained_and_an_older_metrics_log_is_upgraded(
     assert ssim_off.train_step(batch.sketch, batch.photo)["G_ssim"] == 0.0  # off: not computed
 
 
+def test_a_resumed_run_drops_log_rows_of_the_steps_it_redoes(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    data = _fixture_pairs(shared_dir)
+    cfg = _cfg(tmp_path, max_steps=5, eval_every=100, sample_every=100, checkpoint_every=3)
+    Pix2PixTrainer(cfg, data, show_progress=False).fit(stop_at_step=3)
+    log_path = tmp_path / "metrics.csv"
+    before = list(csv.DictReader(log_path.open()))
+    assert [int(r["step"]) for r in before] == [1, 2, 3]
+    # the run went on to step 4 and was killed before its next checkpoint (step 6)
+    with log_path.open("a", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=list(before[0])).writerow({"step": 4, "time_s": 999.0})
+    resumed = Pix2PixTrainer(cfg, data, show_progress=False)
+    assert resumed.step == 3
+    resumed.fit()
+    rows = list(csv.DictReader(log_path.open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]  # step 4 once: the redone one
+    assert rows[:3] == before and rows[3]["time_s"] != "999.0"
+
+
 def test_config_overrides_and_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[generator]\nngf = 16\n[run]\nmax_steps = 5\n")

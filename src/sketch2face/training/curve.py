@@ -95,7 +95,8 @@ def plot_validation_curves(
         ax.set_title(panel_title, fontsize=10)
         ax.set_xlabel("images seen (cumulative)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a panel with no series gets no empty legend
+            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

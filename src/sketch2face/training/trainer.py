@@ -191,20 +191,32 @@ def paired_jitter(
     return (*out, affine) if return_affine else out
 
 
-def _open_metrics_log(path: Path, fields: Sequence[str]) -> None:
-    """Create ``metrics.csv`` with ``fields`` as header, or upgrade an existing log whose header
-    is older (a loss term was added since): its rows are rewritten under the new header, missing
-    columns left empty, so a resumed run keeps one consistent, readable file."""
+def _open_metrics_log(path: Path, fields: Sequence[str], resume_step: int = 0) -> None:
+    """Create ``metrics.csv`` with ``fields`` as header, or reopen an existing log for a resumed run.
+
+    An older header (a loss term was added since) is upgraded: rows are rewritten under the new
+    header, missing columns left empty. Rows logged after ``resume_step`` (the checkpoint the run
+    resumes from) are dropped: a run stopped between checkpoints redoes those steps, and keeping
+    both would draw each of them twice. So a resumed run keeps one consistent, readable file.
+    """
     if not path.exists():
         with path.open("w", newline="") as fh:
             csv.DictWriter(fh, fieldnames=list(fields)).writeheader()
         return
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
-        if reader.fieldnames == list(fields):
-            return
         old_fields = list(reader.fieldnames or [])
         rows = list(reader)
+    kept = [r for r in rows if not _logged_after(r, resume_step)]
+    if old_fields == list(fields) and len(kept) == len(rows):
+        return
+    if len(kept) < len(rows):
+        log.info(
+            "%s: dropped %d rows logged after step %d (redone by this resumed run)",
+            path,
+            len(rows) - len(kept),
+            resume_step,
+        )
     dropped = [f for f in old_fields if f not in fields]
     if dropped:
         log.warning("%s: columns %s are no longer logged; kept out of the upgraded log", path, dropped)
@@ -212,8 +224,16 @@ def _open_metrics_log(path: Path, fields: Sequence[str]) -> None:
     with tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(fields), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(kept)
     tmp.replace(path)
+
+
+def _logged_after(row: dict[str, str], step: int) -> bool:
+    """Whether a metrics row belongs to a step after ``step`` (unparseable steps are kept)."""
+    try:
+        return int(row.get("step") or "") > step
+    except ValueError:
+        return False
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
@@ -799,7 +819,7 @@ class Pix2PixTrainer:
             *VAL_FIELDS,
         ]
         if main:
-            _open_metrics_log(log_path, fields)
+            _open_metrics_log(log_path, fields, resume_step=self.step)
         bar = tqdm(
             total=cfg.run.max_steps,
             initial=self.step,
