@@ -594,13 +594,11 @@ class _SystemScores:
         summary["grid_artifact_ratio"] = (
             grid_ratio_from_scores(self.grid, real_grid) if n else float("nan")
         )
-        features = np.stack(self.features) if n else None
-        summary["realism_accuracy"] = (
-            realism_accuracy_from_features(features, real_features) if n else float("nan")
-        )
-        summary["realism_distance"] = (
-            realism_distance_from_features(features, real_features) if n else float("nan")
-        )
+        summary["realism_accuracy"] = summary["realism_distance"] = float("nan")
+        if n:
+            features = np.stack(self.features)
+            summary["realism_accuracy"] = realism_accuracy_from_features(features, real_features)
+            summary["realism_distance"] = realism_distance_from_features(features, real_features)
         return summary
 
 

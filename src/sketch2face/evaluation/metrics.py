@@ -23,6 +23,7 @@ Identity uses dlib's ResNet face descriptor (128-D, ``dlib_face_recognition_resn
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Sequence
@@ -84,14 +85,18 @@ FACE_ELLIPSE_SEMI_AXES = (0.53, 0.71)
 FACE_ELLIPSE_RAISE = 0.075
 
 
+@functools.cache
 def face_ellipse_mask(size_px: int) -> np.ndarray:
-    """(size, size) bool mask of the face region of an aligned crop (see FACE_ELLIPSE_*)."""
+    """(size, size) bool mask of the face region of an aligned crop (see FACE_ELLIPSE_*); built
+    once per size (every scored pair asks for it) and read-only, since it is shared."""
     box = FACE_FRACTION * size_px
     cx = size_px / 2.0
     cy = size_px / 2.0 + (CENTER_SHIFT_UP - FACE_ELLIPSE_RAISE) * box
     ax, ay = (f * box for f in FACE_ELLIPSE_SEMI_AXES)
     yy, xx = np.mgrid[0:size_px, 0:size_px] + 0.5
-    return ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+    mask = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+    mask.flags.writeable = False
+    return mask
 
 
 def ssim_regions(a_u8: np.ndarray, b_u8: np.ndarray) -> tuple[float, float, float]:

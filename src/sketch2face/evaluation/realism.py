@@ -255,6 +255,15 @@ def _fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
     return ids
 
 
+def _feature_arrays(generated: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both per-image feature sets as float64 (N, F) / (M, F) arrays with the same F."""
+    gen = np.asarray(generated, dtype=np.float64)
+    ref = np.asarray(real, dtype=np.float64)
+    if gen.ndim != 2 or ref.ndim != 2 or gen.shape[1] != ref.shape[1]:
+        raise ValueError(f"expected (N, F) feature arrays, got {gen.shape} and {ref.shape}")
+    return gen, ref
+
+
 def realism_accuracy_from_features(
     generated_features: np.ndarray,
     real_features: np.ndarray,
@@ -265,10 +274,7 @@ def realism_accuracy_from_features(
     seed: int = 0,
 ) -> float:
     """:func:`realism_accuracy` from per-image :func:`realism_features` rows."""
-    gen = np.asarray(generated_features, dtype=np.float64)
-    real = np.asarray(real_features, dtype=np.float64)
-    if gen.ndim != 2 or real.ndim != 2 or gen.shape[1] != real.shape[1]:
-        raise ValueError(f"expected (N, F) feature arrays, got {gen.shape} and {real.shape}")
+    gen, real = _feature_arrays(generated_features, real_features)
     smallest = min(len(gen), len(real))
     if smallest < REALISM_MIN_PER_CLASS:
         return float("nan")
@@ -306,10 +312,7 @@ def realism_distance_from_features(
     and non-negative in exact arithmetic; rounding noise is clipped). NaN below
     ``REALISM_MIN_PER_CLASS`` images per set.
     """
-    gen = np.asarray(generated_features, dtype=np.float64)
-    real = np.asarray(real_features, dtype=np.float64)
-    if gen.ndim != 2 or real.ndim != 2 or gen.shape[1] != real.shape[1]:
-        raise ValueError(f"expected (N, F) feature arrays, got {gen.shape} and {real.shape}")
+    gen, real = _feature_arrays(generated_features, real_features)
     if min(len(gen), len(real)) < REALISM_MIN_PER_CLASS:
         return float("nan")
     mu, sd = real.mean(axis=0), real.std(axis=0)
