@@ -20,6 +20,15 @@ def shared_dir() -> Path:
     return SHARED_DIR
 
 
+@pytest.fixture(autouse=True)
+def _seeded_rngs() -> None:
+    """Every test starts from the same Python, NumPy and torch random state, so a failure
+    repeats whatever ran before it (the product's own secrets-based draws are not affected)."""
+    from sketch2face.runtime import seed_everything
+
+    seed_everything(0)
+
+
 # ---------------------------------------------------------------- tiny models (diffusers' dummy pattern)
 TINY_GENERATOR = {"ngf": 4, "depth": 8, "n_dropout_blocks": 3}
 TINY_DISCRIMINATOR = {"ndf": 4, "n_layers": 3}
