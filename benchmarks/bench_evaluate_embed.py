@@ -36,12 +36,16 @@ def fixture_images(shared: Path, count: int) -> list[np.ndarray]:
     )
     if not paths:
         raise SystemExit(f"no fixture images under {shared / 'data' / 'fixtures'}")
-    images = [np.asarray(Image.open(p).convert("RGB").resize((256, 256), Image.BICUBIC)) for p in paths]
+    images = [
+        np.asarray(Image.open(p).convert("RGB").resize((256, 256), Image.BICUBIC)) for p in paths
+    ]
     return [images[i % len(images)] for i in range(count)]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
@@ -71,7 +75,9 @@ def main() -> None:
 
     base = statistics.median(times["one call per image"])
     diff = float(np.nanmax(np.abs(outputs["one call per image"] - outputs["one call per batch"])))
-    print(f"{len(images)} images, {args.rounds} rounds, load average {load_start[0]:.1f} -> {load_end[0]:.1f}")
+    print(
+        f"{len(images)} images, {args.rounds} rounds, load average {load_start[0]:.1f} -> {load_end[0]:.1f}"
+    )
     print(f"{'variant':22s} {'ms/image':>9s} {'images/s':>9s} {'x per-image':>12s}")
     rows = []
     for name, values in times.items():
@@ -83,21 +89,28 @@ def main() -> None:
             "speedup": base / median,
         }
         rows.append(row)
-        print(f"{name:22s} {row['ms_per_image']:9.1f} {row['images_per_s']:9.1f} {row['speedup']:12.2f}")
+        print(
+            f"{name:22s} {row['ms_per_image']:9.1f} {row['images_per_s']:9.1f} {row['speedup']:12.2f}"
+        )
     print(f"largest descriptor difference between the variants: {diff:.2e}")
     if args.json is not None:
-        args.json.write_text(json.dumps({
-            "rows": rows,
-            "max_abs_difference": diff,
-            "images": len(images),
-            "rounds": args.rounds,
-            "machine": {
-                "cpu": platform.processor() or platform.machine(),
-                "cores": os.cpu_count(),
-                "load_average_start": load_start,
-                "load_average_end": load_end,
-            },
-        }, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "max_abs_difference": diff,
+                    "images": len(images),
+                    "rounds": args.rounds,
+                    "machine": {
+                        "cpu": platform.processor() or platform.machine(),
+                        "cores": os.cpu_count(),
+                        "load_average_start": load_start,
+                        "load_average_end": load_end,
+                    },
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

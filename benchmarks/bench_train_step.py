@@ -52,7 +52,13 @@ def measure(
     rng = np.random.default_rng(0)
     n = batch * 2
     # a face chip covering the middle of the frame: cost does not depend on where it lies
-    chip = np.array([[150 / (0.6 * size_px), 0, -0.2 * size_px * 150 / (0.6 * size_px)], [0, 150 / (0.6 * size_px), -0.2 * size_px * 150 / (0.6 * size_px)]], np.float32)
+    chip = np.array(
+        [
+            [150 / (0.6 * size_px), 0, -0.2 * size_px * 150 / (0.6 * size_px)],
+            [0, 150 / (0.6 * size_px), -0.2 * size_px * 150 / (0.6 * size_px)],
+        ],
+        np.float32,
+    )
     data = PairTensors(
         torch.from_numpy(rng.integers(0, 255, (n, size_px, size_px, 3), dtype=np.uint8)),
         torch.from_numpy(rng.integers(0, 255, (n, size_px, size_px, 3), dtype=np.uint8)),
@@ -108,11 +114,23 @@ def main() -> None:
         ngf, precision = int(args.ngf.split(",")[0]), args.precisions.split(",")[0]
         for name, upsample, face, size in RECIPES:
             rows.append(
-                measure(ngf, precision, True, args.batch, args.steps, args.device,
-                        upsample=upsample, face_losses=face, size_px=size)
+                measure(
+                    ngf,
+                    precision,
+                    True,
+                    args.batch,
+                    args.steps,
+                    args.device,
+                    upsample=upsample,
+                    face_losses=face,
+                    size_px=size,
+                )
             )
             r = rows[-1]
-            print(f"{name:40s} step={r['median_step_s'] * 1000:8.1f} ms  {r['images_per_s']:6.2f} img/s", flush=True)
+            print(
+                f"{name:40s} step={r['median_step_s'] * 1000:8.1f} ms  {r['images_per_s']:6.2f} img/s",
+                flush=True,
+            )
     for ngf in [int(x) for x in args.ngf.split(",")] if not args.recipes else []:
         for precision in args.precisions.split(","):
             for cl in (False, True):

@@ -33,7 +33,9 @@ def test_request_parsing_names_hex_and_rgb() -> None:
     assert empty.is_empty and not empty.to_vector().any()
 
 
-@pytest.mark.parametrize("bad", [{"skin": "purple"}, {"hair_color": [1, 2]}, {"gender": "x"}, {"eyes": "blue"}])
+@pytest.mark.parametrize(
+    "bad", [{"skin": "purple"}, {"hair_color": [1, 2]}, {"gender": "x"}, {"eyes": "blue"}]
+)
 def test_bad_requests_say_what_is_allowed(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="use"):
         FaceAttributes.from_request(bad)
@@ -64,7 +66,9 @@ def test_changing_an_attribute_changes_the_output_where_the_projection_acts(tmp_
     assert not torch.allclose(net(x, dark), net(x, light))
 
 
-def test_pipeline_attributes_on_plain_and_conditioned_models(tiny_checkpoint: Path, tmp_path: Path, shared_dir: Path) -> None:
+def test_pipeline_attributes_on_plain_and_conditioned_models(
+    tiny_checkpoint: Path, tmp_path: Path, shared_dir: Path
+) -> None:
     from conftest import make_tiny_checkpoint
 
     sketch = shared_dir / "data" / "fixtures" / "fs2k_test" / "style0_sketch1_sketch1396.jpg"
@@ -76,7 +80,11 @@ def test_pipeline_attributes_on_plain_and_conditioned_models(tiny_checkpoint: Pa
     cond_path = make_tiny_checkpoint(tmp_path / "cond.safetensors", attribute_dim=ATTRIBUTE_DIM)
     cond = Sketch2Face.from_pretrained(cond_path)
     assert cond.supports_attributes
-    assert cond(sketch, attributes={"skin": "dark", "gender": "male"}).faces[0].shape == (256, 256, 3)
+    assert cond(sketch, attributes={"skin": "dark", "gender": "male"}).faces[0].shape == (
+        256,
+        256,
+        3,
+    )
 
 
 def test_attribute_control_report_and_sheet(tmp_path: Path, shared_dir: Path) -> None:
@@ -89,18 +97,29 @@ def test_attribute_control_report_and_sheet(tmp_path: Path, shared_dir: Path) ->
     pairs = []
     for sketch in sorted(folder.glob("*_sketch*"))[:2]:
         style, kind, name = sketch.stem.split("_")
-        photo = folder / f"{style}_{kind.replace('sketch', 'photo')}_{name.replace('sketch', 'image')}.jpg"
+        photo = (
+            folder
+            / f"{style}_{kind.replace('sketch', 'photo')}_{name.replace('sketch', 'image')}.jpg"
+        )
         for src in (sketch, photo):  # manifest pairs are 256x256
             Image.open(src).convert("RGB").resize((256, 256)).save(tmp_path / f"{src.stem}.png")
         pairs.append((tmp_path / f"{sketch.stem}.png", tmp_path / f"{photo.stem}.png"))
-    pipe = Sketch2Face.from_pretrained(make_tiny_checkpoint(tmp_path / "c.safetensors", attribute_dim=ATTRIBUTE_DIM))
-    report = measure_attribute_control(pipe, pairs, sheet_path=tmp_path / "sheet.png", progress=False)
+    pipe = Sketch2Face.from_pretrained(
+        make_tiny_checkpoint(tmp_path / "c.safetensors", attribute_dim=ATTRIBUTE_DIM)
+    )
+    report = measure_attribute_control(
+        pipe, pairs, sheet_path=tmp_path / "sheet.png", progress=False
+    )
     assert report.count == 2 and 0 < report.ssim_no_attributes <= 1
-    assert {r["kind"] for r in report.requests} == {"skin", "hair_color"} and len(report.requests) == 6
+    assert {r["kind"] for r in report.requests} == {"skin", "hair_color"} and len(
+        report.requests
+    ) == 6
     assert all(r["distance"] >= 0 for r in report.requests)
     assert "request" in report.table()
     sheet = Image.open(tmp_path / "sheet.png")
-    assert sheet.size[0] > 8 * 256 and sheet.size[1] > 2 * 256  # 2 rows: sketch, none, 3 skins, 3 hairs
+    assert (
+        sheet.size[0] > 8 * 256 and sheet.size[1] > 2 * 256
+    )  # 2 rows: sketch, none, 3 skins, 3 hairs
 
 
 # ---------------------------------------------------------------- counterfactual requests
@@ -115,10 +134,18 @@ def test_counterfactual_requests_change_only_chosen_rows_and_flip_the_photos_gen
     photo[:, 4], photo[:, 5:8] = 1.0, -0.8
     photo[:, 8], photo[:, 9] = 1.0, torch.where(torch.arange(n) % 2 == 0, 1.0, -1.0)
     photo[-4:, 8:] = 0.0  # gender unknown for the last rows
-    dropped = drop_groups(photo, torch.tensor([[1.0, 1.0, 0.0]]).expand(n, 3))  # gender not requested
+    dropped = drop_groups(
+        photo, torch.tensor([[1.0, 1.0, 0.0]]).expand(n, 3)
+    )  # gender not requested
     chosen = torch.arange(n) < n - 16
-    out, replaced = counterfactual_requests(dropped, chosen, torch.Generator().manual_seed(0), photo)
-    assert replaced.shape == (n, 3) and replaced[chosen].any(dim=1).all() and not replaced[~chosen].any()
+    out, replaced = counterfactual_requests(
+        dropped, chosen, torch.Generator().manual_seed(0), photo
+    )
+    assert (
+        replaced.shape == (n, 3)
+        and replaced[chosen].any(dim=1).all()
+        and not replaced[~chosen].any()
+    )
     assert torch.equal(out[~chosen], dropped[~chosen])
     skins = torch.tensor(list(SKIN_TONES.values()), dtype=torch.float32)
     hairs = torch.tensor(list(HAIR_COLOURS.values()), dtype=torch.float32)
@@ -140,14 +167,20 @@ def test_region_masks_follow_the_training_augmentation() -> None:
 
     plain = region_masks(1, 256)
     y0, y1, x0, x1 = HAIR_REGION_256
-    assert plain[0, 1].sum() == (y1 - y0) * (x1 - x0) and plain[0, 1, y0, x0] == 1 and plain[0, 1, y0 - 1, x0] == 0
+    assert (
+        plain[0, 1].sum() == (y1 - y0) * (x1 - x0)
+        and plain[0, 1, y0, x0] == 1
+        and plain[0, 1, y0 - 1, x0] == 0
+    )
     assert plain[0, 0].sum() == sum((b - a) * (d - c) for a, b, c, d in SKIN_REGIONS_256)
     # paint the regions of a photo, augment it, and read the colours back through the masks
     photo = torch.full((6, 3, 256, 256), -1.0)
     for a, b, c, d in SKIN_REGIONS_256:
         photo[:, 0, a:b, c:d] = 1.0
     photo[:, 2, y0:y1, x0:x1] = 1.0
-    _, moved, affine = paired_jitter(photo.clone(), photo, 30, torch.Generator().manual_seed(3), return_affine=True)
+    _, moved, affine = paired_jitter(
+        photo.clone(), photo, 30, torch.Generator().manual_seed(3), return_affine=True
+    )
     masks = region_masks(6, 256, affine)
     red = (moved[:, 0] * masks[:, 0]).sum((1, 2)) / masks[:, 0].sum((1, 2))
     blue = (moved[:, 2] * masks[:, 1]).sum((1, 2)) / masks[:, 1].sum((1, 2))

@@ -233,10 +233,7 @@ def test_cli_generate_candidates(
     assert len({f.tobytes() for f in faces}) == 4
     # the same --seed gives the same candidates
     again = tmp_path / "again"
-    assert (
-        main(["generate", str(sketch), "-o", str(again), *options])
-        == 0
-    )
+    assert main(["generate", str(sketch), "-o", str(again), *options]) == 0
     assert (again / "witness_candidate03.png").read_bytes() == (
         out / "witness_candidate03.png"
     ).read_bytes()

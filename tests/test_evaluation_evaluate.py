@@ -327,7 +327,9 @@ def test_figures_by_group_rank_among_all_photos(
     assert "a (2 pairs): model " in table and "b (1 pairs)" in table
     assert json.loads(report.to_json())["by_group"]["a"]["model"]["rank1"] == 0.0
     with pytest.raises(ValueError, match="2 group labels for 3 pairs"):
-        evaluate_pairs(rotated, sketches, photos, prepared=True, embedder=embedder, groups=["a", "b"])
+        evaluate_pairs(
+            rotated, sketches, photos, prepared=True, embedder=embedder, groups=["a", "b"]
+        )
 
 
 def _install_fake_pipeline(

@@ -125,7 +125,9 @@ def test_augment_sketches_is_seeded_bounded_and_varied() -> None:
     changed = (a - sketch).abs().flatten(1).amax(dim=1) > 1e-3
     assert 4 <= int(changed.sum()) <= 16  # most, not necessarily all, are restyled
     # the stroke stays darker than the paper around it in every sketch
-    assert (a[:, :, 20:44, 30:33].mean(dim=(1, 2, 3)) < a[:, :, 20:44, 5:15].mean(dim=(1, 2, 3))).all()
+    assert (
+        a[:, :, 20:44, 30:33].mean(dim=(1, 2, 3)) < a[:, :, 20:44, 5:15].mean(dim=(1, 2, 3))
+    ).all()
     assert torch.equal(augment_sketches(sketch, torch.Generator(), strength=0.0), sketch)
 
 
@@ -223,7 +225,9 @@ def _face_pairs(celeba_faces, attributes: np.ndarray | None = None) -> PairTenso
 
     images, points = celeba_faces
     sketches = 255 - np.repeat(images.mean(axis=3, keepdims=True), 3, axis=3).astype(np.uint8)
-    chips, valid = face_chip_matrices((points + 0.5) * 2.0 - 0.5, 128)  # found at 128 -> "256" coords
+    chips, valid = face_chip_matrices(
+        (points + 0.5) * 2.0 - 0.5, 128
+    )  # found at 128 -> "256" coords
     return PairTensors(
         torch.from_numpy(np.ascontiguousarray(sketches)),
         torch.from_numpy(images),
@@ -235,7 +239,9 @@ def _face_pairs(celeba_faces, attributes: np.ndarray | None = None) -> PairTenso
     )
 
 
-def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces, tmp_path: Path) -> None:
+def test_trainer_with_face_losses_trains_validates_and_warm_starts(
+    celeba_faces, tmp_path: Path
+) -> None:
     data = _face_pairs(celeba_faces)
     # a deconv checkpoint to warm-start from
     old_cfg = GeneratorConfig(ngf=4, depth=7)
@@ -273,10 +279,18 @@ def test_trainer_with_face_losses_trains_validates_and_warm_starts(celeba_faces,
     losses = trainer.train_step(*batch)
     assert losses["G_id"] > 0 and losses["G_fperc"] > 0 and np.isfinite(losses["G_total"])
     metrics = trainer.validate()
-    for key in ("val_ssim_fs2k", "val_id_cos_fs2k", "val_rank1_fs2k", "val_rank1_sketch_fs2k", "val_score"):
+    for key in (
+        "val_ssim_fs2k",
+        "val_id_cos_fs2k",
+        "val_rank1_fs2k",
+        "val_rank1_sketch_fs2k",
+        "val_score",
+    ):
         assert key in metrics, metrics
     assert 0.0 <= metrics["val_rank1_fs2k"] <= 1.0
-    assert metrics["val_score"] == pytest.approx(metrics["val_ssim_fs2k"] + metrics["val_rank1_fs2k"])
+    assert metrics["val_score"] == pytest.approx(
+        metrics["val_ssim_fs2k"] + metrics["val_rank1_fs2k"]
+    )
     trainer.fit()
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
     assert best.generator_config.upsample == "resize"
@@ -346,7 +360,9 @@ def test_validation_curve_png_from_a_metrics_log(tmp_path: Path) -> None:
     assert plot_validation_curves(empty, tmp_path / "none.png", batch_size=4) is None
 
 
-def test_trainer_counterfactual_rows_skip_photo_losses_and_learn_the_request(celeba_faces, tmp_path: Path) -> None:
+def test_trainer_counterfactual_rows_skip_photo_losses_and_learn_the_request(
+    celeba_faces, tmp_path: Path
+) -> None:
     images, _ = celeba_faces
     vectors = np.zeros((len(images), 10), dtype=np.float32)
     vectors[:, 0], vectors[:, 1:4] = 1.0, 0.3
@@ -357,12 +373,22 @@ def test_trainer_counterfactual_rows_skip_photo_losses_and_learn_the_request(cel
     def trainer_with(counterfactual: float) -> Pix2PixTrainer:
         cfg = TrainConfig(
             data=DataConfig(
-                batch_size=len(images), augment=True, jitter_px=8, attribute_dropout=0.0,
+                batch_size=len(images),
+                augment=True,
+                jitter_px=8,
+                attribute_dropout=0.0,
                 counterfactual=counterfactual,
             ),
             generator=GeneratorConfig(ngf=4, depth=7, upsample="resize", attribute_dim=10),
             discriminator=DiscriminatorConfig(ndf=4, n_layers=2),
-            loss=LossConfig(contextual_pool_px=4, ssim=1.0, identity=1.0, face_perceptual=1.0, gender=0.1, attribute=5.0),
+            loss=LossConfig(
+                contextual_pool_px=4,
+                ssim=1.0,
+                identity=1.0,
+                face_perceptual=1.0,
+                gender=0.1,
+                attribute=5.0,
+            ),
             runtime=RuntimeConfig(device="cpu", precision="fp32", seed=0, threads=2),
             run=RunConfig(out_dir=str(tmp_path / f"run{counterfactual}"), max_steps=2),
         )

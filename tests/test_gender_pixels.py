@@ -163,7 +163,9 @@ def test_shipped_head_classifies_prepared_fs2k_test_photos() -> None:
     assert accuracy > 0.8, accuracy  # chance is 0.5 on this balanced set; val accuracy is ~0.9
 
 
-def _aligned_fs2k(shared_dir: Path, split: str, per_class: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _aligned_fs2k(
+    shared_dir: Path, split: str, per_class: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Balanced FS2K photos of ``split`` from ../shared, aligned as `prepare` does (dlib only to
     crop, never to classify), with their FS2K genders."""
     from sketch2face.data.align import crop_square, default_cropper

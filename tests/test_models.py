@@ -93,7 +93,9 @@ def test_ssim_loss_is_one_minus_the_evaluation_ssim() -> None:
         fake = fake.astype(np.uint8)
         loss = ssim_loss(_as_model_range(fake), _as_model_range(photo)).item()
         assert loss == pytest.approx(1.0 - ssim(fake, photo), abs=1e-5)
-    assert ssim_loss(_as_model_range(photo), _as_model_range(photo)).item() == pytest.approx(0, abs=1e-6)
+    assert ssim_loss(_as_model_range(photo), _as_model_range(photo)).item() == pytest.approx(
+        0, abs=1e-6
+    )
 
 
 def test_ssim_loss_gradient_descent_raises_ssim() -> None:

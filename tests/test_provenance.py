@@ -102,7 +102,9 @@ def test_signing_key_is_created_once_private_and_with_a_public_copy(tmp_path: Pa
     assert stat.S_IMODE((data_dir / SIGNING_KEY_FILENAME).stat().st_mode) == 0o600
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((data_dir / PUBLIC_KEY_FILENAME).stat().st_mode) == 0o600
-    assert sorted(p.name for p in data_dir.iterdir()) == sorted([PUBLIC_KEY_FILENAME, SIGNING_KEY_FILENAME])
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted(
+        [PUBLIC_KEY_FILENAME, SIGNING_KEY_FILENAME]
+    )
     public = load_public_key(data_dir / PUBLIC_KEY_FILENAME)
     assert key_id(public) == key_id(first)
     assert key_id(load_public_key(data_dir / SIGNING_KEY_FILENAME)) == key_id(first)

@@ -145,7 +145,9 @@ def test_ssim_term_is_trained_and_an_older_metrics_log_is_upgraded(
     cfg = TrainConfig(**{**cfg.__dict__, "loss": LossConfig(contextual_pool_px=4, ssim=10.0)})
     # a log written before the SSIM term existed: its rows must survive under the new header
     old_header = "step,time_s,images_per_s,lr_g,D_real,D_fake,G_gan,G_l1,G_cx,G_total,val_ssim\n"
-    (tmp_path / "metrics.csv").write_text(old_header + "0,1.0,2.0,0.0002,0.5,0.5,1.0,0.3,2.0,33.0,0.41\n")
+    (tmp_path / "metrics.csv").write_text(
+        old_header + "0,1.0,2.0,0.0002,0.5,0.5,1.0,0.3,2.0,33.0,0.41\n"
+    )
     Pix2PixTrainer(cfg, data, data, show_progress=False).fit()
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [0, 1, 2]
@@ -229,7 +231,9 @@ def test_generator_moving_average_is_saved_resumed_and_used_for_inference(
 
 def test_moving_average_decay_is_checked(shared_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ema_decay"):
-        Pix2PixTrainer(_cfg(tmp_path, ema_decay=1.0), _fixture_pairs(shared_dir), show_progress=False)
+        Pix2PixTrainer(
+            _cfg(tmp_path, ema_decay=1.0), _fixture_pairs(shared_dir), show_progress=False
+        )
 
 
 def test_structure_ssim_ignores_colour_and_brightness_but_not_edges() -> None:
@@ -251,14 +255,20 @@ def test_region_colour_loss_is_zero_at_the_request_and_pulls_toward_it() -> None
     masks = torch.zeros(2, 2, 16, 16)
     masks[:, 0, 8:, :8] = 1.0
     masks[:, 1, :4, 4:12] = 1.0
-    targets = torch.tensor([[[0.5, 0.0, -0.5], [0.0, 0.0, 0.0]], [[0.2, 0.2, 0.2], [-1.0, -1.0, -1.0]]])
+    targets = torch.tensor(
+        [[[0.5, 0.0, -0.5], [0.0, 0.0, 0.0]], [[0.2, 0.2, 0.2], [-1.0, -1.0, -1.0]]]
+    )
     known = torch.tensor([[True, False], [False, True]])
     loss = region_colour_loss(fake, masks, targets, known)
     assert loss.item() == pytest.approx((1.0 / 3 + 1.0) / 2)
     loss.backward()
-    assert fake.grad is not None and fake.grad[0, :, :4].abs().sum() == 0  # unrequested hair: no pull
+    assert (
+        fake.grad is not None and fake.grad[0, :, :4].abs().sum() == 0
+    )  # unrequested hair: no pull
     assert fake.grad[1, 0, 0, 5] > 0 and fake.grad[0, 0, 10, 2] < 0  # darker hair, redder skin
     assert region_colour_loss(fake, masks, targets, torch.zeros_like(known)).item() == 0.0
     exact = torch.zeros(1, 3, 16, 16)
     exact[0, :, 8:, :8] = torch.tensor([0.5, 0.0, -0.5]).view(3, 1, 1)
-    assert region_colour_loss(exact, masks[:1], targets[:1], known[:1]).item() == pytest.approx(0.0, abs=1e-6)
+    assert region_colour_loss(exact, masks[:1], targets[:1], known[:1]).item() == pytest.approx(
+        0.0, abs=1e-6
+    )

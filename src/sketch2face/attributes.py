@@ -58,7 +58,9 @@ SKIN_REGIONS_256 = ((128, 160, 78, 102), (128, 160, 154, 178))
 HAIR_REGION_256 = (14, 44, 88, 168)
 
 
-def _parse_colour(name: str, value: Any, palette: Mapping[str, tuple[int, int, int]]) -> tuple[int, int, int]:
+def _parse_colour(
+    name: str, value: Any, palette: Mapping[str, tuple[int, int, int]]
+) -> tuple[int, int, int]:
     if isinstance(value, str):
         key = value.strip().lower().replace(" ", "-").replace("_", "-")
         if key in palette:
@@ -90,7 +92,9 @@ class FaceAttributes:
     @classmethod
     def from_request(cls, values: Mapping[str, Any] | None) -> FaceAttributes:
         """Parse ``skin``, ``hair_color`` and ``gender`` (names, hex or RGB); empty values are unset."""
-        values = {k: v for k, v in (values or {}).items() if v not in (None, "", "any", "unspecified")}
+        values = {
+            k: v for k, v in (values or {}).items() if v not in (None, "", "any", "unspecified")
+        }
         unknown = sorted(set(values) - {"skin", "hair_color", "gender"})
         if unknown:
             raise ValueError(f"unknown attribute(s) {unknown}; use skin, hair_color and gender.")
@@ -98,10 +102,16 @@ class FaceAttributes:
         if gender is not None:
             gender = str(gender).strip().lower()
             if gender not in GENDERS:
-                raise ValueError(f"gender {values['gender']!r} is not understood; use female or male.")
+                raise ValueError(
+                    f"gender {values['gender']!r} is not understood; use female or male."
+                )
         return cls(
-            skin_rgb=_parse_colour("skin tone", values["skin"], SKIN_TONES) if "skin" in values else None,
-            hair_rgb=_parse_colour("hair colour", values["hair_color"], HAIR_COLOURS) if "hair_color" in values else None,
+            skin_rgb=_parse_colour("skin tone", values["skin"], SKIN_TONES)
+            if "skin" in values
+            else None,
+            hair_rgb=_parse_colour("hair colour", values["hair_color"], HAIR_COLOURS)
+            if "hair_color" in values
+            else None,
             gender=gender,
         )
 
@@ -125,12 +135,16 @@ class FaceAttributes:
         return vec
 
 
-def _region_median(images_u8: np.ndarray, regions: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+def _region_median(
+    images_u8: np.ndarray, regions: Sequence[tuple[int, int, int, int]]
+) -> np.ndarray:
     """(N, 256, 256, 3) -> (N, 3) median colour over the union of the regions."""
     size = images_u8.shape[1]
     scale = size / 256.0
     patches = [
-        images_u8[:, int(y0 * scale) : int(y1 * scale), int(x0 * scale) : int(x1 * scale)].reshape(len(images_u8), -1, 3)
+        images_u8[:, int(y0 * scale) : int(y1 * scale), int(x0 * scale) : int(x1 * scale)].reshape(
+            len(images_u8), -1, 3
+        )
         for (y0, y1, x0, x1) in regions
     ]
     return np.median(np.concatenate(patches, axis=1), axis=1)
@@ -186,7 +200,9 @@ def colour_requests(vectors: Any) -> tuple[Any, Any]:
     import torch
 
     (skin_at, skin_end), (hair_at, hair_end) = GROUP_SLICES[0], GROUP_SLICES[1]
-    colours = torch.stack([vectors[:, skin_at + 1 : skin_end], vectors[:, hair_at + 1 : hair_end]], 1)
+    colours = torch.stack(
+        [vectors[:, skin_at + 1 : skin_end], vectors[:, hair_at + 1 : hair_end]], 1
+    )
     known = torch.stack([vectors[:, skin_at] > 0.5, vectors[:, hair_at] > 0.5], 1)
     return colours, known
 
@@ -249,7 +265,13 @@ def region_masks(n: int, size_px: int, affine: Any | None = None) -> Any:
             ys = torch.tensor([y0 * scale, y1 * scale - 1])
             mx = affine[:, 0, 0:1] * xs + affine[:, 0, 2:3]
             my = affine[:, 1, 1:2] * ys + affine[:, 1, 2:3]
-            inside_x = (grid >= mx.min(1, keepdim=True).values - 0.5) & (grid <= mx.max(1, keepdim=True).values + 0.5)
-            inside_y = (grid >= my.min(1, keepdim=True).values - 0.5) & (grid <= my.max(1, keepdim=True).values + 0.5)
-            masks[:, index] = torch.maximum(masks[:, index], (inside_y[:, :, None] & inside_x[:, None, :]).float())
+            inside_x = (grid >= mx.min(1, keepdim=True).values - 0.5) & (
+                grid <= mx.max(1, keepdim=True).values + 0.5
+            )
+            inside_y = (grid >= my.min(1, keepdim=True).values - 0.5) & (
+                grid <= my.max(1, keepdim=True).values + 0.5
+            )
+            masks[:, index] = torch.maximum(
+                masks[:, index], (inside_y[:, :, None] & inside_x[:, None, :]).float()
+            )
     return masks

@@ -88,7 +88,11 @@ def load_image(
     if isinstance(source, np.ndarray):
         image_u8 = _array_to_u8(source, name)
         check_image_shape(
-            image_u8.shape[1], image_u8.shape[0], name=name, min_side=min_side, max_aspect=max_aspect
+            image_u8.shape[1],
+            image_u8.shape[0],
+            name=name,
+            min_side=min_side,
+            max_aspect=max_aspect,
         )
         return image_u8
     if isinstance(source, Image.Image):

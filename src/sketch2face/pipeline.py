@@ -112,7 +112,9 @@ class AutoBackend:
         self.torch = TorchBackend(generator, device)
         self.onnx = OnnxBackend.from_generator(generator, spin=False)
 
-    def run(self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None) -> torch.Tensor:
+    def run(
+        self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None
+    ) -> torch.Tensor:
         backend: GeneratorBackend = self.torch if seed is not None else self.onnx
         return backend.run(batch_t, attributes, seed)
 
@@ -229,7 +231,9 @@ class Sketch2Face:
         """True when the generator is conditioned on skin tone / hair colour / gender."""
         return self.generator_config.attribute_dim > 0
 
-    def encode_attributes(self, attributes: Mapping[str, Any] | None, n: int) -> torch.Tensor | None:
+    def encode_attributes(
+        self, attributes: Mapping[str, Any] | None, n: int
+    ) -> torch.Tensor | None:
         """(n, ATTRIBUTE_DIM) condition vectors (None for an unconditioned model)."""
         try:
             parsed = FaceAttributes.from_request(attributes)

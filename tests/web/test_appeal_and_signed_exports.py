@@ -40,10 +40,14 @@ def _signed_in(app: Any, user: str) -> WebClient:
 def _case_with_likeness(app: Any, c: WebClient, number: str = "2026-0413") -> tuple[int, str]:
     case_id = create_case(c, number)
     gid = generation_id_from(c.generate(case_number=number, notes="Seen near the station, 21:30"))
-    assert c.post(f"/cases/{case_id}/candidates", {"generation_id": gid, "n": "2"}).status_code == 302
+    assert (
+        c.post(f"/cases/{case_id}/candidates", {"generation_id": gid, "n": "2"}).status_code == 302
+    )
     with new_session(app) as s:
         candidate_id = s.scalars(sa.select(Candidate.id).order_by(Candidate.id)).first()
-    assert c.post(f"/cases/{case_id}/likeness", {"candidate_id": str(candidate_id)}).status_code == 302
+    assert (
+        c.post(f"/cases/{case_id}/likeness", {"candidate_id": str(candidate_id)}).status_code == 302
+    )
     return case_id, gid
 
 

@@ -289,6 +289,7 @@ def test_export_zip_has_images_metadata_and_audit(app: Any, alice: WebClient) ->
     assert round_["fixed_attributes"] == {} and len(round_["candidates"]) == 3
     assert [c["likeness"] for c in round_["candidates"]] == [False, True, False]
     assert all(isinstance(c["seed"], int) for c in round_["candidates"])
+
     # the exported faces are the stored pictures, re-encoded with signed provenance
     def pixels(png: bytes) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))

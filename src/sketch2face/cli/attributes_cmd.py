@@ -9,7 +9,9 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `evaluate-attributes` sub-command."""
-    p = subparsers.add_parser("evaluate-attributes", help="measure attribute control on a prepared split")
+    p = subparsers.add_parser(
+        "evaluate-attributes", help="measure attribute control on a prepared split"
+    )
     p.add_argument("--manifest", required=True, help="prepared dataset folder (manifest.jsonl)")
     p.add_argument("--split", default="test")
     p.add_argument("--source", default="fs2k", help="only pairs of this source ('' for all)")
@@ -36,13 +38,19 @@ def run(args: argparse.Namespace) -> int:
     from sketch2face.pipeline import Sketch2Face
 
     root = Path(args.manifest)
-    rows = [r for r in read_manifest(root / "manifest.jsonl") if r.split == args.split and (not args.source or r.source == args.source)]
+    rows = [
+        r
+        for r in read_manifest(root / "manifest.jsonl")
+        if r.split == args.split and (not args.source or r.source == args.source)
+    ]
     pairs = [(root / r.sketch, root / r.photo) for r in rows][: args.limit]
     if not pairs:
         raise Sketch2FaceError(f"no {args.split} pairs of source {args.source!r} in {root}")
     pipe = Sketch2Face.from_pretrained(args.checkpoint)
     if not pipe.supports_attributes:
-        raise Sketch2FaceError(f"{pipe.model_version} is not attribute-conditioned; nothing to measure")
+        raise Sketch2FaceError(
+            f"{pipe.model_version} is not attribute-conditioned; nothing to measure"
+        )
     genders = [r.attributes.get("gender") for r in rows][: args.limit]  # FS2K: 1 female, 0 male
     report = measure_attribute_control(
         pipe, pairs, sheet_path=args.sheet, genders=genders, measure_gender=not args.no_gender

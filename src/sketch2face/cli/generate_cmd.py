@@ -39,12 +39,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         type=int,
         help="a reproducible variation (dropout on); default: the canonical face",
     )
-    p.add_argument("--skin", help="witness skin tone: very-light, light, medium, olive, brown, dark, or #rrggbb")
-    p.add_argument("--hair-color", help="hair colour: black, dark-brown, brown, auburn, blonde, grey, white, or #rrggbb")
-    p.add_argument("--gender", choices=["female", "male"], help="gender as described by the witness")
+    p.add_argument(
+        "--skin",
+        help="witness skin tone: very-light, light, medium, olive, brown, dark, or #rrggbb",
+    )
+    p.add_argument(
+        "--hair-color",
+        help="hair colour: black, dark-brown, brown, auburn, blonde, grey, white, or #rrggbb",
+    )
+    p.add_argument(
+        "--gender", choices=["female", "male"], help="gender as described by the witness"
+    )
     p.add_argument("--sheet", help="also write a comparison sheet PNG (sketch | face | refined)")
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
-                   help="auto: onnxruntime on CPU (fastest), PyTorch for --seed variations and on GPU")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="auto: onnxruntime on CPU (fastest), PyTorch for --seed variations and on GPU",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: automatic)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument(

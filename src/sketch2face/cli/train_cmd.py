@@ -72,9 +72,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.finalize:
         if trainer.step == 0:
-            raise Sketch2FaceError(f"nothing to finalize: no checkpoint in {cfg.run.out_dir}/checkpoints")
+            raise Sketch2FaceError(
+                f"nothing to finalize: no checkpoint in {cfg.run.out_dir}/checkpoints"
+            )
         trainer.recalibrate_batchnorm()
-        path = trainer.save(trainer.out_dir / "checkpoints" / "final.safetensors", trainer.validate())
+        path = trainer.save(
+            trainer.out_dir / "checkpoints" / "final.safetensors", trainer.validate()
+        )
         print(f"wrote {path} (step {trainer.step}, BatchNorm statistics re-estimated)")
         return 0
     losses = trainer.fit()

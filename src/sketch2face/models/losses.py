@@ -31,7 +31,9 @@ def _gaussian_window(channels: int, device: torch.device) -> torch.Tensor:
     taps = torch.arange(SSIM_WINDOW_PX, dtype=torch.float32, device=device) - SSIM_WINDOW_PX // 2
     g = torch.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
     g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, SSIM_WINDOW_PX, SSIM_WINDOW_PX).contiguous()
+    return (
+        (g[:, None] * g[None, :]).expand(channels, 1, SSIM_WINDOW_PX, SSIM_WINDOW_PX).contiguous()
+    )
 
 
 def _ssim_terms(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

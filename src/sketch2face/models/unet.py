@@ -105,7 +105,9 @@ def resize_conv_from_deconv(deconv_weight: torch.Tensor) -> torch.Tensor:
     differs between them (the checkerboard), so a warm-started decoder starts close to the old one.
     """
     if deconv_weight.ndim != 4 or deconv_weight.shape[-2:] != (4, 4):
-        raise ValueError(f"expected a (in, out, 4, 4) ConvTranspose2d weight, got {tuple(deconv_weight.shape)}")
+        raise ValueError(
+            f"expected a (in, out, 4, 4) ConvTranspose2d weight, got {tuple(deconv_weight.shape)}"
+        )
     taps_2d = torch.kron(_RESIZE_TAPS_1D, _RESIZE_TAPS_1D)  # (16, 9): 3x3 kernel -> phase taps
     order = torch.tensor(_DECONV_TAP_ORDER)
     w = deconv_weight.double()[:, :, order][:, :, :, order]  # (in, out, 4, 4) in phase order
@@ -114,7 +116,9 @@ def resize_conv_from_deconv(deconv_weight: torch.Tensor) -> torch.Tensor:
     return kernel.reshape(*w.shape[:2], 3, 3).transpose(0, 1).contiguous().to(deconv_weight.dtype)
 
 
-def convert_decoder_state(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+def convert_decoder_state(
+    state: dict[str, torch.Tensor], model: nn.Module
+) -> dict[str, torch.Tensor]:
     """Map a deconv U-Net state dict onto ``model``'s resize-conv layers (other keys unchanged).
 
     For every ``<prefix>.weight`` of shape (in, out, 4, 4) whose target is ``<prefix>.conv.weight``
@@ -136,7 +140,9 @@ def convert_decoder_state(state: dict[str, torch.Tensor], model: nn.Module) -> d
 class DecoderBlock(nn.Module):
     """Upsample(x2) - BatchNorm - [Dropout] - ReLU: doubles the resolution."""
 
-    def __init__(self, in_ch: int, out_ch: int, *, dropout: float, upsample: str = "deconv") -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, *, dropout: float, upsample: str = "deconv"
+    ) -> None:
         super().__init__()
         # "deconv" keeps the attribute name of the pix2pix checkpoints
         self.deconv = upsampler(in_ch, out_ch, upsample, bias=False)

@@ -86,12 +86,22 @@ def plot_validation_curves(
             ax.plot(x, ys, style, marker="o", markersize=3, label=label)
         for prefix, level in (reference_lines or {}).items():
             if panel_title.startswith(prefix):
-                ax.axhline(level, color="grey", linestyle="--", linewidth=1, label=f"mean face {level:.3f}")
+                ax.axhline(
+                    level, color="grey", linestyle="--", linewidth=1, label=f"mean face {level:.3f}"
+                )
         for step, label in (events or {}).items():
             at = images_before + step * batch_size
             ax.axvline(at, color="tab:purple", linestyle=":", linewidth=1)
-            ax.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                        fontsize=7, va="top", ha="right", color="tab:purple")
+            ax.annotate(
+                label,
+                (at, 1.0),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize=7,
+                va="top",
+                ha="right",
+                color="tab:purple",
+            )
         ax.set_title(panel_title, fontsize=10)
         ax.set_xlabel("images seen (cumulative)")
         ax.grid(alpha=0.3)

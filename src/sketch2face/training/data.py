@@ -132,7 +132,9 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
 
         matrices, valid = face_chip_matrices(load_split_landmarks(root, split), cfg.image_size_px)
         chips = {"chip_matrices": torch.from_numpy(matrices), "chip_valid": torch.from_numpy(valid)}
-        log.info("%s split: %d of %d photos have face landmarks", split, int(valid.sum()), len(valid))
+        log.info(
+            "%s split: %d of %d photos have face landmarks", split, int(valid.sum()), len(valid)
+        )
     return PairTensors(
         torch.from_numpy(np.ascontiguousarray(sketches)),
         torch.from_numpy(np.ascontiguousarray(photos)),

@@ -27,8 +27,16 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     kernel = kernel / kernel.sum()
     c = x.shape[1]
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    x = F.conv2d(
+        F.pad(x, (radius, radius, 0, 0), mode="replicate"),
+        kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1),
+        groups=c,
+    )
+    return F.conv2d(
+        F.pad(x, (0, 0, radius, radius), mode="replicate"),
+        kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
+        groups=c,
+    )
 
 
 def augment_sketches(

@@ -73,7 +73,16 @@ log = logging.getLogger(__name__)
 
 #: what train_step returns, in this order (also the CSV log columns)
 LOSS_NAMES = (  # columns of metrics.csv, in order
-    "D_real", "D_fake", "G_gan", "G_l1", "G_ssim", "G_cx", "G_id", "G_fperc", "G_gender", "G_attr",
+    "D_real",
+    "D_fake",
+    "G_gan",
+    "G_l1",
+    "G_ssim",
+    "G_cx",
+    "G_id",
+    "G_fperc",
+    "G_gender",
+    "G_attr",
     "id_cos",
     "G_total",
 )
@@ -219,7 +228,9 @@ def _open_metrics_log(path: Path, fields: Sequence[str], resume_step: int = 0) -
         )
     dropped = [f for f in old_fields if f not in fields]
     if dropped:
-        log.warning("%s: columns %s are no longer logged; kept out of the upgraded log", path, dropped)
+        log.warning(
+            "%s: columns %s are no longer logged; kept out of the upgraded log", path, dropped
+        )
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(fields), extrasaction="ignore")
@@ -432,7 +443,9 @@ class Pix2PixTrainer:
         rows = self.train_data.rows(idx)
         sketch = to_model_input(self.train_data.sketches[rows])
         photo = to_model_input(self.train_data.photos[rows])
-        aug = torch.Generator().manual_seed(self.cfg.runtime.seed * 7919 + step * 31 + self.dist.rank)
+        aug = torch.Generator().manual_seed(
+            self.cfg.runtime.seed * 7919 + step * 31 + self.dist.rank
+        )
         affine = None
         if self.cfg.data.augment:
             sketch, photo, affine = paired_jitter(
@@ -446,7 +459,9 @@ class Pix2PixTrainer:
         swapped = None
         if attrs is not None and self.cfg.data.counterfactual > 0:
             chosen = torch.rand(len(rows), generator=aug) < self.cfg.data.counterfactual
-            attrs, swapped = counterfactual_requests(attrs, chosen, aug, self.train_data.attributes[rows])
+            attrs, swapped = counterfactual_requests(
+                attrs, chosen, aug, self.train_data.attributes[rows]
+            )
             if gender is not None:  # the face should now show the requested gender
                 gender = torch.where(swapped[:, 2], gender_labels(attrs), gender)
         regions = None
@@ -495,7 +510,9 @@ class Pix2PixTrainer:
             chip = random_chip_jitter(len(rows), generator) @ chip
         return chip[:, :2].contiguous(), data.chip_valid[rows]
 
-    def _attributes_for(self, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
+    def _attributes_for(
+        self, rows: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor | None:
         """Condition vectors of stored ``rows``; with a generator, groups are dropped at random
         (``data.attribute_dropout``) so 'unspecified' stays a case the model knows."""
         if self.cfg.generator.attribute_dim == 0 or self.train_data.attributes is None:
@@ -505,7 +522,9 @@ class Pix2PixTrainer:
             return None
         attrs = data.attributes[rows]
         if generator is not None and self.cfg.data.attribute_dropout > 0:
-            keep = (torch.rand(len(rows), 3, generator=generator) >= self.cfg.data.attribute_dropout).float()
+            keep = (
+                torch.rand(len(rows), 3, generator=generator) >= self.cfg.data.attribute_dropout
+            ).float()
             attrs = drop_groups(attrs, keep)
         return attrs
 
@@ -585,12 +604,18 @@ class Pix2PixTrainer:
             )
             factual = ~swapped
             any_factual = bool(factual.any())
-            loss_g_l1 = F.l1_loss(fake[factual].float(), photo[factual].float()) if any_factual else zero
+            loss_g_l1 = (
+                F.l1_loss(fake[factual].float(), photo[factual].float()) if any_factual else zero
+            )
             loss_g_ssim = zero
             if cfg.loss.ssim > 0:
-                per_row = [ssim_map(fake[factual], photo[factual]).mean((1, 2, 3))] if any_factual else []
+                per_row = (
+                    [ssim_map(fake[factual], photo[factual]).mean((1, 2, 3))] if any_factual else []
+                )
                 if bool(swapped.any()):
-                    per_row.append(structure_ssim_map(fake[swapped], photo[swapped]).mean((1, 2, 3)))
+                    per_row.append(
+                        structure_ssim_map(fake[swapped], photo[swapped]).mean((1, 2, 3))
+                    )
                 loss_g_ssim = 1.0 - torch.cat(per_row).mean()
             loss_g_cx = zero
             if cfg.loss.contextual > 0 and any_factual:
@@ -635,8 +660,18 @@ class Pix2PixTrainer:
         self.step += 1
         self.update_ema()
         values = [
-            loss_d_real, loss_d_fake, loss_g_gan, loss_g_l1, loss_g_ssim, loss_g_cx,
-            loss_g_id, loss_g_fp, loss_g_gender, loss_g_attr, id_cos, loss_g,
+            loss_d_real,
+            loss_d_fake,
+            loss_g_gan,
+            loss_g_l1,
+            loss_g_ssim,
+            loss_g_cx,
+            loss_g_id,
+            loss_g_fp,
+            loss_g_gender,
+            loss_g_attr,
+            id_cos,
+            loss_g,
         ]
         losses = torch.stack([v.float() for v in values]).detach()
         losses = all_reduce_mean(losses, self.dist).cpu().tolist()
@@ -655,7 +690,11 @@ class Pix2PixTrainer:
         for i in range(0, sketches_u8.shape[0], batch_size):
             x = to_model_input(sketches_u8[i : i + batch_size]).to(self.device)
             with autocast(self.device, self.amp_dtype):
-                a = attributes[i : i + batch_size].to(self.device) if attributes is not None else None
+                a = (
+                    attributes[i : i + batch_size].to(self.device)
+                    if attributes is not None
+                    else None
+                )
                 y = net(x.contiguous(memory_format=self.memory_format), a)
             out.extend(batch_to_u8(y.float()))
         net.train(was_training)
@@ -711,11 +750,15 @@ class Pix2PixTrainer:
         picked: list[int] = []
         for source_rows in by_source.values():
             k = min(share, len(source_rows))
-            picked += [source_rows[int(i)] for i in torch.linspace(0, len(source_rows) - 1, k).long()]
+            picked += [
+                source_rows[int(i)] for i in torch.linspace(0, len(source_rows) - 1, k).long()
+            ]
         return torch.tensor(picked, dtype=torch.long)
 
     @torch.no_grad()
-    def _descriptors(self, images_u8: np.ndarray | torch.Tensor, chips: torch.Tensor) -> torch.Tensor:
+    def _descriptors(
+        self, images_u8: np.ndarray | torch.Tensor, chips: torch.Tensor
+    ) -> torch.Tensor:
         """Unit dlib descriptors of (N, H, W, 3) uint8 images on the given face chips."""
         assert self.face_loss is not None
         from sketch2face.identity.chips import warp_chips

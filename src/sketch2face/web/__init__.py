@@ -167,6 +167,9 @@ def _init_limiter(app: Flask, settings: WebSettings) -> None:
         ("cases_api.next_round", api_user_key),
     ):
         app.view_functions[endpoint] = limiter.shared_limit(
-            settings.generate_rate_limit, "generate", key_func=key_func, methods=["POST"],
+            settings.generate_rate_limit,
+            "generate",
+            key_func=key_func,
+            methods=["POST"],
             cost=rate_cost,
         )(app.view_functions[endpoint])

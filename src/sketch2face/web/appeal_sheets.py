@@ -38,7 +38,8 @@ def case_appeal_sheet(case: Case, user: User) -> AppealSheetFiles:
     """Lay out, render and sign the appeal sheet of ``case``'s likeness (aborts with a message
     when there is no likeness, no contact line or the description does not fit)."""
     key = likeness_image_key(case) or abort(
-        404, description="This case has no likeness yet: mark a candidate or a face as the likeness."
+        404,
+        description="This case has no likeness yet: mark a candidate or a face as the likeness.",
     )
     contact = (get_settings().appeal_contact or "").strip()
     if not contact:
@@ -97,7 +98,9 @@ def _answer(case: Case, data: bytes, mimetype: str, suffix: str, *, attachment: 
 def pdf(case_id: int) -> Any:
     """The signed, printable A4 appeal sheet (a download)."""
     case = get_case_for(case_id, _user())
-    return _answer(case, case_appeal_sheet(case, _user()).pdf, "application/pdf", "pdf", attachment=True)
+    return _answer(
+        case, case_appeal_sheet(case, _user()).pdf, "application/pdf", "pdf", attachment=True
+    )
 
 
 @bp.get("/cases/<int:case_id>/appeal-sheet.png")

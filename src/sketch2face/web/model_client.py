@@ -384,7 +384,9 @@ class RemoteModelClient:
                 [{"seed": s.seed, "attributes": dict(s.attributes)} for s in specs]
             ),
         }
-        body = self._post_sketch("candidates", sketch_u8, data, "the model server refused the round")
+        body = self._post_sketch(
+            "candidates", sketch_u8, data, "the model server refused the round"
+        )
         images = body.get("images", {})
         try:
             faces = [

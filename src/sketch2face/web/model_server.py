@@ -97,9 +97,7 @@ def create_model_app(
                 min_side=MIN_SKETCH_SIDE,
                 max_aspect=MAX_SKETCH_ASPECT,
             )
-            attributes = {
-                k: request.form[k] for k in ATTRIBUTE_FIELDS if request.form.get(k)
-            }
+            attributes = {k: request.form[k] for k in ATTRIBUTE_FIELDS if request.form.get(k)}
             output = client.generate(sketch_u8, refine=refine, seed=seed, attributes=attributes)
         except InvalidImageError as exc:
             return _error(400, str(exc))

@@ -68,8 +68,16 @@ def _viewer_helpers() -> dict[str, Any]:
 @login_required
 def new() -> Any:
     """Upload or draw a sketch; POST generates and redirects to the result page."""
-    form = {"case_number": request.args.get("case", "")[:64], "notes": "", "refine": False,
-            "source": "upload", "seed": "", "skin": "", "hair_color": "", "gender": ""}
+    form = {
+        "case_number": request.args.get("case", "")[:64],
+        "notes": "",
+        "refine": False,
+        "source": "upload",
+        "seed": "",
+        "skin": "",
+        "hair_color": "",
+        "gender": "",
+    }
     if request.method == "POST":
         form = {
             "case_number": request.form.get("case_number", ""),
