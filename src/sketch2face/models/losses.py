@@ -41,17 +41,21 @@ def _ssim_terms(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.T
     over the evaluation's 11x11 Gaussian window ('valid' region)."""
     c = x.shape[1]
     window = _gaussian_window(c, x.device)
+    x, y = x.float(), y.float()
 
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, window, groups=c)
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    c1, c2 = SSIM_K1**2, SSIM_K2**2
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
-    return luminance, (2 * cov + c2) / (var_x + var_y + c2)
+    # always in float32: under bf16 autocast E[x^2] - E[x]^2 cancels to noise (8-bit mantissa),
+    # the denominators reach 0 and the loss turns NaN from the first step
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        mu_x, mu_y = blur(x), blur(y)
+        var_x = blur(x * x) - mu_x**2
+        var_y = blur(y * y) - mu_y**2
+        cov = blur(x * y) - mu_x * mu_y
+        c1, c2 = SSIM_K1**2, SSIM_K2**2
+        luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+        return luminance, (2 * cov + c2) / (var_x + var_y + c2)
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

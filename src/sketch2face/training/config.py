@@ -41,6 +41,22 @@ class DataConfig:
     #: (attributes.counterfactual_requests): pixel losses become structure-only there, identity is
     #: off where the gender was swapped, and loss.attribute / loss.gender judge the request
     counterfactual: float = 0.0
+    #: "sketch2photo" (the product) or "photo2sketch": the reverse model that draws artist-style
+    #: sketches from photos (back-translation, issue 21). It trains on the same pairs with input
+    #: and target swapped and the drawing style (``backtranslation.styles``) as the condition.
+    direction: str = "sketch2photo"
+    #: leave these manifest styles out of training (e.g. "fs2k_style2": an artist never seen)
+    exclude_styles: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ConfigError(
+                f"data.direction must be one of {', '.join(DIRECTIONS)}, not {self.direction!r}"
+            )
+
+
+#: what a model translates: the product's sketch -> photo, or its back-translation helper
+DIRECTIONS = ("sketch2photo", "photo2sketch")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from sketch2face.attributes import training_vectors
+from sketch2face.backtranslation.styles import ARTIST_STYLES, style_vectors
 from sketch2face.data.dataset import load_split_u8
 from sketch2face.data.manifest import MANIFEST_NAME, file_sha256, read_manifest
 from sketch2face.data.pseudo_gender import load_pseudo_genders, pseudo_gender_path
@@ -89,6 +90,10 @@ def with_pseudo_genders(
 def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> PairTensors:
     """Load ``split`` of ``cfg.dataset_dir`` (decoded once into the .npy cache) as PairTensors.
 
+    With ``data.direction = "photo2sketch"`` the pairs are turned round (``sketches`` holds the
+    model's inputs, the photos; ``photos`` its targets, the sketches) and the condition vectors are
+    the rows' artist styles; keep ``data.sources = ["fs2k"]`` then, the only artist sketches.
+
     With ``face_chips`` the photos' 5 landmarks (cached by ``prepare``) become per-row face-chip
     warps for the identity and face-perceptual losses.
     """
@@ -105,9 +110,12 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
     rows_by_id = {r.id: r for r in read_manifest(manifest) if r.split == split}
     sources = {i: r.source for i, r in rows_by_id.items()}
     row_sources = np.array([sources[i] for i in arrays.ids])
+    row_styles = [rows_by_id[i].style for i in arrays.ids]
     keep = np.ones(len(arrays), dtype=bool)
     if cfg.sources:
         keep = np.isin(row_sources, list(cfg.sources))
+    if cfg.exclude_styles:
+        keep &= ~np.isin(np.array(row_styles), list(cfg.exclude_styles))
     factors = _parse_oversample(cfg.oversample)
     indices: list[int] = []
     for i in np.flatnonzero(keep):
@@ -123,9 +131,15 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         counts,
         len(indices),
     )
-    genders = [rows_by_id[i].attributes.get("gender") for i in arrays.ids]
-    genders = with_pseudo_genders(root, split, arrays.ids, genders)
-    vectors = training_vectors(arrays.photos, genders)  # measured at 256 px, before any resize
+    if cfg.direction == "photo2sketch":
+        # the reverse model: photo in, the artist's sketch out, conditioned on the drawing style
+        sketches, photos = photos, sketches
+        # rows left out (other sources) never reach the model: any style fills their slot
+        vectors = style_vectors([s if k else ARTIST_STYLES[0] for s, k in zip(row_styles, keep)])
+    else:
+        genders = [rows_by_id[i].attributes.get("gender") for i in arrays.ids]
+        genders = with_pseudo_genders(root, split, arrays.ids, genders)
+        vectors = training_vectors(arrays.photos, genders)  # measured at 256 px, before any resize
     chips: dict[str, torch.Tensor] = {}
     if face_chips:
         from sketch2face.data.landmarks import load_split_landmarks

@@ -1,0 +1,6 @@
+"""Back-translation (issue 21): a photo -> artist-sketch model gives every face photo artist-style
+sketches, so the sketch -> photo model trains on far more pairs that look like the forensic input.
+
+- :mod:`.styles`: the artist drawing styles and their condition vectors;
+- :mod:`.sketcher`: :class:`PhotoSketcher`, a trained photo -> sketch checkpoint used for inference.
+"""
