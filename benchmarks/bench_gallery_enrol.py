@@ -39,13 +39,13 @@ def main() -> int:
     from sqlalchemy.orm import Session
 
     torch.set_num_threads(1)
+    from sketch2face.db.engine import make_engine, upgrade_database
     from sketch2face.gallery.enrol import EnrolOptions, enrol_files, jpeg_bytes, working_copy
     from sketch2face.gallery.faces import DlibFaceEncoder
     from sketch2face.gallery.store import create_gallery
     from sketch2face.gallery.zipsafe import folder_entries
     from sketch2face.imaging import decode_image_bytes
     from sketch2face.storage.local import LocalStore
-    from sketch2face.web.db import make_engine, upgrade_database
 
     files = folder_entries(args.photos)[: args.limit]
     if not files:

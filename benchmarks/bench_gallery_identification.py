@@ -107,6 +107,7 @@ def main() -> int:
     from sketch2face.data.preprocess import prepare_photo
     from sketch2face.data.sketchify import pick_style, synthesize_sketch
     from sketch2face.data.sources import DEFAULT_TEST_FRACTION
+    from sketch2face.db.engine import make_engine, upgrade_database
     from sketch2face.gallery.enrol import EnrolOptions, enrol_files
     from sketch2face.gallery.faces import DlibFaceEncoder
     from sketch2face.gallery.index import GalleryIndexes
@@ -115,7 +116,6 @@ def main() -> int:
     from sketch2face.gallery.zipsafe import SourceFile
     from sketch2face.imaging import load_image
     from sketch2face.storage.local import LocalStore
-    from sketch2face.web.db import make_engine, upgrade_database
 
     people = people_of(args.images, args.limit)
     if not people:
@@ -151,7 +151,7 @@ def main() -> int:
         snap = load_snapshot(session, gallery.id, encoder.name, encoder.dim)
         import sqlalchemy as sa
 
-        from sketch2face.gallery.models import GalleryPhoto
+        from sketch2face.db.gallery import GalleryPhoto
 
         names = dict(session.execute(sa.select(GalleryPhoto.id, GalleryPhoto.file_name)).all())
         owner = np.array([names[int(i)].split("_")[0] for i in snap.ids])

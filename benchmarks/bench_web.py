@@ -112,13 +112,13 @@ def main() -> None:
     import torch
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request access log
+    from sketch2face.db.models import ApiToken
+    from sketch2face.services.accounts import hash_api_token, new_api_token
+    from sketch2face.serving.client import InProcessModelClient
+    from sketch2face.serving.server import create_model_app
     from sketch2face.web import create_app
-    from sketch2face.web.auth import create_user
-    from sketch2face.web.db import new_session
-    from sketch2face.web.model_client import InProcessModelClient
-    from sketch2face.web.model_server import create_model_app
-    from sketch2face.web.models import ApiToken
-    from sketch2face.web.security import hash_api_token, new_api_token
+    from sketch2face.web.database import new_session
+    from sketch2face.web.pages.auth import create_user
     from sketch2face.web.settings import WebSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_web_"))

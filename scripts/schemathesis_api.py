@@ -74,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from werkzeug.serving import make_server
 
+    from sketch2face.serving.client import InProcessModelClient
     from sketch2face.web import create_app
-    from sketch2face.web.auth import create_user
-    from sketch2face.web.db import get_engine, new_session
-    from sketch2face.web.model_client import InProcessModelClient
+    from sketch2face.web.database import get_engine, new_session
+    from sketch2face.web.pages.auth import create_user
+    from sketch2face.web.security.tokens import create_token
     from sketch2face.web.settings import WebSettings
-    from sketch2face.web.tokens import create_token
 
     with (
         tempfile.TemporaryDirectory(prefix="s2f-schemathesis-") as tmp,

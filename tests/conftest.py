@@ -71,7 +71,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied per test (migrating once keeps the suite fast)."""
-    from sketch2face.web.db import make_engine, upgrade_database
+    from sketch2face.db.engine import make_engine, upgrade_database
 
     path = tmp_path_factory.mktemp("db-template") / "web.db"
     engine = make_engine(f"sqlite:///{path}")

@@ -40,8 +40,8 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def audit_rows(data: Path, action: str) -> list[tuple[str, dict]]:
-    from sketch2face.web.db import make_engine
-    from sketch2face.web.models import AuditEvent
+    from sketch2face.db.engine import make_engine
+    from sketch2face.db.models import AuditEvent
 
     engine = make_engine(f"sqlite:///{data / 'sketch2face.db'}")
     with engine.connect() as conn:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from sketch2face.db.gallery import FaceEmbedding, Gallery, GalleryPhoto
 from sketch2face.gallery.enrol import (
     DUPLICATE,
     NO_FACE,
@@ -26,7 +27,6 @@ from sketch2face.gallery.enrol import (
 from sketch2face.gallery.errors import EmptyGalleryError, NoFaceError, UnknownGalleryError
 from sketch2face.gallery.faces import DlibFaceEncoder
 from sketch2face.gallery.index import GalleryIndexes
-from sketch2face.gallery.models import FaceEmbedding, Gallery, GalleryPhoto
 from sketch2face.gallery.search import GallerySearcher
 from sketch2face.gallery.store import (
     create_gallery,
@@ -51,7 +51,7 @@ def encoder() -> DlibFaceEncoder:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Session]:
-    from sketch2face.web.db import make_engine, upgrade_database
+    from sketch2face.db.engine import make_engine, upgrade_database
 
     engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
     upgrade_database(engine)

@@ -23,7 +23,7 @@ from sketch2face.gallery import CAVEAT
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(autouse=True, scope="module")
 def _fast_password_hashing() -> Iterator[None]:
-    from sketch2face.web import security
+    from sketch2face.services import accounts as security
 
     original = security.hasher
     security.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -33,7 +33,7 @@ def _fast_password_hashing() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def model_client(tiny_checkpoint: Path) -> Any:
-    from sketch2face.web.model_client import InProcessModelClient
+    from sketch2face.serving.client import InProcessModelClient
 
     return InProcessModelClient(str(tiny_checkpoint), device="cpu")
 
@@ -62,7 +62,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     base = _postgres_url()
     if base is None:
         pytest.skip("PostgreSQL not configured: run scripts/ci_services.sh")
-    from sketch2face.web.db import make_engine, upgrade_database
+    from sketch2face.db.engine import make_engine, upgrade_database
 
     schema = f"g_{secrets.token_hex(6)}"
     admin = sa.create_engine(base, poolclass=sa.NullPool)
@@ -91,8 +91,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def app(tmp_path: Path, database_url: str, model_client: Any) -> Iterator[Any]:
     import torch
 
-    from sketch2face.web.db import get_engine
-    from sketch2face.web.gallery import GALLERY
+    from sketch2face.web.database import get_engine
+    from sketch2face.web.gallery_search import GALLERY
     from sketch2face.web.settings import WebSettings
 
     torch.set_num_threads(1)
@@ -143,16 +143,16 @@ def celeba(shared_dir: Path) -> list[Path]:
 
 
 def user_id(app: Any, name: str) -> int:
-    from sketch2face.web.db import new_session
-    from sketch2face.web.models import User
+    from sketch2face.db.models import User
+    from sketch2face.web.database import new_session
 
     with new_session(app) as s:
         return int(s.scalar(sa.select(User.id).where(User.username == name)))
 
 
 def events(app: Any, action: str) -> list[Any]:
-    from sketch2face.web.db import new_session
-    from sketch2face.web.models import AuditEvent
+    from sketch2face.db.models import AuditEvent
+    from sketch2face.web.database import new_session
 
     with new_session(app) as s:
         return list(
@@ -167,9 +167,9 @@ def enrol(app: Any, name: str, paths: list[Path]) -> None:
     from sketch2face.gallery.enrol import enrol_files
     from sketch2face.gallery.store import create_gallery
     from sketch2face.gallery.zipsafe import SourceFile
-    from sketch2face.web.db import new_session
+    from sketch2face.web.database import new_session
     from sketch2face.web.extensions import get_store
-    from sketch2face.web.gallery import gallery_web
+    from sketch2face.web.gallery_search import gallery_web
 
     with app.app_context(), new_session(app) as s:
         gallery = create_gallery(s, name)
@@ -424,8 +424,8 @@ def upload(client: WebClient, name: str, *files: tuple[bytes, str], **fields: An
 
 
 def photo_count(app: Any) -> int:
-    from sketch2face.gallery.models import GalleryPhoto
-    from sketch2face.web.db import new_session
+    from sketch2face.db.gallery import GalleryPhoto
+    from sketch2face.web.database import new_session
 
     with new_session(app) as s:
         return int(s.scalar(sa.select(sa.func.count()).select_from(GalleryPhoto)) or 0)
@@ -486,7 +486,7 @@ def test_admin_zip_upload_enrols_atomically_and_refuses_bad_archives(
     assert upload(alice, "custody-2026", (good, "set.zip")).status_code == 403
     assert upload(root, "custody-2026").status_code == 400
     # larger than the gallery upload limit (the app-wide limit is lower still): 413
-    from sketch2face.web.gallery import GALLERY
+    from sketch2face.web.gallery_search import GALLERY
 
     service = app.extensions[GALLERY]
     service.config = dataclasses.replace(service.config, max_upload_bytes=100_000)

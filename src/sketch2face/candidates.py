@@ -28,7 +28,7 @@ reproducible from its seed and attributes alone (``sketch2face generate --seed S
 the same face). The sketch is prepared (face detection, crop, 256 px) once per round.
 
 Everything here is pure library code on top of the one pipeline object; the web app reaches it
-through its model client (``web/model_client.py``), so the remote model server works the same way.
+through its model client (``serving/client.py``), so the remote model server works the same way.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def browser() -> Iterator[Any]:
 
 
 def _model_client(request: pytest.FixtureRequest) -> Any:
-    from sketch2face.web.model_client import InProcessModelClient
+    from sketch2face.serving.client import InProcessModelClient
 
     return InProcessModelClient(str(request.getfixturevalue("tiny_checkpoint")), device="cpu")
 
@@ -48,8 +48,8 @@ def live_server(
     from werkzeug.serving import make_server
 
     from sketch2face.web import create_app
-    from sketch2face.web.auth import create_user
-    from sketch2face.web.db import new_session
+    from sketch2face.web.database import new_session
+    from sketch2face.web.pages.auth import create_user
     from sketch2face.web.settings import WebSettings
 
     data_dir = tmp_path_factory.mktemp("browser-instance")

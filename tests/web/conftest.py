@@ -35,7 +35,7 @@ def postgres_url() -> str | None:
 @pytest.fixture(autouse=True, scope="session")
 def _fast_password_hashing() -> Iterator[None]:
     """argon2 with minimal cost in tests (the code path is the same; only the parameters differ)."""
-    from sketch2face.web import security
+    from sketch2face.services import accounts as security
 
     original = security.hasher
     security.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -72,7 +72,7 @@ def _postgres_schema() -> Iterator[str]:
         pytest.skip(NO_POSTGRES)
     import sqlalchemy as sa
 
-    from sketch2face.web.db import make_engine, upgrade_database
+    from sketch2face.db.engine import make_engine, upgrade_database
 
     schema = f"t_{secrets.token_hex(6)}"
     admin = sa.create_engine(base, poolclass=sa.NullPool)
@@ -144,7 +144,7 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 @pytest.fixture(scope="session")
 def web_model_client(tiny_checkpoint: Path) -> Any:
     """ONE in-process client over the real pipeline with a tiny random checkpoint, for all tests."""
-    from sketch2face.web.model_client import InProcessModelClient
+    from sketch2face.serving.client import InProcessModelClient
 
     return InProcessModelClient(str(tiny_checkpoint), device="cpu")
 
@@ -176,7 +176,7 @@ def app(settings: Any, web_model_client: Any) -> Any:
 def _dispose_engines() -> Iterator[None]:
     """Close the database connections of every app a test made (no leaked connections)."""
     yield
-    from sketch2face.web.db import get_engine
+    from sketch2face.web.database import get_engine
 
     while CREATED_APPS:
         get_engine(CREATED_APPS.pop()).dispose()

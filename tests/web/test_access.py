@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sketch2face.web.db import new_session
-from sketch2face.web.models import Generation
+from sketch2face.db.models import Generation
+from sketch2face.web.database import new_session
 
 from .web_support import WebClient, generation_id_from
 
@@ -46,7 +46,7 @@ def test_admin_can_open_and_delete_any(app: Any, alice: WebClient, root: WebClie
 
 def test_tokens_of_others_cannot_be_revoked(app: Any, alice: WebClient, bob: WebClient) -> None:
     alice.post("/tokens", {"name": "laptop"})
-    from sketch2face.web.models import ApiToken
+    from sketch2face.db.models import ApiToken
 
     with new_session(app) as s:
         token_id = s.scalar(sa.select(ApiToken.id))

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from sketch2face.web.db import new_session
-from sketch2face.web.models import ApiToken
+from sketch2face.db.models import ApiToken
+from sketch2face.web.database import new_session
 
 from .web_support import PASSWORD, WebClient, blank_png, make_app, sketch_png
 

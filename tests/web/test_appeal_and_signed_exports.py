@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sketch2face.db.models import AuditEvent, Candidate
 from sketch2face.provenance import verify_bytes
-from sketch2face.web.db import new_session
-from sketch2face.web.models import AuditEvent, Candidate
-from sketch2face.web.verify import get_public_key
+from sketch2face.web.database import new_session
+from sketch2face.web.pages.verify import get_public_key
 
 from .test_cases import create_case
 from .web_support import WebClient, generation_id_from, make_app

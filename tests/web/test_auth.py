@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sketch2face.web.db import new_session
-from sketch2face.web.models import AuditEvent, User, utcnow
+from sketch2face.db.models import AuditEvent, User, utcnow
+from sketch2face.web.database import new_session
 
 from .web_support import PASSWORD, WebClient, make_app
 
@@ -185,7 +185,7 @@ def test_sign_out_ends_the_session_on_the_server(app: Any) -> None:
 
 def test_sessions_end_12_hours_after_sign_in(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 2: the lifetime counts from sign-in; activity (a re-signed cookie) does not extend it."""
-    from sketch2face.web import sessions
+    from sketch2face.web.security import sessions
 
     alice = WebClient(app)
     alice.login("alice")
@@ -203,7 +203,7 @@ def test_sign_in_backoff_is_per_account_at_an_address(
     """Finding 5: failures from one address hold back that account there, with a growing wait;
     a colleague behind the same address (before: 10 sign-ins a minute per address, then 429 for
     everyone there) and the account holder elsewhere still get in."""
-    from sketch2face.web import throttle
+    from sketch2face.web.security import throttle
 
     now = [utcnow()]
     monkeypatch.setattr(throttle, "utcnow", lambda: now[0])
@@ -257,8 +257,8 @@ def test_empty_database_sign_in_page_tells_the_local_visitor_only(
     settings: Any, web_model_client: Any
 ) -> None:
     from sketch2face.web import create_app
-    from sketch2face.web.auth import create_user
     from sketch2face.web.first_start import create_admin_command
+    from sketch2face.web.pages.auth import create_user
 
     from .web_support import CREATED_APPS
 
@@ -294,7 +294,7 @@ def test_users_page_offers_role_and_password_reset(app: Any, root: WebClient) ->
 
 
 def test_admin_resets_a_password(app: Any, root: WebClient) -> None:
-    from sketch2face.web.models import ApiToken
+    from sketch2face.db.models import ApiToken
 
     alice = WebClient(app)
     alice.login("alice")

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from sketch2face.web.db import new_session
-from sketch2face.web.models import AuditEvent, CandidateRound, Case
+from sketch2face.db.models import AuditEvent, CandidateRound, Case
+from sketch2face.web.database import new_session
 
 from .test_api import auth, make_token, post_generate
 from .test_cases import create_case
@@ -30,7 +30,7 @@ def attr_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     import torch
     from conftest import make_tiny_checkpoint
 
-    from sketch2face.web.model_client import InProcessModelClient
+    from sketch2face.serving.client import InProcessModelClient
 
     path = make_tiny_checkpoint(
         tmp_path_factory.mktemp("attr_web") / "attr.safetensors", attribute_dim=10
@@ -339,7 +339,7 @@ def test_candidates_through_the_remote_model_server(settings: Any, model_server:
 
 
 def test_model_server_refuses_bad_specs(attr_client: Any) -> None:
-    from sketch2face.web.model_server import create_model_app
+    from sketch2face.serving.server import create_model_app
 
     from .web_support import sketch_png
 

@@ -14,8 +14,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from sketch2face.web.db import new_session
-from sketch2face.web.models import (
+from sketch2face.db.models import (
     AuditEvent,
     Base,
     Candidate,
@@ -24,6 +23,7 @@ from sketch2face.web.models import (
     CaseMember,
     Generation,
 )
+from sketch2face.web.database import new_session
 
 from .conftest import TABLES
 from .test_api import auth, make_token, post_generate

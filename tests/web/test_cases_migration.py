@@ -14,7 +14,7 @@ THIS = "i12_cases_candidates"
 def _migrate(url: str, target: str, *, down: bool = False) -> None:
     from alembic import command
 
-    from sketch2face.web.db import alembic_config, make_engine
+    from sketch2face.db.engine import alembic_config, make_engine
 
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -25,7 +25,7 @@ def _migrate(url: str, target: str, *, down: bool = False) -> None:
 
 
 def test_existing_case_numbers_become_cases(fresh_database_url: str) -> None:
-    from sketch2face.web.db import make_engine
+    from sketch2face.db.engine import make_engine
 
     url = fresh_database_url
     _migrate(url, PREVIOUS)

@@ -80,8 +80,8 @@ def test_users_set_password_revokes_tokens_and_sessions(
     """Finding 3: an administrator's reset (CLI) revokes the account's API tokens too."""
     import sqlalchemy as sa
 
-    from sketch2face.web.models import ApiToken, User
-    from sketch2face.web.security import verify_password
+    from sketch2face.db.models import ApiToken, User
+    from sketch2face.services.accounts import verify_password
 
     monkeypatch.delenv("SKETCH2FACE_DATABASE_URL", raising=False)
     data = tmp_path / "inst"

@@ -73,8 +73,8 @@ def test_migrations_from_scratch_match_models(fresh_database_url: str) -> None:
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from sketch2face.web.db import alembic_config, make_engine, upgrade_database
-    from sketch2face.web.models import Base
+    from sketch2face.db.engine import alembic_config, make_engine, upgrade_database
+    from sketch2face.db.models import Base
 
     engine = make_engine(fresh_database_url)
     upgrade_database(engine)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from sketch2face.imaging import decode_image_bytes
-from sketch2face.web.model_client import InProcessModelClient
+from sketch2face.serving.client import InProcessModelClient
 
 from .web_support import sketch_png
 

@@ -36,8 +36,8 @@ def test_web_app_uses_remote_model(settings: Any, model_server: str) -> None:
 
 
 def test_wrong_model_token_and_unreachable_server_are_503(settings: Any, model_server: str) -> None:
+    from sketch2face.serving.client import RemoteModelClient
     from sketch2face.web.extensions import MODEL
-    from sketch2face.web.model_client import RemoteModelClient
 
     app = make_app(settings.replace(model_url=model_server, model_token="wrong"), None)
     c = WebClient(app)
@@ -73,8 +73,8 @@ def test_remote_client_asks_the_model_server_whether_it_can_refine(
 ) -> None:
     """The web tier offers refinement when the model server says (on /v1/health) it can."""
 
+    from sketch2face.serving.client import RemoteModelClient
     from sketch2face.web.extensions import MODEL
-    from sketch2face.web.model_client import RemoteModelClient
 
     from .web_support import RefiningModelClient
 

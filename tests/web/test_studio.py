@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from sketch2face.web.db import new_session
+from sketch2face.db.models import AuditEvent, Generation
+from sketch2face.services.generation import LIKENESS_NOTICE
+from sketch2face.web.database import new_session
 from sketch2face.web.extensions import MODEL, STORE
-from sketch2face.web.generation import LIKENESS_NOTICE
-from sketch2face.web.models import AuditEvent, Generation
 
 from .web_support import WebClient, blank_png, generation_id_from, sketch_png
 
@@ -137,7 +137,7 @@ def test_oversized_upload_is_413(app: Any, alice: WebClient) -> None:
 def test_model_failure_leaves_nothing_behind(
     app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sketch2face.web.model_client import ModelUnavailableError
+    from sketch2face.serving.client import ModelUnavailableError
 
     def broken(*_a: Any, **_k: Any) -> Any:
         raise ModelUnavailableError("model crashed")
@@ -171,7 +171,7 @@ def test_storage_failure_midway_removes_written_images(
 def test_database_failure_removes_written_images(
     app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sketch2face.web import generation as generation_module
+    from sketch2face.services import generation as generation_module
 
     def failing_record(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("db went away")
@@ -339,7 +339,7 @@ def test_timings_and_technical_notices_are_for_administrators_only(
 
 def test_viewer_notices_translate_technical_text() -> None:
     from sketch2face.refine.gfpgan import NO_WEIGHTS_NOTICE
-    from sketch2face.web.generation import (
+    from sketch2face.services.generation import (
         OTHER_NOTICE,
         REFINE_UNAVAILABLE_NOTICE,
         viewer_notices,

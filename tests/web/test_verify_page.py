@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from sketch2face.db.models import AuditEvent, Generation
 from sketch2face.provenance import (
     KIND_FACE,
     SIGNING_KEY_FILENAME,
@@ -22,14 +23,9 @@ from sketch2face.provenance import (
     sign_png,
     verify_bytes,
 )
-from sketch2face.web.db import new_session
-from sketch2face.web.models import AuditEvent, Generation
-from sketch2face.web.verify import (
-    VERIFY,
-    generation_appeal_sheet,
-    get_signing_key,
-    sign_generation_png,
-)
+from sketch2face.services.signing import generation_appeal_sheet, sign_generation_png
+from sketch2face.web.database import new_session
+from sketch2face.web.pages.verify import VERIFY, get_signing_key
 
 from .web_support import WebClient, generation_id_from
 

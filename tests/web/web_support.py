@@ -22,8 +22,8 @@ CREATED_APPS: list[Any] = []
 def make_app(settings: Any, model_client: Any) -> Any:
     """A migrated app with users alice, bob (investigators) and root (admin)."""
     from sketch2face.web import create_app
-    from sketch2face.web.auth import create_user
-    from sketch2face.web.db import new_session
+    from sketch2face.web.database import new_session
+    from sketch2face.web.pages.auth import create_user
 
     flask_app = create_app(settings, model_client=model_client)
     CREATED_APPS.append(flask_app)
@@ -85,7 +85,7 @@ def running_model_server(model_client: Any, token: str | None = "model-secret") 
     unless ``token`` is None); yields its base URL and shuts it down afterwards."""
     from werkzeug.serving import make_server
 
-    from sketch2face.web.model_server import create_model_app
+    from sketch2face.serving.server import create_model_app
 
     server = make_server("127.0.0.1", 0, create_model_app(model_client, token=token), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

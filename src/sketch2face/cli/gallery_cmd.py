@@ -142,11 +142,11 @@ def _context(args: argparse.Namespace) -> Iterator[_Context]:
     """The app's database (migrated), object store and gallery searcher, without a web app."""
     from sqlalchemy.orm import Session
 
+    from sketch2face.db.engine import make_engine, upgrade_database
     from sketch2face.gallery.faces import default_encoder
     from sketch2face.gallery.index import GalleryIndexes
     from sketch2face.gallery.search import GalleryConfig, GallerySearcher
     from sketch2face.storage import open_store
-    from sketch2face.web.db import make_engine, upgrade_database
     from sketch2face.web.settings import WebSettings
 
     if not getattr(args, "verbose", False):
@@ -181,7 +181,7 @@ def _actor() -> str:
 
 
 def _audit(ctx: _Context, action: str, **detail: Any) -> None:
-    from sketch2face.web import audit
+    from sketch2face.services import audit
 
     audit.record(ctx.session, action, None, username=ctx.actor, via="cli", **detail)
 
@@ -211,7 +211,7 @@ def run_add(args: argparse.Namespace) -> int:
 
     from sketch2face.gallery.enrol import EnrolOptions, enrol_files
     from sketch2face.gallery.store import get_or_create_gallery
-    from sketch2face.web.gallery import ENROL
+    from sketch2face.services import audit
 
     files = _sources(args.source)
     if args.chunk < 1:
@@ -234,7 +234,7 @@ def run_add(args: argparse.Namespace) -> int:
         def audit_batch(session: Any, report: Any) -> None:
             _audit(
                 ctx,
-                ENROL,
+                audit.GALLERY_ENROL,
                 gallery=gallery.name,
                 batch_id=report.batch_id,
                 files=report.files,
@@ -276,7 +276,7 @@ def _refresh_index(ctx: _Context, name: str) -> str:
     """Build the gallery's index for its current version now; describe it."""
     import sqlalchemy as sa
 
-    from sketch2face.gallery.models import Gallery
+    from sketch2face.db.gallery import Gallery
     from sketch2face.gallery.store import get_gallery, load_snapshot
 
     gallery = get_gallery(ctx.session, name)
@@ -338,7 +338,7 @@ def _confirm(question: str, yes: bool) -> None:
 def run_remove(args: argparse.Namespace) -> int:
     """Remove a gallery or one of its photos."""
     from sketch2face.gallery.store import find_photo, get_gallery, remove_gallery, remove_photo
-    from sketch2face.web.gallery import PHOTO_REMOVE, REMOVE
+    from sketch2face.services import audit
 
     with _context(args) as ctx:
         gallery = get_gallery(ctx.session, args.gallery)
@@ -349,7 +349,7 @@ def run_remove(args: argparse.Namespace) -> int:
             _confirm(f"remove {photo.file_name} from '{gallery.name}'?", args.yes)
             _audit(
                 ctx,
-                PHOTO_REMOVE,
+                audit.GALLERY_PHOTO_REMOVE,
                 gallery=gallery.name,
                 photo_id=photo.id,
                 file_name=photo.file_name,
@@ -359,7 +359,7 @@ def run_remove(args: argparse.Namespace) -> int:
             return 0
         _confirm(f"remove gallery '{gallery.name}' with all its photos?", args.yes)
         gallery_id, name = gallery.id, gallery.name
-        _audit(ctx, REMOVE, gallery=name)
+        _audit(ctx, audit.GALLERY_REMOVE, gallery=name)
         removed = remove_gallery(ctx.session, ctx.store, gallery)
         ctx.searcher.indexes.forget(gallery_id)
         print(f"removed gallery '{name}' ({removed} photos)")
@@ -372,7 +372,7 @@ def run_search(args: argparse.Namespace) -> int:
     from sketch2face.gallery.errors import GalleryError
     from sketch2face.gallery.search import check_top_k
     from sketch2face.imaging import load_image
-    from sketch2face.web.gallery import SEARCH
+    from sketch2face.services import audit
 
     try:
         top_k = check_top_k(args.top)
@@ -392,12 +392,18 @@ def run_search(args: argparse.Namespace) -> int:
             )
         except GalleryError as exc:
             ctx.session.rollback()
-            _audit(ctx, SEARCH, gallery=args.gallery[:64], query=query, error=str(exc)[:300])
+            _audit(
+                ctx,
+                audit.GALLERY_SEARCH,
+                gallery=args.gallery[:64],
+                query=query,
+                error=str(exc)[:300],
+            )
             ctx.session.commit()
             raise
         _audit(
             ctx,
-            SEARCH,
+            audit.GALLERY_SEARCH,
             gallery=outcome.gallery,
             gallery_version=outcome.gallery_version,
             gallery_faces=outcome.gallery_faces,
@@ -429,8 +435,8 @@ def run_search(args: argparse.Namespace) -> int:
 def _user(ctx: _Context, username: str) -> Any:
     import sqlalchemy as sa
 
-    from sketch2face.web.models import User
-    from sketch2face.web.security import normalise_username
+    from sketch2face.db.models import User
+    from sketch2face.services.accounts import normalise_username
 
     user = ctx.session.scalar(sa.select(User).where(User.username == normalise_username(username)))
     if user is None:
@@ -441,12 +447,12 @@ def _user(ctx: _Context, username: str) -> Any:
 def run_grant(args: argparse.Namespace) -> int:
     """Give an account the search permission."""
     from sketch2face.gallery.store import grant_search
-    from sketch2face.web.gallery import GRANT
+    from sketch2face.services import audit
 
     with _context(args) as ctx:
         user = _user(ctx, args.username)
         if grant_search(ctx.session, user, ctx.actor):
-            _audit(ctx, GRANT, target=user.username)
+            _audit(ctx, audit.GALLERY_GRANT, target=user.username)
             ctx.session.commit()
             print(f"'{user.username}' may now search galleries")
         else:
@@ -459,12 +465,12 @@ def run_grant(args: argparse.Namespace) -> int:
 def run_revoke(args: argparse.Namespace) -> int:
     """Take the search permission away."""
     from sketch2face.gallery.store import revoke_search
-    from sketch2face.web.gallery import REVOKE
+    from sketch2face.services import audit
 
     with _context(args) as ctx:
         user = _user(ctx, args.username)
         if revoke_search(ctx.session, user):
-            _audit(ctx, REVOKE, target=user.username)
+            _audit(ctx, audit.GALLERY_REVOKE, target=user.username)
             ctx.session.commit()
             print(f"'{user.username}' may no longer search galleries")
         else:

@@ -65,13 +65,13 @@ def build_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
+    from sketch2face.db.engine import engine_safe
     from sketch2face.web import create_app
-    from sketch2face.web.db import engine_safe
     from sketch2face.web.first_start import first_start_message
 
     settings = build_settings(args)
     if args.upgrade_db_only:
-        from sketch2face.web.db import get_engine
+        from sketch2face.web.database import get_engine
 
         app = create_app(settings.replace(auto_migrate=True))
         print(f"database {engine_safe(settings.resolved_database_url)} is up to date")

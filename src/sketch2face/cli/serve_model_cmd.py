@@ -1,4 +1,4 @@
-"""``sketch2face serve-model``: the model as a separate HTTP service (see web/model_server.py)."""
+"""``sketch2face serve-model``: the model as a separate HTTP service (see serving/server.py)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     import os
 
-    from sketch2face.web.model_client import InProcessModelClient
-    from sketch2face.web.model_server import create_model_app
+    from sketch2face.serving.client import InProcessModelClient
+    from sketch2face.serving.server import create_model_app
 
     client = InProcessModelClient(
         args.checkpoint or os.environ.get("SKETCH2FACE_CHECKPOINT") or None,

@@ -63,7 +63,7 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
 def _db_session(args: argparse.Namespace) -> Iterator[Any]:
     """A session on the app's (migrated) database; connections are closed afterwards."""
     from sketch2face.web import create_app
-    from sketch2face.web.db import get_engine, new_session
+    from sketch2face.web.database import get_engine, new_session
     from sketch2face.web.settings import WebSettings
 
     settings = WebSettings.from_env()
@@ -90,10 +90,10 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def run_create(args: argparse.Namespace) -> int:
     """Create one account (admin with --admin)."""
-    from sketch2face.web import audit
-    from sketch2face.web.auth import DuplicateUsernameError, create_user
-    from sketch2face.web.models import ROLE_ADMIN, ROLE_INVESTIGATOR
-    from sketch2face.web.security import normalise_username, password_problem, username_problem
+    from sketch2face.db.models import ROLE_ADMIN, ROLE_INVESTIGATOR
+    from sketch2face.services import audit
+    from sketch2face.services.accounts import normalise_username, password_problem, username_problem
+    from sketch2face.web.pages.auth import DuplicateUsernameError, create_user
 
     username = normalise_username(args.username)
     if problem := username_problem(username):
@@ -120,10 +120,10 @@ def run_set_password(args: argparse.Namespace) -> int:
     """An administrator's password reset: new password, sessions ended, API tokens revoked."""
     import sqlalchemy as sa
 
-    from sketch2face.web import audit
-    from sketch2face.web.auth import set_password
-    from sketch2face.web.models import User
-    from sketch2face.web.security import normalise_username, password_problem
+    from sketch2face.db.models import User
+    from sketch2face.services import audit
+    from sketch2face.services.accounts import normalise_username, password_problem
+    from sketch2face.web.pages.auth import set_password
 
     username = normalise_username(args.username)
     password = _read_password(args)
@@ -157,7 +157,7 @@ def run_list(args: argparse.Namespace) -> int:
     """Print accounts."""
     import sqlalchemy as sa
 
-    from sketch2face.web.models import User
+    from sketch2face.db.models import User
 
     with _db_session(args) as session:
         for user in session.scalars(sa.select(User).order_by(User.username)):

@@ -1,4 +1,8 @@
-"""Database engine, per-request session and Alembic upgrade (flaskr's ``get_db`` pattern)."""
+"""The database engine (SQLite or PostgreSQL) and the Alembic upgrade to the packaged migrations.
+
+The web app binds an engine per app and a session per request in ``web/database.py``; the CLI
+and the benchmarks use :func:`make_engine` and :func:`upgrade_database` directly.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g
-from sqlalchemy.orm import Session, sessionmaker
 
 from sketch2face.errors import ConfigError
 from sketch2face.private_files import create_private_file, make_private_dirs, warn_if_shared
@@ -16,7 +18,6 @@ from sketch2face.private_files import create_private_file, make_private_dirs, wa
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-_EXT = "sketch2face.db"
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -59,41 +60,6 @@ def engine_safe(url: str) -> str:
         return sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "<unparsable URL>"
-
-
-def init_app(app: Flask, url: str) -> None:
-    """Bind an engine + session factory to ``app`` and close the request session on teardown."""
-    engine = make_engine(url)
-    app.extensions[_EXT] = sessionmaker(engine, expire_on_commit=False)
-    app.teardown_appcontext(_close_session)
-
-
-def get_engine(app: Flask | None = None) -> sa.Engine:
-    """The app's engine."""
-    factory: sessionmaker[Session] = (app or current_app).extensions[_EXT]
-    bind = factory.kw["bind"]
-    assert isinstance(bind, sa.Engine)
-    return bind
-
-
-def get_session() -> Session:
-    """The request's session (created on first use, closed at teardown)."""
-    if "db_session" not in g:
-        g.db_session = current_app.extensions[_EXT]()
-    session: Session = g.db_session
-    return session
-
-
-def new_session(app: Flask) -> Session:
-    """A standalone session (CLI, background work); the caller closes it."""
-    session: Session = app.extensions[_EXT]()
-    return session
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
 
 
 def alembic_config(url: str) -> Any:

@@ -1,7 +1,7 @@
 """SQL tables of gallery search: galleries, enrolled photos, face embeddings, search grants.
 
-They share the web app's declarative ``Base`` (one metadata, one Alembic history:
-``web/migrations/versions/*gallery_search*.py``). The database is the source of truth; the vector
+They share the declarative ``Base`` of ``db/base.py`` (one metadata, one Alembic history:
+``db/migrations/versions/*gallery_search*.py``). The database is the source of truth; the vector
 index (``gallery/index.py``) is derived from ``gallery_embeddings`` and rebuilt when a gallery's
 ``version`` changes.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from sketch2face.web.models import Base, utcnow
+from sketch2face.db.base import Base, utcnow
 
 
 class Gallery(Base):

@@ -1,48 +1,28 @@
 """Typed SQLAlchemy 2 models: users, generations, API tokens, the audit log, cases and their
 candidate rounds.
 
-The schema is owned by the Alembic migrations in ``web/migrations``; a test checks that the
-migrated schema and these models agree.
+The schema is owned by the Alembic migrations in ``db/migrations``; a test checks that the
+migrated schema and these models (with the gallery tables of ``db/gallery.py``) agree.
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+# Base and the time helpers are re-exported: callers take them from here with the tables
+from sketch2face.db.base import Base as Base
+from sketch2face.db.base import as_utc as as_utc
+from sketch2face.db.base import utcnow as utcnow
 
 ROLE_ADMIN = "admin"
 ROLE_INVESTIGATOR = "investigator"
 ROLES = (ROLE_ADMIN, ROLE_INVESTIGATOR)
-
-
-def utcnow() -> datetime:
-    """Timezone-aware 'now' in UTC (stored naive-UTC by SQLite, timestamptz by PostgreSQL)."""
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """A stored time as aware UTC: SQLite hands back naive UTC, PostgreSQL the session's zone."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    """Declarative base with a naming convention so Alembic constraint names are stable."""
-
-    metadata = sa.MetaData(
-        naming_convention={
-            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-            "ck": "ck_%(table_name)s_%(constraint_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
-    type_annotation_map = {datetime: sa.DateTime(timezone=True), dict[str, Any]: sa.JSON}
 
 
 class User(Base):
@@ -172,7 +152,7 @@ class AuditEvent(Base):
 
 
 class SignInThrottle(Base):
-    """Failed sign-ins counted per account at an address, and per address (``web/throttle.py``).
+    """Failed sign-ins counted per account at an address, and per address (``web/security/throttle.py``).
 
     ``key`` is a SHA-256 of the scope, username and address, so what people typed into the
     username field is not stored a second time (the audit log has it).
@@ -333,8 +313,3 @@ class Candidate(Base):
     def number(self) -> int:
         """1-based number shown under the face and on the grid."""
         return self.index + 1
-
-
-# Gallery search tables (issue 13) live in sketch2face.gallery.models on this same Base; importing
-# them here keeps Base.metadata complete for Alembic and the schema test wherever models is used.
-from sketch2face.gallery import models as _gallery_models  # noqa: E402,F401

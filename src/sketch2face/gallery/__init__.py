@@ -8,7 +8,7 @@
 - ``index``: exact and HNSW vector search, derived from SQL and cached beside the instance data;
 - ``search``: one query image -> ranked candidates with distance and similarity score.
 
-This package stays light to import (the SQL models are imported by ``sketch2face.web.models``).
+This package stays light to import (the SQL models are imported by ``sketch2face.db.models``).
 """
 
 #: Shown on every result page, in every API response and printed by the CLI.

@@ -33,10 +33,10 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from sketch2face.db.gallery import FaceEmbedding, Gallery, GalleryPhoto
 from sketch2face.errors import InvalidImageError
 from sketch2face.gallery.errors import EnrolmentConflictError
 from sketch2face.gallery.faces import DetectedFace, FaceEncoder
-from sketch2face.gallery.models import FaceEmbedding, Gallery, GalleryPhoto
 from sketch2face.gallery.store import delete_objects, existing_hashes, touch
 from sketch2face.gallery.zipsafe import SourceFile
 from sketch2face.imaging import (

@@ -16,6 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sketch2face.db.gallery import Gallery, GalleryPhoto
 from sketch2face.errors import ConfigError
 from sketch2face.gallery import CAVEAT
 from sketch2face.gallery.enrol import working_copy
@@ -28,7 +29,6 @@ from sketch2face.gallery.index import (
     ExactIndex,
     GalleryIndexes,
 )
-from sketch2face.gallery.models import Gallery, GalleryPhoto
 from sketch2face.gallery.score import similarity
 from sketch2face.gallery.store import get_gallery, load_snapshot
 

@@ -15,11 +15,11 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sketch2face.db.gallery import FaceEmbedding, Gallery, GalleryPhoto, GallerySearchGrant
+from sketch2face.db.models import User, utcnow
 from sketch2face.gallery.errors import GalleryExistsError, GalleryNameError, UnknownGalleryError
 from sketch2face.gallery.index import Snapshot
-from sketch2face.gallery.models import FaceEmbedding, Gallery, GalleryPhoto, GallerySearchGrant
 from sketch2face.storage import ObjectStore, StorageError
-from sketch2face.web.models import User, utcnow
 
 log = logging.getLogger(__name__)
 

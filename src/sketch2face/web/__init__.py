@@ -13,12 +13,16 @@ from flask import Flask, redirect, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
+from sketch2face.db.engine import upgrade_database
 from sketch2face.errors import ConfigError
+from sketch2face.services.runtime import install as install_service_runtime
+from sketch2face.serving.client import InProcessModelClient, ModelClient, RemoteModelClient
 from sketch2face.storage import open_store
-from sketch2face.web import db, headers, routing
+from sketch2face.web import database, routing
 from sketch2face.web.extensions import LIMITER, MODEL, SETTINGS, STORE
-from sketch2face.web.model_client import InProcessModelClient, ModelClient, RemoteModelClient
-from sketch2face.web.sessions import SESSION_LIFETIME, load_session_user
+from sketch2face.web.runtime import FlaskRuntime
+from sketch2face.web.security import headers
+from sketch2face.web.security.sessions import SESSION_LIFETIME, load_session_user
 from sketch2face.web.settings import WebSettings
 
 log = logging.getLogger(__name__)
@@ -57,7 +61,7 @@ def create_app(
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=settings.use_secure_cookies,
-        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,  # the cookie's signature; see web/sessions.py
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,  # the cookie's signature; see web/security/sessions.py
         WTF_CSRF_TIME_LIMIT=None,  # token lives as long as the session
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
@@ -66,14 +70,17 @@ def create_app(
     app.config.update(settings.extra_flask_config)
     app.session_interface = headers.SessionInterface()  # Secure flag per request (HTTPS or not)
     app.extensions[SETTINGS] = settings
+    install_service_runtime(
+        FlaskRuntime()
+    )  # what the services read: this request's app and session
     if settings.behind_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
-    db.init_app(app, settings.resolved_database_url)
+    database.init_app(app, settings.resolved_database_url)
     if settings.auto_migrate:
-        db.upgrade_database(db.get_engine(app))
+        upgrade_database(database.get_engine(app))
     app.extensions[STORE] = open_store(
         settings.resolved_storage_url, options=settings.storage_options()
     )
@@ -82,19 +89,42 @@ def create_app(
     CSRFProtect(app)
     _init_login(app)
 
-    from sketch2face.web import api, auth, errors, studio
+    from sketch2face.web import errors, gallery_search
+    from sketch2face.web.api import cases as cases_api
+    from sketch2face.web.api import gallery as gallery_api
+    from sketch2face.web.api import generations, openapi
+    from sketch2face.web.pages import (
+        appeal_sheets,
+        auth,
+        candidates,
+        cases,
+        gallery,
+        studio,
+        verify,
+    )
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(studio.bp)
-    app.register_blueprint(api.bp)
-    app.extensions["csrf"].exempt(api.bp)  # token-authenticated, no cookies: CSRF cannot apply
-    from sketch2face.web import gallery, verify
-
-    gallery.init_app(app)  # gallery search pages, admin and API (issue 13)
+    # In the order they were registered before the pages and the API had their own packages.
+    # The API is token-authenticated (no cookies), so CSRF cannot apply to it; the gallery
+    # enrolment upload raises the request size limit first and then checks CSRF itself
+    # (CSRFProtect would parse the form under the app-wide limit).
+    csrf = app.extensions["csrf"]
+    for blueprint, is_api in (
+        (auth.bp, False),
+        (studio.bp, False),
+        (generations.bp, True),
+        (openapi.bp, True),
+        (gallery.bp, False),
+        (gallery_api.api_bp, True),
+    ):
+        app.register_blueprint(blueprint)
+        if is_api:
+            csrf.exempt(blueprint)
+    csrf.exempt(gallery.enrol)
+    gallery_search.init_app(app)  # gallery searcher and error page (issue 13)
     verify.init_app(app)  # instance signing key, the verify page (issue 12)
-    from sketch2face.web import cases
-
-    cases.init_app(app)  # cases, candidate rounds: pages and API (issue 12)
+    for blueprint in (cases.bp, candidates.bp, appeal_sheets.bp, cases_api.bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(cases_api.bp)
     errors.init_app(app)
     _init_limiter(app, settings)
 
@@ -133,13 +163,13 @@ def _init_limiter(app: Flask, settings: WebSettings) -> None:
     allowance (both key functions answer ``user:<id>``; the scope is shared).
 
     Sign-in has no per-address limit here: it locked out everyone behind one address. Failed
-    sign-ins back off per account at an address and per address instead (web/throttle.py).
+    sign-ins back off per account at an address and per address instead (web/security/throttle.py).
     """
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
-    from sketch2face.web.api import api_user_key
-    from sketch2face.web.studio import web_user_key
+    from sketch2face.web.api.auth import api_user_key
+    from sketch2face.web.pages.studio import web_user_key
 
     limiter = Limiter(
         key_func=get_remote_address,
@@ -158,7 +188,7 @@ def _init_limiter(app: Flask, settings: WebSettings) -> None:
             limit, scope, key_func=key_func, methods=["POST"]
         )(view)
     # candidate rounds share the same allowance, each face counting as one generation
-    from sketch2face.web.candidates import rate_cost
+    from sketch2face.web.pages.candidates import rate_cost
 
     for endpoint, key_func in (
         ("candidates.generate", web_user_key),

@@ -10,8 +10,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from sketch2face.errors import InvalidImageError
+from sketch2face.serving.client import ModelUnavailableError
 from sketch2face.storage import StorageError
-from sketch2face.web.model_client import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 

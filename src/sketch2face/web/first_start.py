@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from flask import Flask, Request
 from sqlalchemy.orm import Session
 
-from sketch2face.web.db import new_session
+from sketch2face.db.models import User
+from sketch2face.web.database import new_session
 from sketch2face.web.extensions import get_settings
-from sketch2face.web.headers import _PROXY_HEADERS
-from sketch2face.web.models import User
+from sketch2face.web.security.headers import _PROXY_HEADERS
 from sketch2face.web.settings import WebSettings
 
 #: the data folder ``sketch2face users`` uses when given no ``--data-dir`` (nor SKETCH2FACE_DATA_DIR)

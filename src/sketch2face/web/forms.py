@@ -6,8 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
-from sketch2face.web.models import ROLE_ADMIN, ROLE_INVESTIGATOR
-from sketch2face.web.security import normalise_username, password_problem, username_problem
+from sketch2face.db.models import ROLE_ADMIN, ROLE_INVESTIGATOR
+from sketch2face.services.accounts import normalise_username, password_problem, username_problem
 
 
 def _username_ok(_form: FlaskForm, field: StringField) -> None:

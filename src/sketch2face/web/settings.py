@@ -81,7 +81,7 @@ class WebSettings:
     auto_migrate: bool = True
     #: Secure session cookie: always over HTTPS; True -> also over plain HTTP; False -> HTTPS
     #: only; None -> also over plain HTTP except to a loopback host and in debug/testing
-    #: (web/headers.py cookie_is_secure)
+    #: (web/security/headers.py cookie_is_secure)
     secure_cookies: bool | None = None
     #: trust one X-Forwarded-* hop (behind nginx/a load balancer)
     behind_proxy: bool = False
@@ -172,7 +172,7 @@ class WebSettings:
     @property
     def use_secure_cookies(self) -> bool:
         """The Secure flag outside a request (Flask's config); each answer decides by its request
-        (``web.headers.cookie_is_secure``)."""
+        (``web.security.headers.cookie_is_secure``)."""
         if self.secure_cookies is not None:
             return self.secure_cookies
         return not (self.debug or self.testing)

@@ -1,9 +1,9 @@
 """Alembic environment for the sketch2face web schema.
 
-Run through :func:`sketch2face.web.db.upgrade_database` (app start, ``sketch2face serve``) or, for
+Run through :func:`sketch2face.db.engine.upgrade_database` (app start, ``sketch2face serve``) or, for
 authoring a new revision, from the repository root::
 
-    alembic -c src/sketch2face/web/migrations/alembic.ini revision --autogenerate -m "..."
+    alembic -c src/sketch2face/db/migrations/alembic.ini revision --autogenerate -m "..."
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from sketch2face.web.models import Base
+from sketch2face.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -16,8 +16,8 @@ from datetime import timedelta
 from flask import session as cookie_session
 from flask_login import login_user, logout_user
 
-from sketch2face.web.db import get_session
-from sketch2face.web.models import User, utcnow
+from sketch2face.db.models import User, utcnow
+from sketch2face.web.database import get_session
 
 #: absolute lifetime of a browser session, counted from sign-in
 SESSION_LIFETIME = timedelta(hours=12)

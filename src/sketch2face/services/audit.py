@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import has_request_context, request
 from sqlalchemy.orm import Session
 
-from sketch2face.web.models import AuditEvent, User
+from sketch2face.db.models import AuditEvent, User
+from sketch2face.services.runtime import client_address
 
 # actions
 SIGN_IN = "sign_in"
@@ -34,6 +34,16 @@ CASE_LIKENESS = "case_likeness"
 CANDIDATES_GENERATE = "candidates_generate"
 CANDIDATES_CHOOSE = "candidates_choose"
 APPEAL_SHEET = "appeal_sheet"
+# gallery search (issue 13)
+GALLERY_SEARCH = "gallery_search"
+GALLERY_SEARCH_DENIED = "gallery_search_denied"
+GALLERY_ENROL = "gallery_enrol"
+GALLERY_CREATE = "gallery_create"
+GALLERY_REMOVE = "gallery_remove"
+GALLERY_PHOTO_REMOVE = "gallery_photo_remove"
+GALLERY_PHOTO_VIEW = "gallery_photo_view"
+GALLERY_GRANT = "gallery_grant"
+GALLERY_REVOKE = "gallery_revoke"
 
 
 def record(
@@ -54,7 +64,7 @@ def record(
         action=action,
         generation_id=generation_id,
         case_id=case_id,
-        ip=request.remote_addr if has_request_context() else None,
+        ip=client_address(),
         detail={k: v for k, v in detail.items() if v is not None},
     )
     session.add(event)

@@ -1,9 +1,10 @@
 """Case records: create, edit, members, likeness, and linking generations to cases.
 
-Shared by the case pages (``web/cases.py``) and the API (``web/cases_api.py``). Every change is
+Shared by the case pages (``web/pages/cases.py``) and the API (``web/api/cases.py``). Every change is
 audited in the same transaction (``audit.record(..., case_id=...)``), so the case's audit trail
 (:func:`case_events`) shows who did what. Access checks are not made here: callers pass a case
-they got from :func:`sketch2face.web.access.get_case_for`.
+they got from :func:`sketch2face.web.security.access.get_case_for`, which asks
+:func:`find_case` and :func:`is_case_member` here.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sketch2face.web import audit
-from sketch2face.web.access import find_case, is_case_member
-from sketch2face.web.models import (
+from sketch2face.db.models import (
     CASE_CLOSED,
     CASE_OPEN,
     CASE_STATUSES,
@@ -28,11 +27,45 @@ from sketch2face.web.models import (
     User,
     as_utc,
 )
-from sketch2face.web.security import normalise_username
+from sketch2face.services import audit
+from sketch2face.services.accounts import normalise_username
+from sketch2face.services.runtime import get_session
 
 MAX_NUMBER_CHARS = 64
 MAX_TITLE_CHARS = 200
 MAX_NOTES_CHARS = 4000
+
+
+#: the largest id the database's integer columns hold (PostgreSQL INTEGER)
+MAX_DB_INT = 2**31 - 1
+
+
+def is_case_member(case_id: int, user: User) -> bool:
+    """Whether ``user`` is a member of the case (administrators are not members by role)."""
+    return get_session().get(CaseMember, (case_id, user.id)) is not None
+
+
+def find_case(ref: int | str) -> Case | None:
+    """The case with id ``ref`` (int) or number ``ref`` (str), without any access check."""
+    session = get_session()
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        return session.get(Case, ref) if 0 < ref <= MAX_DB_INT else None
+    number = ref.strip()
+    if not number or len(number) > 64:
+        return None
+    return session.scalar(sa.select(Case).where(Case.number == number))
+
+
+def visible_cases(user: User) -> sa.Select[tuple[Case]]:
+    """SELECT of the cases ``user`` may see (administrators: all)."""
+    stmt = sa.select(Case)
+    if not user.is_admin:
+        stmt = stmt.where(
+            Case.id.in_(sa.select(CaseMember.case_id).where(CaseMember.user_id == user.id))
+        )
+    return stmt
 
 
 class CaseError(ValueError):

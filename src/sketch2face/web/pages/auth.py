@@ -22,8 +22,15 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sketch2face.web import audit, throttle
-from sketch2face.web.db import get_session
+from sketch2face.db.models import ROLE_ADMIN, ROLE_INVESTIGATOR, ROLES, User, utcnow
+from sketch2face.services import audit
+from sketch2face.services.accounts import (
+    hash_password,
+    needs_rehash,
+    normalise_username,
+    verify_password,
+)
+from sketch2face.web.database import get_session
 from sketch2face.web.extensions import get_settings
 from sketch2face.web.first_start import sign_in_hint
 from sketch2face.web.forms import (
@@ -34,15 +41,9 @@ from sketch2face.web.forms import (
     RoleForm,
     UserCreateForm,
 )
-from sketch2face.web.models import ROLE_ADMIN, ROLE_INVESTIGATOR, ROLES, User, utcnow
-from sketch2face.web.security import (
-    hash_password,
-    needs_rehash,
-    normalise_username,
-    verify_password,
-)
-from sketch2face.web.sessions import end_all_sessions, end_session, start_session
-from sketch2face.web.tokens import revoke_all_tokens
+from sketch2face.web.security import throttle
+from sketch2face.web.security.sessions import end_all_sessions, end_session, start_session
+from sketch2face.web.security.tokens import revoke_all_tokens
 
 bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,15 +10,10 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 
 from sketch2face.attributes import HAIR_COLOURS, SKIN_TONES
+from sketch2face.db.models import ApiToken, AuditEvent, Generation, utcnow
 from sketch2face.errors import InvalidImageError
-from sketch2face.storage import ObjectNotFoundError
-from sketch2face.web import audit
-from sketch2face.web.access import get_owned_generation, get_visible_generation
-from sketch2face.web.auth import admin_required
-from sketch2face.web.db import get_session
-from sketch2face.web.extensions import get_settings, get_store
-from sketch2face.web.forms import TokenCreateForm
-from sketch2face.web.generation import (
+from sketch2face.services import audit
+from sketch2face.services.generation import (
     ATTRIBUTE_FIELDS,
     IMAGE_KINDS,
     LIKENESS_NOTICE,
@@ -31,11 +26,16 @@ from sketch2face.web.generation import (
     requested_attributes,
     viewer_notices,
 )
-from sketch2face.web.headers import NO_STORE
-from sketch2face.web.models import ApiToken, AuditEvent, Generation, utcnow
+from sketch2face.services.signing import sign_generation_png
+from sketch2face.storage import ObjectNotFoundError
+from sketch2face.web.database import get_session
+from sketch2face.web.extensions import get_settings, get_store
+from sketch2face.web.forms import TokenCreateForm
+from sketch2face.web.pages.auth import admin_required
 from sketch2face.web.paging import page_of, requested_page
-from sketch2face.web.tokens import TokenLimitError, create_token
-from sketch2face.web.verify import sign_generation_png
+from sketch2face.web.security.access import get_owned_generation, get_visible_generation
+from sketch2face.web.security.headers import NO_STORE
+from sketch2face.web.security.tokens import TokenLimitError, create_token
 
 bp = Blueprint("studio", __name__)
 AUDIT_PAGE_SIZE = 50

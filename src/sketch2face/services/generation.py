@@ -20,20 +20,18 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from sketch2face.attributes import FaceAttributes
+from sketch2face.candidates import ATTRIBUTE_FIELDS  # form / API fields of witness attributes
+from sketch2face.db.models import Generation, User, as_utc, utcnow
 from sketch2face.errors import InvalidImageError
 from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, decode_image_bytes
+from sketch2face.services import audit
+from sketch2face.services.runtime import get_model_client, get_session, get_settings, get_store
 from sketch2face.storage import StorageError
-from sketch2face.web import audit
-from sketch2face.web.db import get_session
-from sketch2face.web.extensions import get_model_client, get_settings, get_store
-from sketch2face.web.models import Generation, User, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
 LIKENESS_NOTICE = "Generated likeness, not a photograph of a real person."
 IMAGE_KINDS = ("sketch", "face", "refined")
-#: form / API fields of witness attributes (sketch2face.attributes)
-ATTRIBUTE_FIELDS = ("skin", "hair_color", "gender")
 
 
 def attributes_from_form(form: Any) -> tuple[tuple[str, str], ...]:
@@ -119,7 +117,7 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
     number, which opens a case with ``user`` as its member (``case_records.case_for_generation``;
     someone else's case or a closed one is a ValueError before the model runs).
     """
-    from sketch2face.web.case_records import case_for_generation
+    from sketch2face.services.cases import case_for_generation
 
     options = options.cleaned()
     case_for_generation(get_session(), user, options.case_number, create=False)  # check first

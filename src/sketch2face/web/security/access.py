@@ -1,4 +1,5 @@
-"""The access checks (flaskr's ``get_post(id, check_author=True)``): generations and cases.
+"""The access checks (flaskr's ``get_post(id, check_author=True)``): generations and cases, as
+404 responses (the membership queries themselves are ``services.cases``').
 
 Everything answers 404 rather than 403 to someone who may not see it: it does not confirm the
 id exists. Who sees what:
@@ -12,14 +13,12 @@ Changing a generation (deleting it) stays with its owner and administrators.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import abort
 
-from sketch2face.web.db import get_session
-from sketch2face.web.models import Candidate, CandidateRound, Case, CaseMember, Generation, User
+from sketch2face.db.models import Candidate, CandidateRound, Case, Generation, User
+from sketch2face.services.cases import MAX_DB_INT, find_case, is_case_member
+from sketch2face.web.database import get_session
 
-#: the largest id the database's integer columns hold (PostgreSQL INTEGER)
-MAX_DB_INT = 2**31 - 1
 NO_SUCH_CASE = "No such case, or you are not one of its members."
 
 
@@ -43,24 +42,6 @@ def get_visible_generation(generation_id: str, user: User) -> Generation:
     return generation
 
 
-def is_case_member(case_id: int, user: User) -> bool:
-    """Whether ``user`` is a member of the case (administrators are not members by role)."""
-    return get_session().get(CaseMember, (case_id, user.id)) is not None
-
-
-def find_case(ref: int | str) -> Case | None:
-    """The case with id ``ref`` (int) or number ``ref`` (str), without any access check."""
-    session = get_session()
-    if isinstance(ref, bool):
-        return None
-    if isinstance(ref, int):
-        return session.get(Case, ref) if 0 < ref <= MAX_DB_INT else None
-    number = ref.strip()
-    if not number or len(number) > 64:
-        return None
-    return session.scalar(sa.select(Case).where(Case.number == number))
-
-
 def get_case_for(ref: int | str, user: User) -> Case:
     """The case by id (int) or case number (str) if ``user`` is a member or an admin; else 404.
 
@@ -71,16 +52,6 @@ def get_case_for(ref: int | str, user: User) -> Case:
     if case is None or not (user.is_admin or is_case_member(case.id, user)):
         abort(404, description=NO_SUCH_CASE)
     return case
-
-
-def visible_cases(user: User) -> sa.Select[tuple[Case]]:
-    """SELECT of the cases ``user`` may see (administrators: all)."""
-    stmt = sa.select(Case)
-    if not user.is_admin:
-        stmt = stmt.where(
-            Case.id.in_(sa.select(CaseMember.case_id).where(CaseMember.user_id == user.id))
-        )
-    return stmt
 
 
 # Things inside a case: looked up within a case the caller got from get_case_for, so an id from

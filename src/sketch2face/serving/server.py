@@ -13,9 +13,9 @@
                            in the order of specs; 400 {error} for bad images or specs
     GET  /v1/health     -> {status, model: {...}}
 
-The web tier's :class:`~sketch2face.web.model_client.RemoteModelClient` is its only client. With
+The web tier's :class:`~sketch2face.serving.client.RemoteModelClient` is its only client. With
 SKETCH2FACE_MODEL_TOKEN set, requests must carry ``Authorization: Bearer <token>``.
-Production: ``gunicorn -w 1 --threads 8 'sketch2face.web.model_server:create_model_app()'``.
+Production: ``gunicorn -w 1 --threads 8 'sketch2face.serving.server:create_model_app()'``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from sketch2face.candidates import ATTRIBUTE_FIELDS
 from sketch2face.errors import InvalidImageError, Sketch2FaceError
 from sketch2face.imaging import (
     MAX_IMAGE_BYTES,
@@ -37,8 +38,7 @@ from sketch2face.imaging import (
     MIN_SKETCH_SIDE,
     decode_image_bytes,
 )
-from sketch2face.web.generation import ATTRIBUTE_FIELDS
-from sketch2face.web.model_client import (
+from sketch2face.serving.client import (
     InProcessModelClient,
     ModelClient,
     candidates_output_to_json,

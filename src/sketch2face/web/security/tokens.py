@@ -8,8 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sketch2face.web.models import ApiToken, User, utcnow
-from sketch2face.web.security import hash_api_token, new_api_token
+from sketch2face.db.models import ApiToken, User, utcnow
+from sketch2face.services.accounts import hash_api_token, new_api_token
 
 
 class TokenLimitError(ValueError):

@@ -280,7 +280,7 @@ class InProcessModelClient:
 
 
 class RemoteModelClient:
-    """Calls ``sketch2face serve-model`` (see :mod:`sketch2face.web.model_server`) over HTTP."""
+    """Calls ``sketch2face serve-model`` (see :mod:`sketch2face.serving.server`) over HTTP."""
 
     def __init__(
         self, base_url: str, *, token: str | None = None, timeout_s: float = 120.0

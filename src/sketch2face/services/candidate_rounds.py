@@ -1,6 +1,6 @@
 """Candidate rounds of a case: generate, choose, breed ("more like these"), stored with the case.
 
-Shared by the candidate pages (``web/candidates.py``) and the API (``web/cases_api.py``). The
+Shared by the candidate pages (``web/pages/candidates.py``) and the API (``web/api/cases.py``). The
 faces come from the app's model client (``ModelClient.candidates``: in-process or the remote
 model server), planned and bred by the library (:mod:`sketch2face.candidates`).
 
@@ -31,15 +31,14 @@ from sketch2face.candidates import (
     next_round,
     plan_candidates,
 )
+from sketch2face.db.models import Candidate, CandidateRound, Case, Generation, User, utcnow
 from sketch2face.imaging import decode_image_bytes, encode_png
+from sketch2face.services import audit
+from sketch2face.services.cases import CaseError, ensure_open
+from sketch2face.services.generation import LIKENESS_NOTICE, _png, requested_attributes
+from sketch2face.services.runtime import get_model_client, get_session, get_store
+from sketch2face.serving.client import CandidatesOutput
 from sketch2face.storage import ObjectNotFoundError, StorageError
-from sketch2face.web import audit
-from sketch2face.web.case_records import CaseError, ensure_open
-from sketch2face.web.db import get_session
-from sketch2face.web.extensions import get_model_client, get_store
-from sketch2face.web.generation import LIKENESS_NOTICE, _png, requested_attributes
-from sketch2face.web.model_client import CandidatesOutput
-from sketch2face.web.models import Candidate, CandidateRound, Case, Generation, User, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sketch2face.web.models import SignInThrottle, as_utc, utcnow
+from sketch2face.db.models import SignInThrottle, as_utc, utcnow
 
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(minutes=15)

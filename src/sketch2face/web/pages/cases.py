@@ -1,10 +1,10 @@
 """Case pages: my cases, create a case, the case page (sketches, candidate rounds, likeness, audit
 trail), edit status/notes, members, likeness, export.
 
-Every route of a case goes through :func:`sketch2face.web.access.get_case_for` (404 for anyone
+Every route of a case goes through :func:`sketch2face.web.security.access.get_case_for` (404 for anyone
 who is not a member, administrators see all); the records themselves are changed in
-``web/case_records.py``, the candidate rounds in ``web/candidate_rounds.py`` and
-``web/candidates.py``, the ZIP is made by ``web/case_export.py``.
+``services/cases.py``, the candidate rounds in ``services/candidate_rounds.py`` and
+``web/pages/candidates.py``, the ZIP is made by ``services/case_export.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import (
     Blueprint,
-    Flask,
-    Response,
     abort,
     flash,
     redirect,
@@ -28,16 +26,10 @@ from flask_login import current_user, login_required
 
 from sketch2face.attributes import GENDERS, HAIR_COLOURS, SKIN_TONES
 from sketch2face.candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES
-from sketch2face.storage import ObjectNotFoundError
-from sketch2face.web import audit
-from sketch2face.web.access import (
-    get_case_candidate,
-    get_case_for,
-    get_case_generation,
-    visible_cases,
-)
-from sketch2face.web.case_export import build_case_zip, export_file_name
-from sketch2face.web.case_records import (
+from sketch2face.db.models import CASE_OPEN, CASE_STATUSES, Case, CaseMember, Generation, User
+from sketch2face.services import audit
+from sketch2face.services.case_export import build_case_zip, export_file_name
+from sketch2face.services.cases import (
     CaseError,
     add_member,
     case_events,
@@ -48,29 +40,19 @@ from sketch2face.web.case_records import (
     remove_member,
     set_likeness,
     update_case,
+    visible_cases,
 )
-from sketch2face.web.db import get_session
-from sketch2face.web.extensions import get_store
-from sketch2face.web.generation import describe_attributes, requested_attributes
-from sketch2face.web.headers import NO_STORE
-from sketch2face.web.models import CASE_OPEN, CASE_STATUSES, Case, CaseMember, Generation, User
+from sketch2face.services.generation import describe_attributes, requested_attributes
+from sketch2face.web.database import get_session
 from sketch2face.web.paging import page_of, requested_page
+from sketch2face.web.responses import stored_image
+from sketch2face.web.security.access import get_case_candidate, get_case_for, get_case_generation
+from sketch2face.web.security.headers import NO_STORE
 
 bp = Blueprint("cases", __name__)
 CASES_PAGE_SIZE = 20
 #: audit events shown on the case page (the export has all of them)
 TRAIL_ON_PAGE = 100
-
-
-def init_app(app: Flask) -> None:
-    """Register the case and candidate pages and their API on ``app`` (after CSRFProtect)."""
-    from sketch2face.web import appeal_sheets, candidates, cases_api
-
-    app.register_blueprint(bp)
-    app.register_blueprint(candidates.bp)
-    app.register_blueprint(appeal_sheets.bp)
-    app.register_blueprint(cases_api.bp)
-    app.extensions["csrf"].exempt(cases_api.bp)  # token-authenticated, no cookies
 
 
 def open_case_numbers(limit: int = 100) -> list[str]:
@@ -299,20 +281,7 @@ def likeness_image(case_id: int) -> Any:
     """The case's likeness image."""
     case = get_case_for(case_id, _user())
     key = likeness_image_key(case) or abort(404, description="This case has no likeness yet.")
-    return private_png(key)
-
-
-def private_png(key: str, *, download_name: str | None = None) -> Response:
-    """A stored PNG as an answer that browsers do not cache (the studio's image pattern)."""
-    try:
-        data = get_store().get(key)
-    except ObjectNotFoundError:
-        abort(404, description="The image file is missing from storage.")
-    response = Response(data, mimetype="image/png")
-    response.headers["Cache-Control"] = NO_STORE
-    if download_name:
-        response.headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
-    return response
+    return stored_image(key)
 
 
 @bp.get("/cases/<int:case_id>/export.zip")

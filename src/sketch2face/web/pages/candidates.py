@@ -1,7 +1,7 @@
 """Candidate pages of a case: generate a round for one of its sketches, tick the closest faces,
 "More like these" (the next round), candidate images and round grids, "Mark as likeness".
 
-The rounds are made and stored by ``web/candidate_rounds.py``; everything is reached through
+The rounds are made and stored by ``services/candidate_rounds.py``; everything is reached through
 the case (``get_case_for``), so a non-member gets 404 for every route here.
 """
 
@@ -13,25 +13,26 @@ from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from sketch2face.candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES
-from sketch2face.web.access import (
-    get_case_candidate,
-    get_case_for,
-    get_case_generation,
-    get_case_round,
-)
-from sketch2face.web.candidate_rounds import (
+from sketch2face.db.models import User
+from sketch2face.services.candidate_rounds import (
     breed_round,
     mark_closest,
     parse_count,
     round_grid_png,
     start_round,
 )
-from sketch2face.web.case_records import CaseError, set_likeness
-from sketch2face.web.cases import private_png, render_case
-from sketch2face.web.db import get_session
-from sketch2face.web.generation import ATTRIBUTE_FIELDS
-from sketch2face.web.headers import NO_STORE
-from sketch2face.web.models import User
+from sketch2face.services.cases import CaseError, set_likeness
+from sketch2face.services.generation import ATTRIBUTE_FIELDS
+from sketch2face.web.database import get_session
+from sketch2face.web.pages.cases import render_case
+from sketch2face.web.responses import stored_image
+from sketch2face.web.security.access import (
+    get_case_candidate,
+    get_case_for,
+    get_case_generation,
+    get_case_round,
+)
+from sketch2face.web.security.headers import NO_STORE
 
 bp = Blueprint("candidates", __name__)
 
@@ -141,7 +142,7 @@ def likeness(case_id: int, candidate_id: int) -> Any:
 def image(case_id: int, candidate_id: int) -> Any:
     """One candidate's face."""
     case = get_case_for(case_id, _user())
-    return private_png(get_case_candidate(case, candidate_id).image_key)
+    return stored_image(get_case_candidate(case, candidate_id).image_key)
 
 
 @bp.get("/cases/<int:case_id>/rounds/<int:round_id>/grid.png")

@@ -11,7 +11,7 @@
     POST /cases/{case_id}/likeness                   mark a candidate or a generation
 
 Everything of a case answers 404 to anyone who is not a member (administrators see all), through
-:func:`sketch2face.web.access.get_case_for`, exactly like the pages. Forms are checked as the
+:func:`sketch2face.web.security.access.get_case_for`, exactly like the pages. Forms are checked as the
 OpenAPI document (:func:`openapi_additions`, merged into ``api.openapi_document``) declares them.
 """
 
@@ -26,16 +26,9 @@ from flask import Blueprint, Response, abort, g, jsonify, request, url_for
 from werkzeug.exceptions import NotFound
 
 from sketch2face.candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES
-from sketch2face.web.access import (
-    get_case_candidate,
-    get_case_for,
-    get_case_generation,
-    get_case_round,
-    visible_cases,
-)
-from sketch2face.web.api import _attribute_schema, _attributes, token_required
-from sketch2face.web.candidate_rounds import breed_round, round_grid_png, start_round
-from sketch2face.web.case_records import (
+from sketch2face.db.models import CASE_STATUSES, CandidateRound, Case, User, as_utc
+from sketch2face.services.candidate_rounds import breed_round, round_grid_png, start_round
+from sketch2face.services.cases import (
     MAX_NOTES_CHARS,
     MAX_NUMBER_CHARS,
     MAX_TITLE_CHARS,
@@ -44,13 +37,21 @@ from sketch2face.web.case_records import (
     create_case,
     members_of,
     set_likeness,
+    visible_cases,
 )
-from sketch2face.web.cases import private_png
-from sketch2face.web.db import get_session
-from sketch2face.web.generation import LIKENESS_NOTICE, viewer_notices
-from sketch2face.web.headers import NO_STORE
-from sketch2face.web.models import CASE_STATUSES, CandidateRound, Case, User, as_utc
+from sketch2face.services.generation import LIKENESS_NOTICE, viewer_notices
+from sketch2face.web.api import fields
+from sketch2face.web.api.auth import token_required
+from sketch2face.web.database import get_session
 from sketch2face.web.paging import page_of, requested_page
+from sketch2face.web.responses import stored_image
+from sketch2face.web.security.access import (
+    get_case_candidate,
+    get_case_for,
+    get_case_generation,
+    get_case_round,
+)
+from sketch2face.web.security.headers import NO_STORE
 
 bp = Blueprint("cases_api", __name__, url_prefix="/api/v1")
 T = TypeVar("T")
@@ -58,7 +59,6 @@ API_PAGE_SIZE = 50
 MAX_PAGE = 2**31 - 1
 _COUNT = re.compile(r"^[0-9]{1,2}$")
 _IDS = re.compile(r"^[0-9]{1,10}(,[0-9]{1,10}){0,11}$")
-_NO_NUL = "^[^\\x00]*$"
 
 
 def _in_case(lookup: Callable[..., T], case: Case, ref: Any, field: str) -> T:
@@ -239,7 +239,7 @@ def generate_candidates(case_id: int) -> Any:
             case,
             generation,
             n=_count(request.form),
-            fixed_attributes=dict(_attributes(request.form)),
+            fixed_attributes=dict(fields.attributes(request.form)),
             via="api",
         )
     except ValueError as exc:  # CaseError, CandidateError, InvalidImageError
@@ -304,7 +304,7 @@ def round_grid(case_id: int, round_id: int) -> Any:
 def candidate_image(case_id: int, candidate_id: int) -> Any:
     """One candidate's face (PNG)."""
     case = get_case_for(case_id, _user())
-    return private_png(get_case_candidate(case, candidate_id).image_key)
+    return stored_image(get_case_candidate(case, candidate_id).image_key)
 
 
 @bp.post("/cases/<int:case_id>/likeness")
@@ -340,8 +340,8 @@ def likeness(case_id: int) -> Any:
     return jsonify(case_json(case, full=True))
 
 
-def openapi_additions() -> tuple[dict[str, Any], dict[str, Any]]:
-    """(paths, schemas) of the case API, merged into ``api.openapi_document``."""
+def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(paths, schemas) of the case API, for ``openapi``."""
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     png = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
 
@@ -469,7 +469,7 @@ def openapi_additions() -> tuple[dict[str, Any], dict[str, Any]]:
             "notice": {"type": "string", "const": LIKENESS_NOTICE},
         },
     }
-    text = {"type": "string", "pattern": _NO_NUL}
+    text = {"type": "string", "pattern": fields.NO_NUL}
     paths: dict[str, Any] = {
         "/cases": {
             "get": {
@@ -554,9 +554,11 @@ def openapi_additions() -> tuple[dict[str, Any], dict[str, Any]]:
                             "description": "A generation (sketch) of this case",
                         },
                         "n": count,
-                        "skin": _attribute_schema("skin", "skin tone held fixed"),
-                        "hair_color": _attribute_schema("hair_color", "hair colour held fixed"),
-                        "gender": _attribute_schema("gender", "gender held fixed"),
+                        "skin": fields.attribute_schema("skin", "skin tone held fixed"),
+                        "hair_color": fields.attribute_schema(
+                            "hair_color", "hair colour held fixed"
+                        ),
+                        "gender": fields.attribute_schema("gender", "gender held fixed"),
                     },
                     ["generation_id"],
                 ),

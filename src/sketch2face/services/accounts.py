@@ -1,4 +1,5 @@
-"""Password hashing (argon2id) and API token generation/hashing."""
+"""Accounts: username and password rules, password hashing (argon2id), API token generation and
+hashing. Plain functions shared by the sign-in pages, the API, the case services and the CLI."""
 
 from __future__ import annotations
 

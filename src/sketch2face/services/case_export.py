@@ -30,10 +30,10 @@ from typing import IO, Any
 from sqlalchemy.orm import Session
 
 from sketch2face import __version__
-from sketch2face.storage import ObjectNotFoundError
-from sketch2face.web import audit
-from sketch2face.web.candidate_rounds import round_grid_png
-from sketch2face.web.case_records import (
+from sketch2face.db.models import Case, User, as_utc
+from sketch2face.services import audit
+from sketch2face.services.candidate_rounds import round_grid_png
+from sketch2face.services.cases import (
     case_events,
     case_generations,
     case_summary,
@@ -41,10 +41,10 @@ from sketch2face.web.case_records import (
     likeness_image_key,
     members_of,
 )
-from sketch2face.web.extensions import get_store
-from sketch2face.web.generation import LIKENESS_NOTICE, generation_record
-from sketch2face.web.models import Case, User, as_utc
-from sketch2face.web.verify import sign_candidate_png, sign_generation_png
+from sketch2face.services.generation import LIKENESS_NOTICE, generation_record
+from sketch2face.services.runtime import get_store
+from sketch2face.services.signing import sign_candidate_png, sign_generation_png
+from sketch2face.storage import ObjectNotFoundError
 
 SPOOL_BYTES = 32 * 1024 * 1024
 

@@ -3,7 +3,7 @@
 The face is the case's chosen likeness (a candidate or a generation's face), the description is
 the witness's notes on that sketch plus the attributes the face was made with, and the contact
 line is the instance's (``appeal_contact``, set by the administrator). Access is the case's
-(:func:`~sketch2face.web.access.get_case_for`: 404 for non-members); every sheet is audited.
+(:func:`~sketch2face.web.security.access.get_case_for`: 404 for non-members); every sheet is audited.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from flask import Blueprint, Response, abort
 from flask_login import current_user, login_required
 
 from sketch2face.appeal import AppealSheet, AppealSheetFiles
+from sketch2face.db.models import Case, User
 from sketch2face.errors import AppealSheetError
+from sketch2face.services import audit
+from sketch2face.services.case_export import export_file_name
+from sketch2face.services.cases import likeness_image_key
+from sketch2face.services.generation import requested_attributes
+from sketch2face.services.signing import face_provenance, signed_appeal_sheet
 from sketch2face.storage import ObjectNotFoundError
-from sketch2face.web import audit
-from sketch2face.web.access import get_case_for
-from sketch2face.web.case_export import export_file_name
-from sketch2face.web.case_records import likeness_image_key
-from sketch2face.web.db import get_session
+from sketch2face.web.database import get_session
 from sketch2face.web.extensions import get_settings, get_store
-from sketch2face.web.generation import requested_attributes
-from sketch2face.web.headers import NO_STORE
-from sketch2face.web.models import Case, User
-from sketch2face.web.verify import face_provenance, signed_appeal_sheet
+from sketch2face.web.security.access import get_case_for
+from sketch2face.web.security.headers import NO_STORE
 
 bp = Blueprint("appeal_sheets", __name__)
 

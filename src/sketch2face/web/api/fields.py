@@ -1,0 +1,79 @@
+"""API form fields, checked exactly as the OpenAPI document declares them (shared by the
+generation and case APIs): booleans, seeds, witness attributes and their schemas."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sketch2face.attributes import GENDERS, HAIR_COLOURS, SKIN_TONES
+from sketch2face.candidates import ATTRIBUTE_FIELDS
+from sketch2face.services.generation import MAX_SEED
+
+# The form is checked exactly as the OpenAPI document declares it (see openapi_document), so a
+# value outside the schema is a 400, never silently read as something else.
+_TRUE_WORDS = ("true", "1")
+_FALSE_WORDS = ("false", "0")
+_HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+#: accepted values of each witness attribute; "" means unset (the model chooses)
+ATTRIBUTE_NAMES: dict[str, tuple[str, ...]] = {
+    "skin": ("", *SKIN_TONES),
+    "hair_color": ("", *HAIR_COLOURS),
+    "gender": ("", *GENDERS),
+}
+_HEX_ALLOWED = ("skin", "hair_color")
+
+
+def boolean(form: Mapping[str, str], name: str) -> bool:
+    """A boolean form field: true or false (any case), 1 or 0; absent is false."""
+    value = form.get(name)
+    if value is None:
+        return False
+    if value.lower() in _TRUE_WORDS:
+        return True
+    if value.lower() in _FALSE_WORDS:
+        return False
+    raise ValueError(f"{name} must be true or false (or 1 or 0), not {value[:40]!r}.")
+
+
+def seed(form: Mapping[str, str]) -> int | None:
+    """The optional variation seed: a whole number from 0 to 2**31-1."""
+    value = form.get("seed")
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) > MAX_SEED:
+        raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, not {value[:20]!r}.")
+    return int(value)
+
+
+def attributes(form: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Witness attributes by their declared names (or #rrggbb for colours); "" means unset."""
+    chosen = []
+    for name in ATTRIBUTE_FIELDS:
+        value = form.get(name)
+        if value is None or value == "":
+            continue
+        hex_ok = name in _HEX_ALLOWED and re.fullmatch(_HEX_COLOUR, value)
+        if value not in ATTRIBUTE_NAMES[name] and not hex_ok:
+            allowed = ", ".join(v for v in ATTRIBUTE_NAMES[name] if v)
+            extra = ", or a colour as #rrggbb" if name in _HEX_ALLOWED else ""
+            raise ValueError(f"{name} {value[:40]!r} is not one of {allowed}{extra}.")
+        chosen.append((name, value))
+    return tuple(chosen)
+
+
+#: text fields cannot hold NUL characters (PostgreSQL refuses them)
+NO_NUL = "^[^\\x00]*$"
+CASE_NUMBER = "^(?:[^\\x00-\\x1f]*[A-Za-z0-9][^\\x00-\\x1f]*|[^\\x00-\\x1f\\S]*)$"
+
+
+def attribute_schema(name: str, what: str) -> dict[str, Any]:
+    """A witness attribute: one of its names, "" (unset), or for colours #rrggbb."""
+    names = {"type": "string", "enum": list(ATTRIBUTE_NAMES[name])}
+    if name not in _HEX_ALLOWED:
+        return {**names, "description": f"{what}; empty: let the model choose"}
+    return {
+        "anyOf": [names, {"type": "string", "pattern": _HEX_COLOUR}],
+        "description": f"{what}: a name, a colour as #rrggbb, or empty to let the model choose",
+    }
