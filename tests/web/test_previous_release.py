@@ -1,0 +1,147 @@
+"""No change across the layering of issue 24 (tables, migrations and API modules moved):
+
+- the OpenAPI document is byte for byte the previous release's (tests/fixtures/previous_release,
+  made by that release's code: see make_fixtures.py there);
+- an instance made by the previous release (its SQLite file; on PostgreSQL, its head revision
+  filled with the same rows) upgrades with this code and reads back the same records, with a
+  schema that matches the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from .web_support import CREATED_APPS
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "previous_release"
+#: the Alembic head of the release before the move (revision ids never change)
+PREVIOUS_HEAD = "i12_cases_candidates"
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: the tables in an order their foreign keys allow (cases <-> candidates refer to each other, but
+#: the fixture's case has no likeness yet)
+TABLE_ORDER = (
+    "users",
+    "api_tokens",
+    "sign_in_throttles",
+    "cases",
+    "case_members",
+    "generations",
+    "candidate_rounds",
+    "candidates",
+    "audit_events",
+    "galleries",
+    "gallery_photos",
+    "gallery_embeddings",
+    "gallery_search_grants",
+)
+
+
+def test_openapi_document_is_the_previous_releases_byte_for_byte() -> None:
+    from sketch2face.web.api.openapi import openapi_document
+
+    text = json.dumps(openapi_document(MAX_UPLOAD_BYTES), indent=2) + "\n"
+    assert text == (FIXTURES / "openapi.json").read_text()
+
+
+def test_served_openapi_document_is_the_assembled_one(app: Any) -> None:
+    from sketch2face.web.api.openapi import openapi_document
+    from sketch2face.web.extensions import get_settings
+
+    served = app.test_client().get("/api/v1/openapi.json")
+    assert served.status_code == 200
+    assert served.get_json() == openapi_document(get_settings(app).max_upload_bytes)
+
+
+def _old_instance(url: str, tmp_path: Path) -> str:
+    """The previous release's instance at ``url`` (SQLite: a copy of its file)."""
+    if url.startswith("sqlite"):
+        target = tmp_path / "previous.db"
+        shutil.copyfile(FIXTURES / "instance.sqlite", target)
+        return f"sqlite:///{target}"
+    from alembic import command
+
+    from sketch2face.db.engine import alembic_config, make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, PREVIOUS_HEAD)
+    old = sa.create_engine(f"sqlite:///{FIXTURES / 'instance.sqlite'}", poolclass=sa.NullPool)
+    source = sa.MetaData()
+    source.reflect(old)
+    target = sa.MetaData()
+    target.reflect(engine)
+    with old.connect() as src, engine.begin() as dst:
+        assert set(source.tables) == {*TABLE_ORDER, "alembic_version"}
+        for table in (source.tables[name] for name in TABLE_ORDER):
+            rows = [dict(r._mapping) for r in src.execute(sa.select(table))]
+            if rows:
+                dst.execute(sa.insert(target.tables[table.name]), rows)
+                if "id" in table.c and isinstance(table.c.id.type, sa.Integer):
+                    dst.execute(
+                        sa.text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                            f"(SELECT max(id) FROM {table.name}))"
+                        )
+                    )
+    old.dispose()
+    engine.dispose()
+    return url
+
+
+def test_previous_release_instance_upgrades_and_reads(
+    fresh_database_url: str, tmp_path: Path, web_model_client: Any
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from sketch2face.db.engine import alembic_config, make_engine
+    from sketch2face.db.gallery import Gallery, GallerySearchGrant
+    from sketch2face.db.models import AuditEvent, Base, Candidate, Generation, User
+    from sketch2face.services.cases import find_case, is_case_member, visible_cases
+    from sketch2face.web import create_app
+    from sketch2face.web.database import get_session
+    from sketch2face.web.settings import WebSettings
+
+    url = _old_instance(fresh_database_url, tmp_path)
+    settings = WebSettings(
+        data_dir=tmp_path / "instance",
+        secret_key="test-" + secrets.token_hex(16),
+        database_url=url,
+        testing=True,
+    )
+    app = create_app(settings, model_client=web_model_client)  # upgrades on start
+    CREATED_APPS.append(app)
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        assert context.get_current_revision() == head
+        assert compare_metadata(context, Base.metadata) == []  # schema == tables
+    engine.dispose()
+
+    with app.test_request_context():
+        session = get_session()
+        alice = session.scalar(sa.select(User).where(User.username == "alice"))
+        assert alice is not None and not alice.is_admin
+        case = find_case("2026-0001")
+        assert case is not None and case.title == "Old case"
+        assert is_case_member(case.id, alice)
+        assert session.scalars(visible_cases(alice)).all() == [case]
+        generation = session.get(Generation, "a" * 32)
+        assert generation is not None and generation.case_id == case.id
+        assert generation.details["attributes"] == {"skin": "dark"}
+        assert session.scalar(sa.select(Candidate.seed)) == 7
+        actions = session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)).all()
+        assert actions == ["case_create", "generate"]
+        assert session.scalar(sa.select(Gallery.name)) == "custody"
+        assert session.get(GallerySearchGrant, alice.id) is not None
