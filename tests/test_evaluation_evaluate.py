@@ -15,14 +15,9 @@ import numpy as np
 import pytest
 
 from sketch2face.errors import DatasetError
-from sketch2face.evaluation.evaluate import (
-    EvalReport,
-    evaluate_pairs,
-    pair_by_stem,
-    pairs_from_manifest,
-    styles_from_manifest,
-)
+from sketch2face.evaluation.evaluate import EvalReport, evaluate_pairs
 from sketch2face.evaluation.metrics import PSNR_MAX_DB, FaceEmbedder, default_embedder
+from sketch2face.evaluation.pairs import pair_by_stem, pairs_from_manifest, styles_from_manifest
 from sketch2face.imaging import load_image, save_png
 
 CELEBA_STEMS = ("10000_028381", "10001_191146", "10000_151065")

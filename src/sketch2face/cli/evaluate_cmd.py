@@ -82,7 +82,7 @@ def _resolve_pairs(
     """(sketch paths, photo paths, unmatched counts, prepared?, drawing style per pair or None)
     from the chosen input; a manifest gives the styles, so the report breaks figures down by
     artist style (how the model does on each kind of drawing)."""
-    from sketch2face.evaluation.evaluate import (
+    from sketch2face.evaluation.pairs import (
         pair_by_stem,
         pairs_from_manifest,
         styles_from_manifest,

@@ -9,13 +9,7 @@ from sketch2face.evaluation.baselines import (
     resolve_mean_face,
     save_mean_face,
 )
-from sketch2face.evaluation.evaluate import (
-    EvalReport,
-    StemPairs,
-    evaluate_pairs,
-    pair_by_stem,
-    pairs_from_manifest,
-)
+from sketch2face.evaluation.evaluate import EvalReport, evaluate_pairs
 from sketch2face.evaluation.metrics import (
     FaceEmbedder,
     default_embedder,
@@ -28,6 +22,7 @@ from sketch2face.evaluation.metrics import (
     ssim_gray,
     ssim_regions,
 )
+from sketch2face.evaluation.pairs import StemPairs, pair_by_stem, pairs_from_manifest
 from sketch2face.evaluation.realism import (
     grid_artifact_ratio,
     grid_energy_score,
