@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from sketch2face.backtranslation.sketcher import PhotoSketcher
-from sketch2face.backtranslation.styles import ARTIST_STYLES, style_index, style_vectors
+from sketch2face.data.artist_styles import ARTIST_STYLES, style_index, style_vectors
 from sketch2face.data.manifest import ManifestRow, write_manifest
 from sketch2face.errors import CheckpointError, ConfigError
 from sketch2face.models.checkpoint import save_checkpoint
@@ -127,3 +127,166 @@ def test_photo_sketcher_refuses_the_wrong_model(tmp_path: Path) -> None:
         PhotoSketcher(product)
     with pytest.raises(CheckpointError, match="not found; train one"):
         PhotoSketcher(tmp_path / "missing.safetensors")
+
+
+def _prepared(root: Path, faces: Path) -> list[ManifestRow]:
+    """A prepared-looking dataset: FS2K train (style 1) and val rows, CelebA train and test rows;
+    the photos are real faces from ``faces``, the sketches noise."""
+    rows = [
+        ManifestRow("celeba-1_1", "celeba", "pencil", "train", "sketches/c1.png", "photos/c1.png"),
+        ManifestRow("celeba-2_2", "celeba", "line", "test", "sketches/c2.png", "photos/c2.png"),
+        ManifestRow(
+            "fs2k-a",
+            "fs2k",
+            "fs2k_style1",
+            "train",
+            "sketches/a.png",
+            "photos/a.png",
+            {"gender": 0},
+        ),
+        ManifestRow("fs2k-b", "fs2k", "fs2k_style0", "val", "sketches/b.png", "photos/b.png"),
+    ]
+    rng = np.random.default_rng(1)
+    for folder in ("sketches", "photos"):
+        (root / folder).mkdir(parents=True)
+    for row, face in zip(rows, sorted(faces.glob("*.jpg"))):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(root / row.sketch)
+        Image.open(face).convert("RGB").resize((256, 256), Image.BICUBIC).save(root / row.photo)
+    write_manifest(root / "manifest.jsonl", rows)
+    return rows
+
+
+def test_artist_rows_are_planned_for_training_photos_only() -> None:
+    from sketch2face.data.artist_sketches import plan_artist_rows, styles_for
+
+    rows = [
+        ManifestRow("celeba-1_1", "celeba", "pencil", "train", "s/1.png", "p/1.png"),
+        ManifestRow("celeba-2_2", "celeba", "line", "val", "s/2.png", "p/2.png"),
+        ManifestRow("fs2k-a", "fs2k", "fs2k_style1", "train", "s/a.png", "p/a.png", {"gender": 1}),
+    ]
+    planned = plan_artist_rows(rows, "p2s@step7:abc", per_photo=2)
+    by_origin = {r.attributes["from"]: [] for r in planned}
+    for r in planned:
+        by_origin[r.attributes["from"]].append(r.style)
+    assert by_origin["fs2k-a"] == ["fs2k_style0", "fs2k_style2"]  # the styles not drawn
+    assert len(by_origin["celeba-1_1"]) == 2 and "celeba-2_2" not in by_origin  # val: real only
+    fs2k_row = next(r for r in planned if r.attributes["from"] == "fs2k-a")
+    assert fs2k_row.source == "fs2k_artist" and fs2k_row.photo == "p/a.png"
+    assert fs2k_row.attributes == {
+        "gender": 1,
+        "synthetic": True,
+        "sketcher": "p2s@step7:abc",
+        "from": "fs2k-a",
+    }
+    assert styles_for(rows[0], 1) == styles_for(rows[0], 1)  # hashed, stable
+    assert plan_artist_rows(planned, "again") == []  # synthetic rows are never drawn again
+
+
+def test_prepare_adds_artist_sketches_to_an_existing_dataset(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    from sketch2face.cli.main import main
+    from sketch2face.data.manifest import read_manifest
+
+    root = tmp_path / "ds"
+    _prepared(root, shared_dir / "data" / "fixtures" / "celeba")
+    ckpt = _checkpoint(tmp_path / "p2s.safetensors", direction="photo2sketch")
+    args = ["prepare", "--out", str(root), "--artist-sketcher", str(ckpt), "--no-progress"]
+    assert main([*args, "--no-landmarks"]) == 0
+    rows = {r.id: r for r in read_manifest(root)}
+    artist = [r for r in rows.values() if r.source.endswith("_artist")]
+    assert sorted(r.id for r in artist if r.source == "fs2k_artist") == [
+        "fs2k-a-fs2k_style0",
+        "fs2k-a-fs2k_style2",
+    ]
+    assert len([r for r in artist if r.source == "celeba_artist"]) == 1
+    for row in artist:
+        drawn = np.asarray(Image.open(root / row.sketch))
+        assert drawn.shape == (256, 256, 3) and (drawn[..., 0] == drawn[..., 2]).all()
+        assert row.split == "train" and row.attributes["sketcher"].startswith("p2s.safetensors@")
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["artist_sketches"]["rows"] == 3
+
+    # a second pass replaces the rows (no duplicates) and reuses the drawings on disk
+    first = (root / artist[0].sketch).stat().st_mtime_ns
+    assert main([*args, "--no-landmarks", "--artist-styles-per-photo", "3"]) == 0
+    rows = read_manifest(root)
+    assert len([r for r in rows if r.source == "celeba_artist"]) == 3
+    assert len(rows) == len({r.id for r in rows}) == 4 + 2 + 3
+    assert (root / artist[0].sketch).stat().st_mtime_ns == first
+
+    # a drawing shares its photo, so it shares the photo's landmarks (found once per photo)
+    from sketch2face.data.dataset import load_split_u8
+    from sketch2face.data.landmarks import load_split_landmarks
+
+    points = load_split_landmarks(root, "train", progress=False)
+    ids = load_split_u8(root, "train").ids
+    by_id = {r.id: r for r in rows}
+    assert np.isfinite(points).all()  # real faces
+    for k, row_id in enumerate(ids):
+        origin = ids.index(by_id[row_id].attributes.get("from", row_id))
+        assert np.array_equal(points[k], points[origin])
+
+    # training reads them: style exclusion drops real and synthetic rows of that style alike
+    cfg = DataConfig(dataset_dir=str(root), exclude_styles=("fs2k_style0",))
+    pairs = load_pairs(cfg, "train")
+    kept = {pairs.sources[int(i)] for i in pairs.rows(torch.arange(len(pairs)))}
+    assert kept == {"celeba", "celeba_artist", "fs2k", "fs2k_artist"}
+    # 2 real rows + 3 CelebA and 2 FS2K drawings, less the two drawn in style 0
+    assert len(pairs) == 2 + 3 + 2 - 2
+
+
+def test_evaluate_sketcher_scores_the_model_beside_opencv_and_the_artist(
+    shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real FS2K fixture faces (two per style, each also mirrored: four) as val, and the same
+    as the style reference."""
+    from sketch2face.cli.main import main
+
+    folder = shared_dir / "data" / "fixtures" / "fs2k_test"
+    root = tmp_path / "ds"
+    (root / "sketches").mkdir(parents=True)
+    (root / "photos").mkdir()
+    rows = []
+    for sketch_path in sorted(folder.glob("style*_sketch*.jpg")):
+        style, sketch_dir, name = sketch_path.stem.split("_")
+        photo_name = (
+            f"{style}_{sketch_dir.replace('sketch', 'photo')}_{name.replace('sketch', 'image')}"
+        )
+        for split in ("train", "val"):
+            for mirrored in (False, True):
+                row_id = f"fs2k-{split}-{sketch_path.stem}-{int(mirrored)}"
+                for kind, src in (
+                    ("sketches", sketch_path),
+                    ("photos", folder / f"{photo_name}.jpg"),
+                ):
+                    img = Image.open(src).convert("RGB").resize((256, 256), Image.BICUBIC)
+                    img = img.transpose(Image.FLIP_LEFT_RIGHT) if mirrored else img
+                    img.save(root / kind / f"{row_id}.png")
+                rows.append(
+                    ManifestRow(
+                        row_id,
+                        "fs2k",
+                        f"fs2k_{style}",
+                        split,
+                        f"sketches/{row_id}.png",
+                        f"photos/{row_id}.png",
+                    )
+                )
+    write_manifest(root / "manifest.jsonl", rows)
+    ckpt = _checkpoint(tmp_path / "p2s.safetensors", direction="photo2sketch")
+    report_path, sheet = tmp_path / "r.json", tmp_path / "sheet.png"
+    args = ["evaluate-sketcher", "--checkpoint", str(ckpt), "--dataset", str(root)]
+    assert main([*args, "--report", str(report_path), "--sheet", str(sheet)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["pairs_per_style"] == {s: 4 for s in ARTIST_STYLES}
+    for systems in report["systems"].values():
+        assert set(systems) == {"model", "OpenCV pencil", "OpenCV line", "artist's sketch"}
+        artist = systems["artist's sketch"]
+        # the reference set holds these very sketches: the artist's row is at distance ~0
+        assert artist["ssim"] == 1.0 and artist["realism_fd"] < systems["model"]["realism_fd"]
+        for figures in systems.values():
+            assert 0.0 <= figures["rank1"] <= figures["rank5"] <= 1.0
+    assert "| fs2k_style0 (4) | model |" in capsys.readouterr().out
+    grid = np.asarray(Image.open(sheet))
+    assert grid.shape[1] > 5 * 192 and grid.shape[0] > 2 * 192  # 6 columns, 3+ rows

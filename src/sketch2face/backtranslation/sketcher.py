@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sketch2face.backtranslation.styles import ARTIST_STYLES, style_vectors
+from sketch2face.data.artist_styles import ARTIST_STYLES, style_vectors
 from sketch2face.data.manifest import file_sha256
 from sketch2face.errors import CheckpointError
 from sketch2face.models.checkpoint import load_checkpoint

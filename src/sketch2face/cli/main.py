@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "generate": "sketch2face.cli.generate_cmd",
     "evaluate": "sketch2face.cli.evaluate_cmd",
     "evaluate-attributes": "sketch2face.cli.attributes_cmd",
+    "evaluate-sketcher": "sketch2face.cli.sketcher_cmd",
     "gender": "sketch2face.cli.gender_cmd",
     "export": "sketch2face.cli.export_cmd",
     "serve": "sketch2face.cli.serve_cmd",

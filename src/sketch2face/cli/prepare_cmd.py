@@ -6,6 +6,10 @@ import argparse
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sketch2face.backtranslation.sketcher import PhotoSketcher
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -67,6 +71,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="skip the uint8 cache and the photos' 5-landmark pass (needed by the identity loss; "
         "otherwise done on first training use)",
     )
+    parser.add_argument(
+        "--artist-sketcher",
+        type=Path,
+        metavar="CKPT",
+        help="a photo -> sketch checkpoint (configs/photo2sketch_fs2k.toml) that draws every "
+        "training photo in FS2K's artist styles (rows with source <source>_artist). Without any "
+        "source option, adds (or redraws) these rows in the existing dataset at --out",
+    )
+    parser.add_argument(
+        "--artist-styles-per-photo",
+        type=int,
+        default=1,
+        metavar="N",
+        help="artist styles per photo-folder photo (1-3, default 1); FS2K photos get the two "
+        "styles their artist did not use",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -79,6 +99,15 @@ def run(args: argparse.Namespace) -> int:
     """Run the prepare job and print a one-screen summary."""
     from sketch2face.data.prepare import PrepareConfig, prepare_dataset
 
+    sketcher = None
+    if args.artist_sketcher is not None:
+        from sketch2face.backtranslation.sketcher import PhotoSketcher
+
+        if not 1 <= args.artist_styles_per_photo <= 3:
+            raise SystemExit("--artist-styles-per-photo must be 1, 2 or 3")
+        sketcher = PhotoSketcher(args.artist_sketcher)
+        if not (args.fs2k or args.cuhk_photos or args.photos):
+            return _add_artist_sketches(args, sketcher)
     cfg = PrepareConfig(
         out_dir=args.out,
         fs2k_dir=args.fs2k,
@@ -95,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.no_progress,
         landmarks=not args.no_landmarks,
+        artist_sketcher=sketcher,
+        artist_per_photo=args.artist_styles_per_photo,
     )
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:  # turn a kill into SystemExit so the half-built folder is removed
@@ -114,4 +145,23 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"skipped: {s['skipped']['count']} {s['skipped']['by_reason']}")
     print(f"elapsed: {s['elapsed_s']:.1f} s")
+    return 0
+
+
+def _add_artist_sketches(args: argparse.Namespace, sketcher: PhotoSketcher) -> int:
+    """Extend the dataset at --out with artist-style rows, then refresh its caches."""
+    from sketch2face.data.artist_sketches import add_artist_sketches
+
+    added = add_artist_sketches(
+        args.out,
+        sketcher,
+        per_photo=args.artist_styles_per_photo,
+        progress=not args.no_progress,
+    )
+    print(f"dataset: {args.out}")
+    print(f"artist-style rows: {len(added)} (by {sketcher.model_id})")
+    if not args.no_landmarks:
+        from sketch2face.data.landmarks import load_split_landmarks
+
+        load_split_landmarks(args.out, "train", progress=not args.no_progress)
     return 0

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sketch2face.data.dataset import CACHE_DIR, load_split_u8
-from sketch2face.data.manifest import MANIFEST_NAME, file_sha256
+from sketch2face.data.manifest import MANIFEST_NAME, file_sha256, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +31,22 @@ def _paths(dataset_dir: Path, split: str) -> tuple[Path, Path]:
 
 
 def detect_split_landmarks(
-    photos_u8: np.ndarray, *, progress: bool = True, desc: str = "landmarks"
+    photos_u8: np.ndarray,
+    *,
+    rows: list[int] | None = None,
+    progress: bool = True,
+    desc: str = "landmarks",
 ) -> np.ndarray:
-    """(N, 5, 2) float32 landmarks of (N, H, W, 3) uint8 photos; NaN rows where no face is found."""
+    """(N, 5, 2) float32 landmarks of (N, H, W, 3) uint8 photos (or of the given ``rows`` only,
+    in that order); NaN rows where no face is found."""
     from sketch2face.identity.chips import detect_landmarks5  # dlib: only when computing
 
-    out = np.full((len(photos_u8), N_LANDMARKS, 2), np.nan, np.float32)
-    for i in tqdm(range(len(photos_u8)), desc=desc, disable=not progress, dynamic_ncols=True):
-        points = detect_landmarks5(np.asarray(photos_u8[i]))
+    picked = list(range(len(photos_u8))) if rows is None else rows
+    out = np.full((len(picked), N_LANDMARKS, 2), np.nan, np.float32)
+    for k, row in enumerate(tqdm(picked, desc=desc, disable=not progress, dynamic_ncols=True)):
+        points = detect_landmarks5(np.asarray(photos_u8[row]))
         if points is not None:
-            out[i] = points
+            out[k] = points
     return out
 
 
@@ -64,7 +70,16 @@ def load_split_landmarks(
         if meta.get("manifest_sha256") == manifest_sha and meta.get("ids") == arrays.ids:
             return np.load(array_path)
     logger.info("finding 5 landmarks on %d %s photos of %s", len(arrays), split, root)
-    points = detect_split_landmarks(arrays.photos, progress=progress, desc=f"landmarks {split}")
+    # rows that share a photo file (artist-style drawings of one photo) share its landmarks
+    photo_of = {r.id: r.photo for r in read_manifest(root) if r.split == split}
+    first_row: dict[str, int] = {}
+    for i, row_id in enumerate(arrays.ids):
+        first_row.setdefault(photo_of[row_id], i)
+    unique_points = detect_split_landmarks(
+        arrays.photos, rows=list(first_row.values()), progress=progress, desc=f"landmarks {split}"
+    )
+    slot = {photo: k for k, photo in enumerate(first_row)}
+    points = unique_points[[slot[photo_of[row_id]] for row_id in arrays.ids]]
     array_path.parent.mkdir(parents=True, exist_ok=True)
     tag = f".tmp-{os.getpid()}"
     tmp_array = array_path.with_name(array_path.name + tag + ".npy")

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sketch2face.data.align import FaceCropper, centered_square_box, crop_square, default_cropper
+from sketch2face.data.artist_sketches import Sketcher, add_artist_sketches
 from sketch2face.data.manifest import (
     CONTACT_SHEET_NAME,
     MANIFEST_NAME,
@@ -79,6 +80,11 @@ class PrepareConfig:
     progress: bool = True
     #: also decode the uint8 cache and find every photo's 5 landmarks (the identity loss's chips)
     landmarks: bool = True
+    #: a photo -> sketch model (data.artist_sketches.Sketcher) that draws the training photos in
+    #: FS2K's artist styles after the build; None = no artist-style rows
+    artist_sketcher: Sketcher | None = None
+    #: artist styles per photo-folder photo (FS2K photos get the styles their artist did not use)
+    artist_per_photo: int = 1
 
 
 @dataclass
@@ -382,6 +388,11 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareReport:
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
+    if cfg.artist_sketcher is not None:
+        rows += add_artist_sketches(
+            out_dir, cfg.artist_sketcher, per_photo=cfg.artist_per_photo, progress=cfg.progress
+        )
+        rows.sort(key=lambda r: r.id)
     if cfg.landmarks:
         from sketch2face.data.landmarks import load_split_landmarks
 

@@ -43,7 +43,7 @@ class DataConfig:
     counterfactual: float = 0.0
     #: "sketch2photo" (the product) or "photo2sketch": the reverse model that draws artist-style
     #: sketches from photos (back-translation, issue 21). It trains on the same pairs with input
-    #: and target swapped and the drawing style (``backtranslation.styles``) as the condition.
+    #: and target swapped and the drawing style (``data.artist_styles``) as the condition.
     direction: str = "sketch2photo"
     #: leave these manifest styles out of training (e.g. "fs2k_style2": an artist never seen)
     exclude_styles: tuple[str, ...] = ()

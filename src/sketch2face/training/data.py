@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from sketch2face.attributes import training_vectors
-from sketch2face.backtranslation.styles import ARTIST_STYLES, style_vectors
+from sketch2face.data.artist_styles import style_vectors
 from sketch2face.data.dataset import load_split_u8
 from sketch2face.data.manifest import MANIFEST_NAME, file_sha256, read_manifest
 from sketch2face.data.pseudo_gender import load_pseudo_genders, pseudo_gender_path
@@ -104,24 +104,34 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
             f"no prepared dataset at {root} (missing {MANIFEST_NAME}); run `sketch2face prepare --out {root} ...` "
             "or set data.dataset_dir."
         )
-    arrays = load_split_u8(root, split, mmap=False)
+    # memory-mapped, then only the rows this run uses are copied into memory: a dataset with many
+    # sources (OpenCV, artist-style, FS2K) need not fit in RAM as a whole
+    arrays = load_split_u8(root, split, mmap=True)
     if len(arrays) == 0:
         raise DatasetError(f"split {split!r} of {root} is empty.")
     rows_by_id = {r.id: r for r in read_manifest(manifest) if r.split == split}
-    sources = {i: r.source for i, r in rows_by_id.items()}
-    row_sources = np.array([sources[i] for i in arrays.ids])
-    row_styles = [rows_by_id[i].style for i in arrays.ids]
+    all_sources = np.array([rows_by_id[i].source for i in arrays.ids])
+    all_styles = np.array([rows_by_id[i].style for i in arrays.ids])
     keep = np.ones(len(arrays), dtype=bool)
     if cfg.sources:
-        keep = np.isin(row_sources, list(cfg.sources))
+        keep = np.isin(all_sources, list(cfg.sources))
     if cfg.exclude_styles:
-        keep &= ~np.isin(np.array(row_styles), list(cfg.exclude_styles))
+        keep &= ~np.isin(all_styles, list(cfg.exclude_styles))
+    kept = np.flatnonzero(keep)
+    if len(kept) == 0:
+        raise DatasetError(
+            f"split {split!r} of {root} has no rows of sources {list(cfg.sources)} outside the "
+            f"excluded styles {list(cfg.exclude_styles)}; sources there: {sorted(set(all_sources))}."
+        )
+    ids = [arrays.ids[i] for i in kept]
+    row_sources = all_sources[kept]
     factors = _parse_oversample(cfg.oversample)
     indices: list[int] = []
-    for i in np.flatnonzero(keep):
-        indices.extend([int(i)] * factors.get(str(row_sources[i]), 1))
-    counts = {str(s): int((row_sources[keep] == s).sum()) for s in np.unique(row_sources[keep])}
-    sketches, photos = arrays.sketches, arrays.photos
+    for stored, source in enumerate(row_sources):
+        indices.extend([stored] * factors.get(str(source), 1))
+    counts = {str(s): int((row_sources == s).sum()) for s in np.unique(row_sources)}
+    photos_256 = np.asarray(arrays.photos[kept])
+    sketches, photos = np.asarray(arrays.sketches[kept]), photos_256
     if cfg.image_size_px != sketches.shape[1]:
         sketches = resize_stack(sketches, cfg.image_size_px)
         photos = resize_stack(photos, cfg.image_size_px)
@@ -134,17 +144,19 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
     if cfg.direction == "photo2sketch":
         # the reverse model: photo in, the artist's sketch out, conditioned on the drawing style
         sketches, photos = photos, sketches
-        # rows left out (other sources) never reach the model: any style fills their slot
-        vectors = style_vectors([s if k else ARTIST_STYLES[0] for s, k in zip(row_styles, keep)])
+        vectors = style_vectors(list(all_styles[kept]))
     else:
-        genders = [rows_by_id[i].attributes.get("gender") for i in arrays.ids]
-        genders = with_pseudo_genders(root, split, arrays.ids, genders)
-        vectors = training_vectors(arrays.photos, genders)  # measured at 256 px, before any resize
+        genders = [rows_by_id[i].attributes.get("gender") for i in ids]
+        # an artist-style row has its photo's pseudo label, kept under the row it was drawn from
+        label_ids = [rows_by_id[i].attributes.get("from", i) for i in ids]
+        genders = with_pseudo_genders(root, split, label_ids, genders)
+        vectors = training_vectors(photos_256, genders)  # measured at 256 px, before any resize
     chips: dict[str, torch.Tensor] = {}
     if face_chips:
         from sketch2face.data.landmarks import load_split_landmarks
 
-        matrices, valid = face_chip_matrices(load_split_landmarks(root, split), cfg.image_size_px)
+        landmarks = load_split_landmarks(root, split)[kept]
+        matrices, valid = face_chip_matrices(landmarks, cfg.image_size_px)
         chips = {"chip_matrices": torch.from_numpy(matrices), "chip_valid": torch.from_numpy(valid)}
         log.info(
             "%s split: %d of %d photos have face landmarks", split, int(valid.sum()), len(valid)
