@@ -153,8 +153,19 @@ def test_evaluate_attributes_reports_gender_rows(tmp_path: Path, shared_dir: Pat
     assert [r["value"] for r in report.gender_requests] == ["male", "female"]
     for r in report.gender_requests:
         assert 0.0 <= r["seen_as_requested"] <= 1.0 and 0.0 <= r["faces_found"] <= 1.0
+    # per labelled gender: the two shares of that gender's sketches shown as that gender
+    by_label = report.gender_by_label
+    assert sum(f["n"] for f in by_label.values()) == 2
+    assert {f["n"] for f in by_label.values()} == {genders.count(0), genders.count(1)}
+    male = [r for r in report.gender_requests if r["value"] == "male"][0]
+    if by_label["male"]["n"] == 0:
+        assert by_label["male"]["unconditioned"] is None
+    else:  # the male sketches are the "other-gender" rows of the female request
+        assert 0.0 <= by_label["male"]["requested_pixels"] <= 1.0
+        assert male["real_other"] == by_label["female"]["n"]
     table = report.table()
     assert "gender=male" in table and "gender=female" in table and "skin=dark" in table
+    assert f"male sketches ({by_label['male']['n']} labelled)" in table
     json.dumps(report.__dict__)  # the CLI writes asdict(report) as JSON
     without = measure_attribute_control(pipe, pairs[:1], progress=False, measure_gender=False)
     assert without.gender_baseline is None and "gender=" not in without.table()

@@ -50,6 +50,9 @@ class AttributeControlReport:
     gender_baseline: dict[str, Any] | None = None
     #: per gender request: share of outputs seen as the requested gender (and breakdowns)
     gender_requests: list[dict[str, Any]] = field(default_factory=list)
+    #: per labelled gender ("male", "female"): the share of that gender's sketches whose face is
+    #: seen as that gender, with no request and with the matching request (dlib and pixel heads)
+    gender_by_label: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def table(self) -> str:
         """Readable summary."""
@@ -68,6 +71,12 @@ class AttributeControlReport:
             )
         if self.gender_baseline is not None:
             lines += ["", *_gender_lines(self.gender_baseline, self.gender_requests)]
+        for value, f in self.gender_by_label.items():
+            lines.append(
+                f"  {value} sketches ({f['n']} labelled): face seen as {value} with no request "
+                f"{_pair(f['unconditioned'], f['unconditioned_pixels'])}, with gender={value} "
+                f"{_pair(f['requested'], f['requested_pixels'])}"
+            )
         return "\n".join(lines)
 
 
@@ -296,5 +305,13 @@ def _measure_gender(
                 "agreement_pixels": float((got_px == got.labels).mean()),
             }
         )
+        same = labelled & (truth == code[value])  # sketches labelled with this gender
+        report.gender_by_label[value] = {
+            "n": int(same.sum()),
+            "unconditioned": _mean(none.seen_as(value)[same]),
+            "unconditioned_pixels": _mean(none_hit_px[same]),
+            "requested": _mean(hit[same]),
+            "requested_pixels": _mean(hit_px[same]),
+        }
         for i in range(min(len(sheet_rows), len(faces))):
             sheet_rows[i].append(faces[i])
