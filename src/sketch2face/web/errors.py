@@ -106,4 +106,4 @@ def init_app(app: Flask) -> None:
         if isinstance(exc, HTTPException):
             return http_error(exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, _HINTS[500], InternalServerError.name)
+        return error_response(500, _HINTS[500], InternalServerError().name)
