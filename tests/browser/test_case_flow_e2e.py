@@ -322,6 +322,9 @@ def test_case_flow_end_to_end(
         assert number in text, text
         assert CONTACT in text, text
         assert "not a photograph" in text.lower(), text
+        # nothing was specified: the candidates' randomly drawn traits are no description
+        for label in ("Skin tone", "Hair colour", "Gender:"):
+            assert label not in text, text
     if shutil.which("pdftoppm"):
         subprocess.run(
             [

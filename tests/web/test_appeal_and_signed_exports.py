@@ -88,6 +88,42 @@ def test_appeal_sheet_text_when_poppler_is_there(contact_app: Any, tmp_path: Pat
     assert re.search(r"NOT A PHOTOGRAPH", text, re.IGNORECASE)
 
 
+def test_appeal_sheet_describes_only_what_was_specified(contact_app: Any, tmp_path: Path) -> None:
+    """Issue 23 item 1: the candidates' randomly drawn traits are not the witness's description;
+    only the attributes held fixed (and the notes) are printed, labelled as the witness's."""
+    if subprocess.run(["which", "pdftotext"], capture_output=True).returncode != 0:
+        pytest.skip("pdftotext (Debian poppler-utils) not installed")
+    alice = _signed_in(contact_app, "alice")
+
+    def sheet_text(case_id: int) -> str:
+        pdf = tmp_path / "sheet.pdf"
+        pdf.write_bytes(alice.get(f"/cases/{case_id}/appeal-sheet.pdf").data)
+        out = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+        return " ".join(out.split())
+
+    case_id, _ = _case_with_likeness(contact_app, alice, "NOTHING-SAID")
+    with new_session(contact_app) as s:
+        drawn = s.scalars(sa.select(Candidate.attributes).order_by(Candidate.id)).first()
+    assert drawn  # the candidate has random traits ...
+    text = sheet_text(case_id)
+    for label in ("Skin tone", "Hair colour", "Gender:", "As described"):
+        assert label not in text, text  # ... that the sheet does not print
+    assert "Seen near the station" in text
+
+    case_id = create_case(alice, "SKIN-SAID")
+    gid = generation_id_from(alice.generate(case_number="SKIN-SAID", notes="Tall"))
+    form = {"generation_id": gid, "n": "2", "skin": "dark"}
+    assert alice.post(f"/cases/{case_id}/candidates", form).status_code == 302
+    with new_session(contact_app) as s:
+        candidate = s.scalars(sa.select(Candidate).order_by(Candidate.id.desc())).first()
+        candidate_id = candidate.id
+        assert candidate.attributes.get("hair_color")
+    alice.post(f"/cases/{case_id}/likeness", {"candidate_id": str(candidate_id)})
+    text = sheet_text(case_id)
+    assert "As described by the witness: Skin tone: dark" in text, text
+    assert "Hair colour" not in text and "Gender:" not in text, text
+
+
 def test_appeal_sheet_needs_a_likeness_and_membership(contact_app: Any) -> None:
     alice = _signed_in(contact_app, "alice")
     case_id = create_case(alice, "NO-LIKE")

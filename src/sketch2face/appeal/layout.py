@@ -45,6 +45,8 @@ NOTICE_TEXT = (
     "like, not a photograph of them. Looking like this image does not make anyone a suspect."
 )
 CONTACT_LEAD = "If you recognise this person or have any information, please contact:"
+#: the attribute line says whose words it is: what the witness or investigator specified
+SPECIFIED_LEAD = "As described by the witness:"
 ATTRIBUTE_LABELS = {"skin": "Skin tone", "hair_color": "Hair colour", "gender": "Gender"}
 MAX_CASE_CHARS = 64
 MAX_CONTACT_CHARS = 200
@@ -61,7 +63,8 @@ class AppealSheet:
     contact: str
     #: free text for the public: witness description and notes
     description: str = ""
-    #: witness attributes as stored with a generation: skin, hair_color, gender
+    #: the attributes the witness or investigator specified (skin, hair_color, gender), never
+    #: the values a candidate drew at random
     attributes: Mapping[str, str] = field(default_factory=dict)
     headline: str = HEADLINE
 
@@ -222,6 +225,8 @@ def layout_sheet(
     # the description: as many lines as it needs, at the largest size that leaves the face
     # at least MIN_FACE_PT
     attribute_text = describe_attributes(sheet.attributes)
+    if attribute_text:
+        attribute_text = f"{SPECIFIED_LEAD} {attribute_text}"
     for body_pt in (11.0, 10.0, 9.0):
         lead = body_pt * 1.36
         body: list[tuple[str, str]] = []

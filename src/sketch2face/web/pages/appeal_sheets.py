@@ -1,7 +1,9 @@
 """The appeal sheet of a case's likeness: a printable, signed A4 PDF and its PNG preview.
 
 The face is the case's chosen likeness (a candidate or a generation's face), the description is
-the witness's notes on that sketch plus the attributes the face was made with, and the contact
+only what the investigator or witness specified: the attributes held fixed for the candidates (or
+asked for with the generation) and the notes on that sketch, never the traits a candidate drew at
+random (:func:`specified_attributes`). The contact
 line is the instance's (``appeal_contact``, set by the administrator). Access is the case's
 (:func:`~sketch2face.web.security.access.get_case_for`: 404 for non-members); every sheet is audited.
 """
@@ -14,7 +16,7 @@ from flask import Blueprint, Response, abort
 from flask_login import current_user, login_required
 
 from sketch2face.appeal import AppealSheet, AppealSheetFiles
-from sketch2face.db.models import Case, User
+from sketch2face.db.models import CandidateRound, Case, User
 from sketch2face.errors import AppealSheetError
 from sketch2face.services import audit
 from sketch2face.services.case_export import export_file_name
@@ -32,6 +34,15 @@ bp = Blueprint("appeal_sheets", __name__)
 
 def _user() -> User:
     return current_user._get_current_object()  # type: ignore[no-any-return]
+
+
+def specified_attributes(round_: CandidateRound) -> dict[str, str]:
+    """The attributes the investigator or witness specified for a round's candidates: those its
+    first round held fixed (a later round's picks may share more by chance; the candidates' own,
+    randomly drawn values are the model's choice, not a description)."""
+    while round_.parent is not None:
+        round_ = round_.parent
+    return {k: str(v) for k, v in (round_.fixed_attributes or {}).items() if v}
 
 
 def case_appeal_sheet(case: Case, user: User) -> AppealSheetFiles:
@@ -56,7 +67,7 @@ def case_appeal_sheet(case: Case, user: User) -> AppealSheetFiles:
     candidate = case.likeness_candidate
     if candidate is not None:
         generation = candidate.round.generation
-        attributes = {k: str(v) for k, v in (candidate.attributes or {}).items() if v}
+        attributes = specified_attributes(candidate.round)
         model_id = candidate.round.model_version
     else:
         generation = case.likeness_generation
