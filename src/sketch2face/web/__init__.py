@@ -20,6 +20,7 @@ from sketch2face.serving.client import InProcessModelClient, ModelClient, Remote
 from sketch2face.storage import open_store
 from sketch2face.web import database, routing
 from sketch2face.web.extensions import LIMITER, MODEL, SETTINGS, STORE
+from sketch2face.web.requests import StrictRequest
 from sketch2face.web.runtime import FlaskRuntime
 from sketch2face.web.security import headers
 from sketch2face.web.security.sessions import SESSION_LIFETIME, load_session_user
@@ -48,6 +49,7 @@ def create_app(
         settings = settings.replace(secret_key="insecure-debug-only-" + "x" * 16)
 
     app = Flask(__name__, instance_path=str(settings.data_dir.resolve()))
+    app.request_class = StrictRequest  # form text that is not UTF-8 is a 400 (issue 25)
     routing.install(app.url_map)  # before any route: out-of-range <int:> ids are 404
     app.config.update(
         SECRET_KEY=settings.secret_key,
