@@ -85,3 +85,91 @@ def test_invalid_utf8_in_form_fields_is_400(app: Any, alice: WebClient) -> None:
         {"csrf_token": alice.csrf_token().encode(), "notes": "café ✓".encode()}, sketch_png()
     )
     assert alice.http.post("/new", data=body, content_type=content_type).status_code == 302
+
+
+def test_lookalike_case_numbers_are_one_case(app: Any, alice: WebClient) -> None:
+    """Item 7: NFKC, case-insensitive, and invisible or control characters refused."""
+    import sqlalchemy as sa
+
+    from sketch2face.db.models import Case, Generation
+    from sketch2face.web.database import new_session
+
+    assert alice.post("/cases", {"number": "DUP-0413"}).status_code == 302
+    for lookalike in ("dup-0413", "DUP-０413", " Dup-0413 ", "ＤＵＰ－０４１３"):
+        again = alice.post("/cases", {"number": lookalike})
+        assert again.status_code == 409, lookalike
+        assert "already taken" in again.get_data(as_text=True)
+    for invisible in (
+        "DUP-0413\u200b",  # zero-width space
+        "\u202eDUP-0413",  # right-to-left override
+        "DUP\u2066-0413\u2069",  # bidi isolate
+        "DUP-0413\x7f",  # DEL
+        "DUP-\x850413",  # C1 next line
+        "DUP-0413\ufeff",  # byte order mark
+    ):
+        refused = alice.post("/cases", {"number": invisible})
+        assert refused.status_code == 400, repr(invisible)
+        assert "invisible formatting characters" in refused.get_data(as_text=True)
+        assert alice.generate(case_number=invisible).status_code == 400
+    # a generation with a look-alike number joins the existing case
+    assert alice.generate(case_number="dup-0413").status_code == 302
+    with new_session(app) as s:
+        cases = s.scalars(sa.select(Case)).all()
+        assert [(c.number, c.number_key) for c in cases] == [("DUP-0413", "dup-0413")]
+        linked = sa.select(sa.func.count()).where(Generation.case_id == cases[0].id)
+        assert s.scalar(linked) == 1
+
+
+def test_migration_reports_existing_lookalike_case_numbers(
+    fresh_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 7: cases made before the check that look alike are reported, and still found by
+    their exact number; the oldest keeps the key."""
+    import logging
+
+    import sqlalchemy as sa
+
+    from sketch2face.db.engine import make_engine
+
+    from .test_cases_migration import _migrate
+
+    url = fresh_database_url
+    _migrate(url, "i12_cases_candidates")
+    engine = make_engine(url)
+    numbers = ["DUP-0413", "DUP-0413\u200b", "dup-０413", "OTHER-1"]
+    with engine.begin() as conn:
+        for i, number in enumerate(numbers, 1):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO cases (id, number, title, status, created_at) "
+                    "VALUES (:id, :n, '', 'open', CURRENT_TIMESTAMP)"
+                ),
+                {"id": i, "n": number},
+            )
+    engine.dispose()
+    with caplog.at_level(logging.WARNING, logger="alembic.runtime.migration"):
+        _migrate(url, "i25_case_number_keys")
+    reports = [r.getMessage() for r in caplog.records if "look alike" in r.getMessage()]
+    assert len(reports) == 1
+    assert "'DUP-0413' (case 1)" in reports[0] and "(case 3)" in reports[0]
+    assert "OTHER-1" not in reports[0]
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        keys = dict(conn.execute(sa.text("SELECT id, number_key FROM cases")).all())
+    engine.dispose()
+    assert keys == {1: "dup-0413", 2: None, 3: None, 4: "other-1"}
+
+
+def test_api_case_number_pattern_matches_the_service() -> None:
+    """Item 7: the OpenAPI pattern refuses exactly the characters the service refuses (BMP)."""
+    import re
+
+    from sketch2face.services.cases import has_invisible
+    from sketch2face.web.api.fields import CASE_NUMBER_REQUIRED
+
+    pattern = re.compile(CASE_NUMBER_REQUIRED)
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:  # surrogates never arrive as UTF-8
+            continue
+        char = chr(code)
+        assert (pattern.fullmatch(f"A{char}") is None) == has_invisible(char), hex(code)

@@ -180,6 +180,11 @@ class Case(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: how numbers compare (services/cases.number_key: NFKC, case-folded): look-alikes are one
+    #: case. NULL only on look-alikes that existed before (migration i25_case_number_keys).
+    number_key: Mapped[str | None] = mapped_column(
+        sa.String(256), unique=True, index=True, default=None
+    )
     title: Mapped[str] = mapped_column(sa.String(200), default="")
     status: Mapped[str] = mapped_column(sa.String(16), default=CASE_OPEN)
     notes: Mapped[str | None] = mapped_column(sa.Text, default=None)

@@ -9,6 +9,7 @@ they got from :func:`sketch2face.web.security.access.get_case_for`, which asks
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,10 +53,13 @@ def find_case(ref: int | str) -> Case | None:
         return None
     if isinstance(ref, int):
         return session.get(Case, ref) if 0 < ref <= MAX_DB_INT else None
-    number = ref.strip()
-    if not number or len(number) > 64:
+    number = unicodedata.normalize("NFKC", ref).strip()
+    if not number or len(number) > MAX_NUMBER_CHARS:
         return None
-    return session.scalar(sa.select(Case).where(Case.number == number))
+    exact = session.scalar(sa.select(Case).where(Case.number == number))
+    if exact is not None:  # also the look-alikes made before keys (number_key NULL)
+        return exact
+    return session.scalar(sa.select(Case).where(Case.number_key == number_key(number)))
 
 
 def visible_cases(user: User) -> sa.Select[tuple[Case]]:
@@ -97,12 +101,38 @@ def _text(label: str, value: str | None, limit: int, *, required: bool = False) 
     return text
 
 
+INVISIBLE_IN_NUMBER = (
+    "The case number cannot contain line breaks, control characters or invisible formatting "
+    "characters (zero-width spaces, direction marks); type it again."
+)
+
+
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def has_invisible(text: str) -> bool:
+    """Whether ``text`` has control (C0, DEL, C1), format (zero-width, bidi, BOM) or
+    line/paragraph separator characters (the API's pattern: web/api/fields.CASE_NUMBER)."""
+    return any(unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
+
+
+def number_key(number: str) -> str:
+    """How case numbers compare: NFKC, case-folded, so ``DUP-0413``, ``dup-0413`` and the same
+    with a full-width digit are one case (stored as ``cases.number_key``)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", number).casefold()).strip()
+
+
 def clean_number(number: str | None) -> str:
-    """A case number as stored: trimmed, 1-64 characters, no control characters, at least one
-    letter or digit (A-Z, a-z, 0-9)."""
+    """A case number as stored: NFKC, trimmed, 1-64 characters, no control or invisible
+    formatting characters, at least one letter or digit (A-Z, a-z, 0-9)."""
     text = _text("The case number", number, MAX_NUMBER_CHARS, required=True)
-    if any(ord(c) < 32 for c in text):
-        raise CaseError("The case number cannot contain line breaks or control characters.")
+    if has_invisible(text):
+        raise CaseError(INVISIBLE_IN_NUMBER)
+    text = unicodedata.normalize("NFKC", text).strip()
+    if len(text) > MAX_NUMBER_CHARS:
+        raise CaseError(f"The case number can be at most {MAX_NUMBER_CHARS} characters.")
+    if has_invisible(text):
+        raise CaseError(INVISIBLE_IN_NUMBER)
     if not any(c.isascii() and c.isalnum() for c in text):
         raise CaseError("The case number needs at least one letter or digit.")
     return text
@@ -126,12 +156,21 @@ def create_case(
     number = clean_number(number)
     title = _text("The title", title, MAX_TITLE_CHARS)
     notes = _text("Notes", notes, MAX_NOTES_CHARS) or None
-    if session.scalar(sa.select(Case.id).where(Case.number == number)) is not None:
+    key = number_key(number)
+    taken = sa.or_(Case.number == number, Case.number_key == key)
+    if session.scalar(sa.select(Case.id).where(taken).limit(1)) is not None:
         raise DuplicateCaseError(
             f"Case number {number} is already taken. Open that case (ask one of its members to "
             "add you if you cannot see it), or choose another number."
         )
-    case = Case(number=number, title=title, notes=notes, status=CASE_OPEN, created_by_id=user.id)
+    case = Case(
+        number=number,
+        number_key=key,
+        title=title,
+        notes=notes,
+        status=CASE_OPEN,
+        created_by_id=user.id,
+    )
     case.members.append(CaseMember(user_id=user.id, added_by=user.username))
     session.add(case)
     try:
@@ -281,11 +320,11 @@ def case_for_generation(
     committed: the generation commits it), without ``create`` None (a check before the model
     runs).
     """
-    if number and any(ord(c) < 32 for c in number):  # checked before trimming, as the API says
-        raise CaseError("The case number cannot contain line breaks or control characters.")
-    text = (number or "").strip()
-    if not text:
+    if number and has_invisible(number):  # checked before trimming, as the API says
+        raise CaseError(INVISIBLE_IN_NUMBER)
+    if not (number or "").strip():
         return None
+    text = clean_number(number)
     case = find_case(text)
     if case is None:
         if not create:

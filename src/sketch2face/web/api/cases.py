@@ -53,6 +53,12 @@ from sketch2face.web.security.access import (
 )
 from sketch2face.web.security.headers import NO_STORE
 
+#: the case number field of POST /cases (issue 25: look-alikes are one case)
+CASE_NUMBER_DESCRIPTION = (
+    "Unique case number: no control or invisible formatting characters, at least one letter "
+    "or digit; numbers that differ only in letter case or Unicode compatibility forms (NFKC) "
+    "are the same case"
+)
 bp = Blueprint("cases_api", __name__, url_prefix="/api/v1")
 T = TypeVar("T")
 API_PAGE_SIZE = 50
@@ -515,9 +521,8 @@ def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]
                             **text,
                             "minLength": 1,
                             "maxLength": MAX_NUMBER_CHARS,
-                            "pattern": "^[^\\x00-\\x1f]*[A-Za-z0-9][^\\x00-\\x1f]*$",
-                            "description": "Unique case number: no control characters, at "
-                            "least one letter or digit",
+                            "pattern": fields.CASE_NUMBER_REQUIRED,
+                            "description": CASE_NUMBER_DESCRIPTION,
                         },
                         "title": {**text, "maxLength": MAX_TITLE_CHARS},
                         "notes": {**text, "maxLength": MAX_NOTES_CHARS},

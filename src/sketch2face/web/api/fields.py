@@ -65,7 +65,17 @@ def attributes(form: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 #: text fields cannot hold NUL characters (PostgreSQL refuses them)
 NO_NUL = "^[^\\x00]*$"
-CASE_NUMBER = "^(?:[^\\x00-\\x1f]*[A-Za-z0-9][^\\x00-\\x1f]*|[^\\x00-\\x1f\\S]*)$"
+#: what a case number may not hold (services/cases.has_invisible): control characters (C0, DEL,
+#: C1), format characters (zero-width, bidi, BOM ...) and line/paragraph separators; JSON Schema
+#: patterns reach the Basic Multilingual Plane only, the service also refuses the astral ones
+_INVISIBLE = (
+    "\\x00-\\x1f\\x7f-\\x9f\\xad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2"
+    "\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb"
+)
+#: a case number: at least one letter or digit (NFKC and case-insensitive comparison: the service)
+CASE_NUMBER_REQUIRED = f"^[^{_INVISIBLE}]*[A-Za-z0-9][^{_INVISIBLE}]*$"
+#: the same, or blank (no case)
+CASE_NUMBER = f"^(?:[^{_INVISIBLE}]*[A-Za-z0-9][^{_INVISIBLE}]*|[^{_INVISIBLE}\\S]*)$"
 
 
 def attribute_schema(name: str, what: str) -> dict[str, Any]:
