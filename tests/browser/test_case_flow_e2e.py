@@ -245,6 +245,10 @@ def test_case_flow_end_to_end(
     ARTIFACTS.mkdir(exist_ok=True)
     round1.screenshot(path=str(ARTIFACTS / "e2e-candidates-round1.png"))
     shot(page, "e2e-case-round1.png")
+    # nothing was held fixed: every caption calls the varied traits the model's choice, each
+    # measured on its face (shown / not shown), never a description
+    for caption in round1.locator("figcaption").all_inner_texts():
+        assert "model's choice" in caption and "shown" in caption, caption
     # six different images (the tiny test model varies them only slightly)
     ids1 = candidate_ids(round1)
     assert len(ids1) == 6

@@ -363,3 +363,27 @@ def test_model_server_refuses_bad_specs(attr_client: Any) -> None:
         assert response.status_code == 400 and word in response.get_json()["error"], specs
     ok = post('[{"seed": 1, "attributes": {"gender": "male"}}, {"seed": 2}]')
     assert ok.status_code == 200 and len(ok.get_json()["images"]["faces"]) == 2
+
+
+def test_captions_say_what_each_face_shows(attr_app: Any, ann: WebClient) -> None:
+    """Issue 23 item 2: a candidate's caption says whether its face shows each held attribute
+    (measured on the image), and its varied attributes are the model's choice; a generation's
+    result page says the same for what was asked."""
+    from sketch2face.services.attribute_check import check_faces, verdict_text
+
+    case_id, gid = _case_with_sketch(ann, skin="dark")
+    ann.post(f"/cases/{case_id}/candidates", {"generation_id": gid, "skin": "dark", "n": "2"})
+    (first,) = rounds(attr_app)
+    page = ann.get(f"/cases/{case_id}").get_data(as_text=True)
+    for c in first.candidates:
+        face = np.asarray(
+            Image.open(io.BytesIO(ann.get(f"/cases/{case_id}/candidates/{c.id}.png").data))
+        )
+        (check,) = check_faces([face], [{"skin": "dark"}])
+        assert first.details["attribute_checks"][c.index]["skin"] == check["skin"]
+        caption = page.split(f'id="candidate-{c.id}"', 1)[1].split("</figcaption>", 1)[0]
+        assert f"Skin tone: dark, {verdict_text(check['skin'])}" in caption, caption
+        assert "Hair colour: model&#39;s choice (" in caption, caption
+    result = ann.get(f"/generations/{gid}").get_data(as_text=True)
+    assert "Skin tone: dark, " in result
+    assert any(t in result for t in ("dark, shown", "dark, asked for, not shown")), result

@@ -34,8 +34,14 @@ from sketch2face.candidates import (
 from sketch2face.db.models import Candidate, CandidateRound, Case, Generation, User, utcnow
 from sketch2face.imaging import decode_image_bytes, encode_png
 from sketch2face.services import audit
+from sketch2face.services.attribute_check import check_faces
 from sketch2face.services.cases import CaseError, ensure_open
-from sketch2face.services.generation import LIKENESS_NOTICE, _png, requested_attributes
+from sketch2face.services.generation import (
+    LIKENESS_NOTICE,
+    _png,
+    attribute_labels,
+    requested_attributes,
+)
 from sketch2face.services.runtime import get_model_client, get_session, get_store
 from sketch2face.serving.client import CandidatesOutput
 from sketch2face.storage import ObjectNotFoundError, StorageError
@@ -72,6 +78,17 @@ def parse_count(value: str | int | None, default: int = DEFAULT_CANDIDATES) -> i
             )
         value = int(text)
     return check_count(value)
+
+
+def candidate_labels(candidate: Candidate) -> list[str]:
+    """A candidate's caption lines: each held-fixed attribute "shown" or "asked for, not shown"
+    on its face, each varied one as the model's choice (rounds made before the check: "not
+    checked")."""
+    checks = (candidate.round.details or {}).get("attribute_checks") or []
+    check = checks[candidate.index] if candidate.index < len(checks) else None
+    return attribute_labels(
+        candidate.attributes or {}, check, (candidate.round.fixed_attributes or {}).keys()
+    )
 
 
 def default_fixed_attributes(generation: Generation) -> dict[str, str]:
@@ -257,6 +274,10 @@ def _store_round(
                 "notices": output.notices,
                 "face_found": output.face_found,
                 "attributes_applied": output.attributes_applied,
+                # does each face show what it was asked for? (the captions say so)
+                "attribute_checks": check_faces(
+                    output.faces_u8, [dict(spec.attributes) for spec in specs]
+                ),
                 "timings_ms": {k: round(v, 1) for k, v in output.timings_ms.items()},
             },
             created_by_id=user.id,

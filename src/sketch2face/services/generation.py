@@ -25,6 +25,7 @@ from sketch2face.db.models import Generation, User, as_utc, utcnow
 from sketch2face.errors import InvalidImageError
 from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, decode_image_bytes
 from sketch2face.services import audit
+from sketch2face.services.attribute_check import check_faces, verdict_text
 from sketch2face.services.runtime import get_model_client, get_session, get_settings, get_store
 from sketch2face.storage import StorageError
 
@@ -160,6 +161,7 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             "seed": options.seed,
             "attributes": dict(options.attributes),
             "batch_size": output.batch_size,
+            "attribute_check": check_faces([output.face_u8], [dict(options.attributes)])[0],
         }
         session.add(generation)
         audit.record(
@@ -258,6 +260,32 @@ def describe_attributes(attributes: Mapping[str, str]) -> list[tuple[str, str]]:
         for k in ATTRIBUTE_FIELDS
         if (v := attributes.get(k))
     ]
+
+
+def attribute_labels(
+    attributes: Mapping[str, Any],
+    checks: Mapping[str, Any] | None,
+    specified: Iterable[str] | None = None,
+) -> list[str]:
+    """What a face's caption says about each attribute asked of the model, measured on the face
+    (:mod:`~sketch2face.services.attribute_check`): "Skin tone: dark, shown" or "..., asked for,
+    not shown"; attributes not in ``specified`` (a candidate's varied ones; default: all are
+    specified) read as the model's choice, not as a description."""
+    wanted = set(ATTRIBUTE_FIELDS if specified is None else specified)
+    lines = []
+    for key in ATTRIBUTE_FIELDS:
+        value = str(attributes.get(key) or "")
+        if not value:
+            continue
+        label = ATTRIBUTE_LABELS[key]
+        shown = value if value.startswith("#") else value.replace("-", " ")
+        verdict = (checks or {}).get(key)
+        if key in wanted:
+            lines.append(f"{label}: {shown}, {verdict_text(verdict)}")
+        else:
+            seen = verdict_text(verdict).replace("asked for, ", "")
+            lines.append(f"{label}: model's choice ({shown}, {seen})")
+    return lines
 
 
 def _is_admin(viewer: Any) -> bool:

@@ -28,6 +28,7 @@ from sketch2face.attributes import GENDERS, HAIR_COLOURS, SKIN_TONES
 from sketch2face.candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES
 from sketch2face.db.models import CASE_OPEN, CASE_STATUSES, Case, CaseMember, Generation, User
 from sketch2face.services import audit
+from sketch2face.services.candidate_rounds import candidate_labels
 from sketch2face.services.case_export import build_case_zip, export_file_name
 from sketch2face.services.cases import (
     CaseError,
@@ -77,6 +78,7 @@ def _case_helpers() -> dict[str, Any]:
         "case_statuses": CASE_STATUSES,
         "genders": GENDERS,
         "describe_attributes": describe_attributes,
+        "candidate_labels": candidate_labels,
     }
 
 

@@ -18,9 +18,9 @@ from sketch2face.services.generation import (
     IMAGE_KINDS,
     LIKENESS_NOTICE,
     GenerationOptions,
+    attribute_labels,
     attributes_from_form,
     delete_generation,
-    describe_attributes,
     generate_for,
     refine_available,
     requested_attributes,
@@ -60,7 +60,9 @@ def _viewer_helpers() -> dict[str, Any]:
     return {
         "refine_available": refine_available,
         "shown_notices": lambda generation: viewer_notices(generation.notices, current_user),
-        "attribute_rows": lambda generation: describe_attributes(requested_attributes(generation)),
+        "attribute_rows": lambda generation: attribute_labels(
+            requested_attributes(generation), generation.details.get("attribute_check")
+        ),
     }
 
 
