@@ -14,6 +14,11 @@ from sketch2face.errors import CheckpointError
 from sketch2face.models.checkpoint import load_checkpoint
 from sketch2face.runtime import resolve_device
 
+#: the packaged photo -> sketch model (model card beside it)
+DEFAULT_SKETCHER = (
+    Path(__file__).resolve().parents[1] / "assets" / "photo2sketch" / "photo2sketch.safetensors"
+)
+
 
 class PhotoSketcher:
     """Draws aligned 256x256 face photos (as ``prepare`` crops them) in FS2K's artist styles.
@@ -23,7 +28,9 @@ class PhotoSketcher:
     style always give the same sketch. Output sketches are greyscale, as ``prepare`` stores them.
     """
 
-    def __init__(self, checkpoint: str | os.PathLike[str], *, device: str = "auto") -> None:
+    def __init__(
+        self, checkpoint: str | os.PathLike[str] = DEFAULT_SKETCHER, *, device: str = "auto"
+    ) -> None:
         path = Path(checkpoint)
         if not path.is_file():
             raise CheckpointError(

@@ -74,10 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--artist-sketcher",
         type=Path,
+        nargs="?",
+        const=Path("packaged"),
         metavar="CKPT",
-        help="a photo -> sketch checkpoint (configs/photo2sketch_fs2k.toml) that draws every "
-        "training photo in FS2K's artist styles (rows with source <source>_artist). Without any "
-        "source option, adds (or redraws) these rows in the existing dataset at --out",
+        help="draw every training photo in FS2K's artist styles (rows with source "
+        "<source>_artist) with this photo -> sketch checkpoint (configs/photo2sketch_fs2k.toml; "
+        "no value: the packaged one). Without any source option, adds (or redraws) these rows "
+        "in the existing dataset at --out",
     )
     parser.add_argument(
         "--artist-styles-per-photo",
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
         if not 1 <= args.artist_styles_per_photo <= 3:
             raise SystemExit("--artist-styles-per-photo must be 1, 2 or 3")
-        sketcher = PhotoSketcher(args.artist_sketcher)
+        packaged = args.artist_sketcher == Path("packaged")
+        sketcher = PhotoSketcher() if packaged else PhotoSketcher(args.artist_sketcher)
         if not (args.fs2k or args.cuhk_photos or args.photos):
             return _add_artist_sketches(args, sketcher)
     cfg = PrepareConfig(

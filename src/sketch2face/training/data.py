@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from sketch2face.attributes import training_vectors
-from sketch2face.data.artist_styles import style_vectors
+from sketch2face.data.artist_styles import ARTIST_STYLES, style_vectors
 from sketch2face.data.dataset import load_split_u8
 from sketch2face.data.manifest import MANIFEST_NAME, file_sha256, read_manifest
 from sketch2face.data.pseudo_gender import load_pseudo_genders, pseudo_gender_path
@@ -104,8 +105,6 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
             f"no prepared dataset at {root} (missing {MANIFEST_NAME}); run `sketch2face prepare --out {root} ...` "
             "or set data.dataset_dir."
         )
-    # memory-mapped, then only the rows this run uses are copied into memory: a dataset with many
-    # sources (OpenCV, artist-style, FS2K) need not fit in RAM as a whole
     arrays = load_split_u8(root, split, mmap=True)
     if len(arrays) == 0:
         raise DatasetError(f"split {split!r} of {root} is empty.")
@@ -123,50 +122,72 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
             f"split {split!r} of {root} has no rows of sources {list(cfg.sources)} outside the "
             f"excluded styles {list(cfg.exclude_styles)}; sources there: {sorted(set(all_sources))}."
         )
-    ids = [arrays.ids[i] for i in kept]
-    row_sources = all_sources[kept]
+    # At the dataset's own size the images stay memory-mapped (the OS pages in the rows a batch
+    # reads), so a split of many sources need not fit in RAM; only a resized run copies, and then
+    # only the rows it uses.
+    resize = cfg.image_size_px != arrays.sketches.shape[1]
+    stored = kept if resize else np.arange(len(arrays))
+    position = np.full(len(arrays), -1)
+    position[stored] = np.arange(len(stored))
     factors = _parse_oversample(cfg.oversample)
     indices: list[int] = []
-    for stored, source in enumerate(row_sources):
-        indices.extend([stored] * factors.get(str(source), 1))
-    counts = {str(s): int((row_sources == s).sum()) for s in np.unique(row_sources)}
-    photos_256 = np.asarray(arrays.photos[kept])
-    sketches, photos = np.asarray(arrays.sketches[kept]), photos_256
-    if cfg.image_size_px != sketches.shape[1]:
-        sketches = resize_stack(sketches, cfg.image_size_px)
-        photos = resize_stack(photos, cfg.image_size_px)
+    for row in kept:
+        indices.extend([int(position[row])] * factors.get(str(all_sources[row]), 1))
+    row_sources = all_sources[stored]
+    counts = {str(s): int((all_sources[kept] == s).sum()) for s in np.unique(all_sources[kept])}
+    if resize:
+        sketches = resize_stack(np.asarray(arrays.sketches[kept]), cfg.image_size_px)
+        photos = resize_stack(np.asarray(arrays.photos[kept]), cfg.image_size_px)
+    else:
+        sketches, photos = arrays.sketches, arrays.photos
     log.info(
         "%s split: %s pairs per source, %d rows per epoch after oversampling",
         split,
         counts,
         len(indices),
     )
+    ids = [arrays.ids[i] for i in stored]
     if cfg.direction == "photo2sketch":
         # the reverse model: photo in, the artist's sketch out, conditioned on the drawing style
         sketches, photos = photos, sketches
-        vectors = style_vectors(list(all_styles[kept]))
+        # rows left out (other sources) are never drawn: any style fills their slot
+        vectors = style_vectors(
+            [str(all_styles[r]) if keep[r] else ARTIST_STYLES[0] for r in stored]
+        )
     else:
         genders = [rows_by_id[i].attributes.get("gender") for i in ids]
         # an artist-style row has its photo's pseudo label, kept under the row it was drawn from
         label_ids = [rows_by_id[i].attributes.get("from", i) for i in ids]
         genders = with_pseudo_genders(root, split, label_ids, genders)
-        vectors = training_vectors(photos_256, genders)  # measured at 256 px, before any resize
+        # measured on the 256-px photos, before any resize
+        vectors = training_vectors(arrays.photos[stored] if resize else arrays.photos, genders)
     chips: dict[str, torch.Tensor] = {}
     if face_chips:
         from sketch2face.data.landmarks import load_split_landmarks
 
-        landmarks = load_split_landmarks(root, split)[kept]
+        landmarks = load_split_landmarks(root, split)[stored]
         matrices, valid = face_chip_matrices(landmarks, cfg.image_size_px)
         chips = {"chip_matrices": torch.from_numpy(matrices), "chip_valid": torch.from_numpy(valid)}
         log.info(
-            "%s split: %d of %d photos have face landmarks", split, int(valid.sum()), len(valid)
+            "%s split: %d of %d photos have face landmarks",
+            split,
+            int(valid[position[kept]].sum()),
+            len(kept),
         )
     return PairTensors(
-        torch.from_numpy(np.ascontiguousarray(sketches)),
-        torch.from_numpy(np.ascontiguousarray(photos)),
+        _as_tensor(sketches),
+        _as_tensor(photos),
         manifest_sha256=file_sha256(manifest),
         indices=torch.tensor(indices, dtype=torch.long),
         attributes=torch.from_numpy(vectors),
         sources=tuple(str(s) for s in row_sources),
         **chips,
     )
+
+
+def _as_tensor(images_u8: np.ndarray) -> torch.Tensor:
+    """A uint8 tensor over ``images_u8`` without a copy (a read-only memory map included: the
+    trainer only ever reads the images, so torch's warning about non-writable arrays is moot)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(images_u8)
