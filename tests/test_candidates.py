@@ -23,6 +23,7 @@ from sketch2face.candidates import (
     next_round,
     plan_candidates,
     render_candidates,
+    shared_attributes,
 )
 from sketch2face.pipeline import Sketch2Face
 
@@ -107,6 +108,19 @@ def test_next_round_recombines_the_chosen() -> None:
         not in ({"light", "black"}, {"brown", "blonde"})
     ]
     assert mixed, "crossover should mix the parents' attributes"
+
+
+def test_next_round_holds_what_all_picks_share() -> None:
+    """Issue 23 item 3: two male picks never breed a female child, even when every gene
+    mutates; what the picks do not share still varies."""
+    a = CandidateSpec(11, {"skin": "light", "hair_color": "black", "gender": "male"})
+    b = CandidateSpec(22, {"skin": "brown", "hair_color": "black", "gender": "male"})
+    assert shared_attributes([a, b]) == {"hair_color": "black", "gender": "male"}
+    for seed in range(20):
+        children = next_round([a, b], 12, rng_seed=seed, mutation_rate=1.0)
+        assert {c.attributes["gender"] for c in children} == {"male"}
+        assert {c.attributes["hair_color"] for c in children} == {"black"}
+    assert len({c.attributes["skin"] for c in children}) > 1  # the rest still varies
 
 
 def test_next_round_keeps_fixed_attributes_and_mutates_to_neighbours() -> None:

@@ -241,6 +241,17 @@ def _neighbour(name: str, value: str, rng: random.Random) -> str:
     return scale[rng.choice(steps)]
 
 
+def shared_attributes(chosen: Sequence[Candidate | CandidateSpec]) -> dict[str, str]:
+    """The attributes every one of ``chosen`` has with the same value (e.g. two male picks:
+    ``{"gender": "male"}``)."""
+    first = dict(chosen[0].attributes) if chosen else {}
+    return {
+        k: str(v)
+        for k, v in first.items()
+        if k in ATTRIBUTE_FIELDS and v and all(c.attributes.get(k) == v for c in chosen[1:])
+    }
+
+
 def next_round(
     chosen: Sequence[Candidate | CandidateSpec],
     n: int = DEFAULT_CANDIDATES,
@@ -257,7 +268,9 @@ def next_round(
     second one at random (another pick where there are several). Every free attribute comes from
     either parent and is stepped to a neighbouring value with probability ``mutation_rate``; the
     seed is one parent's, or a new one with probability ``seed_mutation_rate``. The attributes in
-    ``fixed_attributes`` are set as given in every child and never mutate. No child repeats a
+    ``fixed_attributes``, and with two or more picks those all picks share
+    (:func:`shared_attributes`: two male picks breed no female child), are set as given in every
+    child and never mutate. No child repeats a
     parent or another child. With ``vary_attributes=False`` (a model that ignores the witness
     description) only the noise tells faces apart, so every child gets a new seed.
     """
@@ -268,6 +281,8 @@ def next_round(
     if not parents:
         raise CandidateError("Choose at least one candidate to breed the next round from.")
     fixed = clean_attributes(fixed_attributes)
+    if len(parents) > 1:  # what every pick shares is what the witness saw: held fixed too
+        fixed = {**shared_attributes(parents), **fixed}
     rng = _rng(rng_seed)
     free = [k for k in ATTRIBUTE_FIELDS if k not in fixed] if vary_attributes else []
     seen = {CandidateSpec(p.seed, {**dict(p.attributes), **fixed}).key for p in parents}

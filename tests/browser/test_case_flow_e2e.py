@@ -375,6 +375,12 @@ def test_case_flow_end_to_end(
         case_json = json.loads(archive.read("case.json"))
         audit_json = json.loads(archive.read("audit.json"))
     assert number in json.dumps(case_json)
+    # "More like these" kept what both picks (candidates 2 and 5 of round 1) share
+    rounds_json = {r["number"]: r for r in case_json["rounds"]}
+    picks = [rounds_json[1]["candidates"][i]["attributes"] for i in (1, 4)]
+    shared = {k: v for k, v in picks[0].items() if v and picks[1].get(k) == v}
+    for child in rounds_json[2]["candidates"]:
+        assert shared.items() <= child["attributes"].items(), (shared, child)
     actions = {e.get("action") for e in audit_json}
     expected = {"case_create", "case_member_add", "candidates_generate", "case_likeness"}
     assert expected | {"case_export"} <= actions, actions

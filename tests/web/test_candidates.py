@@ -387,3 +387,24 @@ def test_captions_say_what_each_face_shows(attr_app: Any, ann: WebClient) -> Non
     result = ann.get(f"/generations/{gid}").get_data(as_text=True)
     assert "Skin tone: dark, " in result
     assert any(t in result for t in ("dark, shown", "dark, asked for, not shown")), result
+
+
+@pytest.mark.usefixtures("seeded_rounds")
+def test_more_like_two_male_picks_breeds_only_males(attr_app: Any, ann: WebClient) -> None:
+    """Issue 23 item 3: what all picks share is held fixed in the next round, and the round
+    says so."""
+    case_id, gid = _case_with_sketch(ann)
+    ann.post(f"/cases/{case_id}/candidates", {"generation_id": gid, "n": "6"})
+    (first,) = rounds(attr_app)
+    males = [c for c in first.candidates if c.attributes["gender"] == "male"][:2]
+    assert len(males) == 2
+    ann.post(
+        f"/cases/{case_id}/rounds/{first.id}",
+        {"chosen": [str(c.id) for c in males], "action": "more", "n": "12"},
+    )
+    _, second = rounds(attr_app)
+    assert {c.attributes["gender"] for c in second.candidates} == {"male"}
+    assert second.details["held_from_picks"]["gender"] == "male"
+    assert second.fixed_attributes == {}  # the witness fixed nothing; the picks share it
+    page = ann.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "kept from the picks (all of them share it): " in page and "Gender: male" in page

@@ -30,6 +30,7 @@ from sketch2face.candidates import (
     clean_attributes,
     next_round,
     plan_candidates,
+    shared_attributes,
 )
 from sketch2face.db.models import Candidate, CandidateRound, Case, Generation, User, utcnow
 from sketch2face.imaging import decode_image_bytes, encode_png
@@ -194,8 +195,15 @@ def breed_round(
     chosen = _chosen_in(parent, candidate_ids)
     if not chosen:
         raise CandidateError("Choose at least one candidate (tick the closest faces) first.")
+    picks = [CandidateSpec(c.seed, dict(c.attributes)) for c in chosen]
+    # two or more picks: what they all share is held fixed in the children (shown on the page)
+    held = {
+        k: v
+        for k, v in (shared_attributes(picks) if len(picks) > 1 else {}).items()
+        if k not in parent.fixed_attributes
+    }
     specs = next_round(
-        [CandidateSpec(c.seed, dict(c.attributes)) for c in chosen],
+        picks,
         n,
         parent.fixed_attributes,
         rng_seed,
@@ -218,6 +226,7 @@ def breed_round(
         parent=parent,
         chosen=chosen,
         via=via,
+        held=held,
     )
 
 
@@ -233,6 +242,7 @@ def _store_round(
     parent: CandidateRound | None,
     chosen: Sequence[Candidate],
     via: str | None,
+    held: dict[str, str] | None = None,
 ) -> CandidateRound:
     if len(output.faces_u8) != len(specs):
         raise CaseError("The model returned a different number of candidates than requested.")
@@ -274,6 +284,7 @@ def _store_round(
                 "notices": output.notices,
                 "face_found": output.face_found,
                 "attributes_applied": output.attributes_applied,
+                "held_from_picks": held or {},
                 # does each face show what it was asked for? (the captions say so)
                 "attribute_checks": check_faces(
                     output.faces_u8, [dict(spec.attributes) for spec in specs]
