@@ -173,3 +173,98 @@ def test_api_case_number_pattern_matches_the_service() -> None:
             continue
         char = chr(code)
         assert (pattern.fullmatch(f"A{char}") is None) == has_invisible(char), hex(code)
+
+
+def _break_database(app: Any, database_url: str) -> None:
+    """Point the app at a database that is down: a SQLite file that cannot be opened, or a
+    PostgreSQL port where nothing listens (loopback, refused at once)."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import sessionmaker
+
+    from sketch2face.web.database import _EXT, get_engine
+
+    get_engine(app).dispose()
+    if database_url.startswith("sqlite"):
+        url = "sqlite:////nonexistent-sketch2face-dir/down.db"
+    else:
+        url = sa.make_url(database_url).set(host="127.0.0.1", port=1).render_as_string(False)
+    app.extensions[_EXT] = sessionmaker(sa.create_engine(url), expire_on_commit=False)
+
+
+def test_database_down_is_503_with_the_apps_own_page(
+    app: Any, alice: WebClient, database_url: str
+) -> None:
+    """Item 5: pages and API answer 503 with a clear message; /healthz stays up (liveness),
+    /readyz says the database is not ready."""
+    from sketch2face.web.errors import DATABASE_UNAVAILABLE
+
+    token = make_token(alice)
+    assert alice.get("/readyz").status_code == 200
+    _break_database(app, database_url)
+    page = alice.get("/history")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 503 and page.headers["Retry-After"] == "30"
+    assert "<title>Database unavailable · sketch2face</title>" in text
+    assert "every access is recorded in the audit log" in text
+    assert alice.get("/login").status_code == 503
+    api = alice.http.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 503 and api.get_json()["error"] == DATABASE_UNAVAILABLE
+    assert alice.get("/healthz").status_code == 200
+    ready = alice.get("/readyz")
+    checks = ready.get_json()["checks"]
+    assert ready.status_code == 503 and ready.get_json()["status"] == "not ready"
+    assert checks["database"]["ok"] is False and checks["storage"]["ok"] is True
+    assert checks["model"]["ok"] is True
+
+
+def test_disk_full_is_503_for_writes_and_audited_reads(
+    app: Any, alice: WebClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 5: a full disk under the database (SQLite's "database or disk is full", made real
+    with max_page_count) or under the image store answers 503; reading evidence, which writes
+    an audit row first, says so with a 503 instead of showing it unaudited."""
+    import errno
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from sketch2face.web.database import get_engine
+    from sketch2face.web.extensions import STORE
+
+    from .web_support import generation_id_from
+
+    gid = generation_id_from(alice.generate())
+    store = app.extensions[STORE]
+
+    def no_space(*_a: Any, **_k: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    import sketch2face.storage.local as local
+
+    monkeypatch.setattr(local, "atomic_write_bytes", no_space)
+    full = alice.generate()
+    assert full.status_code == 503 and "disk is full" in full.get_data(as_text=True)
+    monkeypatch.undo()
+    assert store.exists  # the store itself is fine again
+
+    engine = get_engine(app)
+    if engine.dialect.name == "sqlite":
+        full_error: Exception = sqlite3.OperationalError("database or disk is full")
+    else:
+        import psycopg
+
+        full_error = psycopg.errors.DiskFull("could not extend file: No space left on device")
+
+    def disk_full(_conn: Any, _cursor: Any, statement: str, *_a: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            raise full_error
+
+    sa.event.listen(engine, "before_cursor_execute", disk_full)
+    try:
+        page = alice.get(f"/generations/{gid}")
+        assert page.status_code == 503, page.status_code
+        assert "every access is recorded in the audit log" in page.get_data(as_text=True)
+        assert alice.generate().status_code == 503
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", disk_full)
+    assert alice.get(f"/generations/{gid}").status_code == 200

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: how long a remote model server's answer to "is refinement available?" is reused
 REFINE_CHECK_INTERVAL_S = 60.0
+#: how long a readiness check waits for the model server's /v1/health
+HEALTH_TIMEOUT_S = 2.0
 
 
 class ModelUnavailableError(Sketch2FaceError):
@@ -268,6 +270,10 @@ class InProcessModelClient:
         weights = resolve_weights_path()
         return weights is not None and weights.is_file()
 
+    def check_health(self) -> tuple[bool, str]:
+        """Readiness: in process, the model is ready once loaded or before its first load."""
+        return True, "loaded" if self.is_loaded else "loads on the first generation"
+
     def describe(self) -> dict[str, Any]:
         """Mode, load state and whether refinement is available."""
         version = getattr(self._pipeline, "model_version", None)
@@ -431,6 +437,18 @@ class RemoteModelClient:
             available = False
         self._refine_cache = (now, available)
         return available
+
+    def check_health(self) -> tuple[bool, str]:
+        """Readiness: whether the model server answers ``/v1/health`` within a few seconds."""
+        try:
+            response = self._session.get(
+                f"{self.base_url}/v1/health", timeout=min(self.timeout_s, HEALTH_TIMEOUT_S)
+            )
+        except self._requests.RequestException as exc:
+            return False, f"no answer: {type(exc).__name__}"
+        if response.status_code != 200:
+            return False, f"answered {response.status_code}"
+        return True, "answers"
 
     def describe(self) -> dict[str, Any]:
         """Mode and server URL."""

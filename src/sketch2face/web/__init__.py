@@ -91,7 +91,7 @@ def create_app(
     CSRFProtect(app)
     _init_login(app)
 
-    from sketch2face.web import errors, gallery_search
+    from sketch2face.web import errors, gallery_search, health
     from sketch2face.web.api import cases as cases_api
     from sketch2face.web.api import gallery as gallery_api
     from sketch2face.web.api import generations, openapi
@@ -134,9 +134,7 @@ def create_app(
     def index() -> Any:
         return redirect(url_for("studio.new" if current_user.is_authenticated else "auth.login"))
 
-    @app.get("/healthz")
-    def healthz() -> Any:
-        return {"status": "ok", "model": app.extensions[MODEL].describe()}
+    health.init_app(app)  # /healthz (liveness), /readyz (database, storage, model tier)
 
     app.after_request(headers.add_security_headers)
     return app

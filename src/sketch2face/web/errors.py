@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+import sqlalchemy as sa
+from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
@@ -26,6 +27,17 @@ _HINTS = {
     500: "Something went wrong on our side. The error was logged.",
     503: "The model is not available right now. Try again shortly.",
 }
+#: a database that is stopped, unreachable or out of disk space (issue 25)
+DATABASE_UNAVAILABLE = (
+    "The database is not available right now (stopped, unreachable or its disk is full), so "
+    "nothing was saved or shown. Reading evidence needs it too: every access is recorded in the "
+    "audit log first. Try again shortly."
+)
+STORAGE_UNAVAILABLE = (
+    "Image storage is not available right now (unreachable, or its disk is full); nothing was "
+    "saved. Try again shortly."
+)
+RETRY_AFTER_S = "30"
 
 
 def wants_json() -> bool:
@@ -87,7 +99,27 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError) -> Any:
         log.error("storage error: %s", exc)
-        return error_response(503, "Image storage is not available right now.", "Storage error")
+        return _unavailable(STORAGE_UNAVAILABLE, "Storage unavailable")
+
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.InterfaceError)
+    def database_unavailable(exc: sa.exc.DBAPIError) -> Any:
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        session = g.pop("db_session", None)
+        if session is not None:  # its transaction is broken; the error page needs none
+            try:
+                session.close()
+            except sa.exc.SQLAlchemyError:
+                log.debug("closing the request session failed too", exc_info=True)
+        # the page shows no signed-in navigation: loading the user would ask the database again
+        g._login_user = app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+        g.can_search_gallery = False
+        return _unavailable(DATABASE_UNAVAILABLE, "Database unavailable")
+
+    def _unavailable(message: str, title: str) -> Any:
+        response = app.make_response(error_response(503, message, title))
+        response.headers["Retry-After"] = RETRY_AFTER_S
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
