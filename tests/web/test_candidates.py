@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -296,7 +297,7 @@ def test_api_candidates_next_round_and_likeness(attr_app: Any, ann: WebClient) -
 def test_candidate_rounds_count_against_the_generation_limit(
     settings: Any, attr_client: Any
 ) -> None:
-    app = make_app(settings.replace(generate_rate_limit="9 per minute"), attr_client)
+    app = make_app(settings.replace(generate_rate_limit="9 per hour"), attr_client)
     c = WebClient(app)
     c.login("alice")
     case_id = create_case(c, "RL-1")
@@ -305,8 +306,39 @@ def test_candidate_rounds_count_against_the_generation_limit(
         c.post(f"/cases/{case_id}/candidates", {"generation_id": gid, "n": "6"}).status_code == 302
     )
     limited = c.post(f"/cases/{case_id}/candidates", {"generation_id": gid, "n": "6"})
-    assert limited.status_code == 429  # 1 + 6 + 6 > 9
+    # 1 + 6 + 6 > 9: no bare 429 page, but the case page saying when to try again
+    assert limited.status_code == 302 and limited.headers["Location"].endswith("#rounds")
     assert len(rounds(app)) == 1
+    page = c.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "generation limit" in page and re.search(r"Try again in \d+ seconds \(at ", page)
+    # "More like these" over the limit keeps the ticks
+    (first,) = rounds(app)
+    ticked = [str(first.candidates[0].id), str(first.candidates[3].id)]
+    more = c.post(
+        f"/cases/{case_id}/rounds/{first.id}", {"chosen": ticked, "action": "more", "n": "6"}
+    )
+    assert more.status_code == 302 and more.headers["Location"].endswith("#round-1")
+    assert [c.closest for c in rounds(app)[0].candidates] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
+    page = c.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Your ticks in round 1 are saved." in page and "Try again in" in page
+    assert "Too Many Requests" not in page
+
+
+def test_default_limit_lets_a_witness_session_of_ten_rounds_of_twelve_through() -> None:
+    """Issue 23 item 4: ten rounds of 12 faces within five minutes, in one burst if need be."""
+    from limits import parse_many
+
+    from sketch2face.web.settings import WebSettings
+
+    for item in parse_many(WebSettings().generate_rate_limit):
+        assert item.amount >= 10 * 12 or item.get_expiry() > 300 * 10, item
 
 
 @pytest.fixture

@@ -69,8 +69,9 @@ class WebSettings:
     login_account_failures: int = 5
     #: failed sign-ins from one address, any accounts, before the whole address backs off
     login_address_failures: int = 30
-    #: generations per user, pages and API together
-    generate_rate_limit: str = "30 per minute"
+    #: generations per user, pages and API together (a candidate face counts as one): a witness
+    #: session of ten rounds of 12 faces in five minutes (120) stays within it
+    generate_rate_limit: str = "150 per 5 minutes"
     #: most live (unrevoked) API tokens one user may hold
     max_api_tokens: int = 10
     history_page_size: int = 20

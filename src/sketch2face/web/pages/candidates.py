@@ -53,6 +53,55 @@ def rate_cost() -> int:
     )
 
 
+@bp.errorhandler(429)
+def rate_limited(exc: Exception) -> Any:
+    """A limit hit on the case page is no bare error page: the ticks are saved (a choice costs no
+    new faces), and the page says when the next round can be made."""
+    retry = _retry_text()
+    view_args = request.view_args or {}
+    case_id = view_args.get("case_id")
+    if case_id is None:
+        return exc
+    user = _user()
+    case = get_case_for(case_id, user)
+    anchor = "rounds"
+    round_id = view_args.get("round_id")
+    if round_id is not None:
+        round_ = get_case_round(case, round_id)
+        anchor = f"round-{round_.number}"
+        try:
+            ids = [int(v) for v in request.form.getlist("chosen") if v.isdigit()]
+            if ids:
+                mark_closest(user, case, round_, ids)
+                if request.form.get("action") == "mark":
+                    flash(f"Marked {len(ids)} candidate(s) of round {round_.number} as closest.")
+                    return redirect(url_for("cases.detail", case_id=case.id, _anchor=anchor))
+                flash(f"Your ticks in round {round_.number} are saved.", "success")
+        except (CaseError, ValueError):
+            get_session().rollback()
+    flash(
+        f"The generation limit of this server ({getattr(exc, 'description', '')}) is reached: "
+        f"no new faces were made. Try again {retry}.",
+        "error",
+    )
+    return redirect(url_for("cases.detail", case_id=case.id, _anchor=anchor))
+
+
+def _retry_text() -> str:
+    """'in 42 seconds (at 14:05:10 UTC)' from the limit that was hit."""
+    import time
+    from datetime import UTC, datetime
+
+    from sketch2face.web.extensions import get_limiter
+
+    limit = get_limiter().current_limit
+    if limit is None:
+        return "in a minute"
+    wait = max(1, int(limit.reset_at - time.time()) + 1)
+    at = datetime.fromtimestamp(limit.reset_at + 1, UTC).strftime("%H:%M:%S UTC")
+    return f"in {wait} seconds (at {at})"
+
+
 def chosen_ids(values: list[str]) -> list[int]:
     """Candidate ids from the ticked ``chosen`` boxes; anything else is a 400."""
     ids = []
