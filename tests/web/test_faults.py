@@ -268,3 +268,48 @@ def test_disk_full_is_503_for_writes_and_audited_reads(
     finally:
         sa.event.remove(engine, "before_cursor_execute", disk_full)
     assert alice.get(f"/generations/{gid}").status_code == 200
+
+
+def test_stalled_model_server_fails_fast_and_pages_stay_fast(settings: Any) -> None:
+    """Item 2: a model server that accepts connections and never answers (stopped process)
+    holds at most ``max_concurrent`` calls; others get 503 at once, and after a call that got
+    no answer, calls fail at once for a while; pages that need no model stay fast."""
+    import socket
+    import threading
+    import time
+
+    from sketch2face.serving.client import RemoteModelClient
+
+    from .web_support import make_app
+
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(16)  # the kernel completes handshakes; nobody ever reads or answers
+    url = f"http://127.0.0.1:{stalled.getsockname()[1]}"
+    try:
+        client = RemoteModelClient(url, timeout_s=2.0, max_concurrent=1, retry_after_s=30)
+        app = make_app(settings, client)
+        alice, bob = WebClient(app), WebClient(app)
+        assert alice.login("alice").status_code == 302 and bob.login("bob").status_code == 302
+        bob.csrf_token()
+        first: dict[str, Any] = {}
+        waiting = threading.Thread(target=lambda: first.setdefault("r", alice.generate()))
+        started = time.monotonic()
+        waiting.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        busy = bob.generate()
+        assert busy.status_code == 503 and time.monotonic() - t0 < 1.5
+        t0 = time.monotonic()
+        assert bob.get("/history").status_code == 200
+        assert bob.get("/healthz").status_code == 200
+        assert WebClient(app).get("/login").status_code == 200
+        assert time.monotonic() - t0 < 1.5
+        waiting.join(10)
+        assert first["r"].status_code == 503 and time.monotonic() - started < 5
+        t0 = time.monotonic()
+        again = bob.generate()  # no answer a moment ago: 503 at once, no new wait
+        assert again.status_code == 503 and time.monotonic() - t0 < 1.0
+        assert bob.get("/new").status_code == 200 and time.monotonic() - t0 < 2.0
+    finally:
+        stalled.close()

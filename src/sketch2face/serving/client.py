@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 REFINE_CHECK_INTERVAL_S = 60.0
 #: how long a readiness check waits for the model server's /v1/health
 HEALTH_TIMEOUT_S = 2.0
+#: a stalled model tier must not take every web thread (issue 25): at most this many calls in
+#: flight per web process, a short connect timeout, and after a call that got no answer, calls
+#: fail at once (503) for a while instead of waiting again
+MAX_CONCURRENT_CALLS = 4
+CONNECT_TIMEOUT_S = 3.0
+SLOT_WAIT_S = 0.5
+RETRY_AFTER_FAILURE_S = 15.0
 
 
 class ModelUnavailableError(Sketch2FaceError):
@@ -289,12 +296,24 @@ class RemoteModelClient:
     """Calls ``sketch2face serve-model`` (see :mod:`sketch2face.serving.server`) over HTTP."""
 
     def __init__(
-        self, base_url: str, *, token: str | None = None, timeout_s: float = 120.0
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 120.0,
+        max_concurrent: int = MAX_CONCURRENT_CALLS,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        retry_after_s: float = RETRY_AFTER_FAILURE_S,
     ) -> None:
         import requests
 
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.max_concurrent = max_concurrent
+        self.connect_timeout_s = min(connect_timeout_s, timeout_s)
+        self.retry_after_s = retry_after_s
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._down_until = 0.0  # monotonic time before which calls fail at once
         self._token = token
         self._local = threading.local()  # requests.Session is not documented as thread-safe
         self._requests = requests
@@ -355,13 +374,30 @@ class RemoteModelClient:
 
         files = {"sketch": ("sketch.png", io.BytesIO(encode_png(sketch_u8)), "image/png")}
         url = f"{self.base_url}/v1/{endpoint}"
+        wait = self._down_until - time.monotonic()
+        if wait > 0:
+            raise ModelUnavailableError(
+                f"the model server at {self.base_url} did not answer a moment ago; "
+                f"not asking again for {wait:.0f} s"
+            )
+        if not self._slots.acquire(timeout=SLOT_WAIT_S):
+            raise ModelUnavailableError(
+                f"the model server at {self.base_url} is busy: {self.max_concurrent} calls "
+                "from this web process are waiting for it"
+            )
         try:
-            response = self._session.post(url, data=data, files=files, timeout=self.timeout_s)
+            response = self._session.post(
+                url, data=data, files=files, timeout=(self.connect_timeout_s, self.timeout_s)
+            )
         except requests.RequestException as exc:
+            self._down_until = time.monotonic() + self.retry_after_s
             raise ModelUnavailableError(
                 f"the model server at {self.base_url} did not answer ({exc}); is "
                 "`sketch2face serve-model` running and SKETCH2FACE_MODEL_URL right?"
             ) from exc
+        finally:
+            self._slots.release()
+        self._down_until = 0.0
         try:
             body = response.json()
         except ValueError:
@@ -427,9 +463,11 @@ class RemoteModelClient:
         cached = self._refine_cache
         if cached is not None and now - cached[0] < REFINE_CHECK_INTERVAL_S:
             return cached[1]
+        if now < self._down_until:  # it did not answer a moment ago: do not wait on it again
+            return False
         try:
             response = self._session.get(
-                f"{self.base_url}/v1/health", timeout=min(self.timeout_s, 5.0)
+                f"{self.base_url}/v1/health", timeout=min(self.timeout_s, HEALTH_TIMEOUT_S)
             )
             available = bool(response.json().get("model", {}).get("refine_available", False))
         except Exception as exc:  # unreachable or not JSON: offer no refinement for now
