@@ -426,6 +426,9 @@ def test_case_flow_end_to_end(
         assert bob.locator("figure.face-candidate").count() == 12
         assert bob.request.get(f"{base}/cases/{case_id}/likeness.png").status == 200
         shot(bob, "e2e-case-page-bob.png")
+        # he may look at alice's sketch but not delete it: no Delete button is offered
+        bob.goto(f"{base}/generations/{generation_id}")
+        assert bob.locator("button", has_text="Delete").count() == 0
     finally:
         bob_context.close()
 

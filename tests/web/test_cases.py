@@ -170,6 +170,10 @@ def test_added_member_sees_the_case_and_its_generations(
     assert added.status_code == 302
     assert bob.get(f"/cases/{case_id}").status_code == 200
     assert bob.get(f"/generations/{gid}").status_code == 200  # a case member sees its sketches
+    # ... without a Delete button he could not use (issue 23 item 8); its owner has one
+    delete_form = f'action="/generations/{gid}/delete"'
+    assert delete_form not in bob.get(f"/generations/{gid}").get_data(as_text=True)
+    assert delete_form in alice.get(f"/generations/{gid}").get_data(as_text=True)
     assert bob.get(f"/generations/{gid}/sketch.png").status_code == 200
     assert "M-1" in bob.get("/cases").get_data(as_text=True)
     # but only the owner (or an admin) may delete it
