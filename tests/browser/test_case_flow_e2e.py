@@ -438,6 +438,22 @@ def test_case_flow_end_to_end(
         carol = carol_context.new_page()
         carol.set_default_timeout(PAGE_TIMEOUT_MS)
         sign_in(carol, base, "carol")
+        # typing alice's case number on /new: told only that it is taken; her sketch and fields
+        # stay in the form (the file input holds the same sketch again)
+        carol.set_input_files("#sketch-file", str(sketch))
+        carol.fill("#case_number", number)
+        carol.fill("#notes", "Carol's sketch")
+        carol.click("#generate-button")
+        carol.wait_for_selector(".flash")
+        refused = flash_text(carol)
+        assert f"Case number {number} is taken" in refused and "Ask its owner" in refused
+        assert "Station robbery" not in carol.content() and "alice" not in refused
+        assert carol.input_value("#notes") == "Carol's sketch"
+        assert carol.input_value("#case_number") == number
+        kept_size = carol.evaluate("() => document.getElementById('sketch-file').files[0].size")
+        assert kept_size == sketch.stat().st_size
+        assert carol.locator("#kept-sketch img").is_visible()
+        shot(carol, "e2e-new-case-number-taken.png")
         carol.click("nav >> text=Cases")
         assert number not in carol.locator("#case-list").inner_text()
         token = carol.locator("#case-create input[name=csrf_token]").input_value()

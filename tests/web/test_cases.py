@@ -3,6 +3,7 @@ members, generations linked to cases, edit, export ZIP, audit trail."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -27,7 +28,7 @@ from sketch2face.web.database import new_session
 
 from .conftest import TABLES
 from .test_api import auth, make_token, post_generate
-from .web_support import WebClient, generation_id_from
+from .web_support import WebClient, generation_id_from, sketch_png
 
 
 def create_case(c: WebClient, number: str = "2026-0413", **fields: str) -> int:
@@ -209,6 +210,23 @@ def test_added_member_sees_the_case_and_its_generations(
     assert "case_member_add" in page and "case_member_remove" in page  # the trail on the page
 
 
+def test_a_kept_sketch_is_sent_again_without_choosing_it(app: Any, bob: WebClient) -> None:
+    """Issue 23 item 9: after a refused submit the form sends the kept sketch again."""
+    refused = bob.generate(b"not an image at all")  # nothing worth keeping
+    assert refused.status_code == 400 and "kept_sketch" not in refused.get_data(as_text=True)
+    sketch = sketch_png()
+    kept = "data:image/png;base64," + base64.b64encode(sketch).decode()
+    again = bob.post("/new", {"kept_sketch": kept}, content_type="multipart/form-data")
+    gid = generation_id_from(again)
+    stored = bob.get(f"/generations/{gid}/sketch.png").data
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(stored)).convert("RGB")),
+        np.asarray(Image.open(io.BytesIO(sketch)).convert("RGB")),
+    )
+    bad = bob.post("/new", {"kept_sketch": "data:text/html;base64,PGI+"})
+    assert bad.status_code == 400
+
+
 def test_generations_join_cases_by_number(app: Any, alice: WebClient, bob: WebClient) -> None:
     gid = generation_id_from(alice.generate(case_number="NEW-9"))  # a new number opens a case
     with new_session(app) as s:
@@ -220,9 +238,18 @@ def test_generations_join_cases_by_number(app: Any, alice: WebClient, bob: WebCl
         case_id = case.id
     page = alice.get(f"/generations/{gid}").get_data(as_text=True)
     assert f'href="/cases/{case_id}"' in page
-    refused = bob.generate(case_number="NEW-9")  # someone else's case: refused, nothing stored
+    alice.post(f"/cases/{case_id}/edit", {"title": "Secret title", "status": "open"})
+    # someone else's case: refused, nothing stored; bob learns only that the number is taken
+    # (no title, no members) and how to get access; his sketch and fields are kept (item 9)
+    sketch = sketch_png()
+    refused = bob.generate(sketch, case_number="NEW-9", notes="Bob's notes", skin="dark")
     assert refused.status_code == 400
-    assert "exists and you are not one of its members" in refused.get_data(as_text=True)
+    body = refused.get_data(as_text=True)
+    assert "Case number NEW-9 is taken" in body and "Ask its owner for access" in body
+    assert "Secret title" not in body and "alice" not in body
+    assert "Bob&#39;s notes" in body and '<option value="dark" selected' in body
+    kept = re.search(r'name="kept_sketch" value="([^"]+)"', body)
+    assert kept and base64.b64decode(kept.group(1).split(",", 1)[1]) == sketch
     with new_session(app) as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Generation)) == 1
     assert generation_id_from(alice.generate())  # no case number: no case

@@ -331,9 +331,10 @@ def case_for_generation(
             return None
         return create_case(session, user, text, commit=False, via="generation")
     if not (user.is_admin or is_case_member(case.id, user)):
+        # the number is taken: say only that (no title, no members), and how to get access
         raise CaseError(
-            f"Case {text} exists and you are not one of its members; ask a member to add you, "
-            "or use another case number."
+            f"Case number {text} is taken by a case you are not a member of. Ask its owner for "
+            "access (they can add you on the case's page), or use another case number."
         )
     if case.status == CASE_CLOSED:
         raise CaseClosedError(f"Case {text} is closed; reopen it on its page to add sketches.")

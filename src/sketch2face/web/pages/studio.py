@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
+from PIL import Image
 
 from sketch2face.attributes import HAIR_COLOURS, SKIN_TONES
 from sketch2face.db.models import ApiToken, AuditEvent, Generation, utcnow
@@ -91,7 +94,10 @@ def new() -> Any:
         }
         upload = request.files.get("sketch")
         error = None
-        if upload is None or not upload.filename:
+        sketch_bytes = upload.read() if upload is not None and upload.filename else None
+        if sketch_bytes is None:
+            sketch_bytes = _kept_sketch(request.form.get("kept_sketch", ""))
+        if not sketch_bytes:
             error = "Choose a sketch image or draw one on the canvas."
         else:
             try:
@@ -103,16 +109,41 @@ def new() -> Any:
                     seed=_seed(str(form["seed"])),
                     attributes=attributes_from_form(form),
                 )
-                generation = generate_for(
-                    current_user._get_current_object(), upload.read(), options
-                )
+                generation = generate_for(current_user._get_current_object(), sketch_bytes, options)
             except (InvalidImageError, ValueError) as exc:
                 error = str(exc)
             else:
                 return redirect(url_for("studio.result", generation_id=generation.id))
         flash(error, "error")
+        form["kept_sketch"] = _keepable(sketch_bytes)
         return render_template("new.html", form=form), 400
     return render_template("new.html", form=form)
+
+
+def _keepable(data: bytes | None) -> str:
+    """The sketch as a data URL for the form to send again (e.g. after 'case number taken'), so
+    nobody has to choose the file twice; '' when there is none, it is too large or no image."""
+    if not data or len(data) > get_settings().max_upload_bytes:
+        return ""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            mime = Image.MIME.get(image.format or "", "")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return ""
+    if not mime.startswith("image/"):
+        return ""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _kept_sketch(value: str) -> bytes | None:
+    """The bytes of a sketch the form kept (``_keepable``), or None."""
+    head, _, payload = value.partition(";base64,")
+    if not head.startswith("data:image/") or not payload:
+        return None
+    try:
+        return base64.b64decode(payload, validate=True)
+    except ValueError:
+        return None
 
 
 @bp.app_context_processor

@@ -31,6 +31,18 @@
     preview.hidden = false;
   }
   fileInput.addEventListener("change", () => showPreview(fileInput.files[0]));
+  // a sketch the server kept after a refused submit (e.g. "case number taken") goes back into
+  // the file input, so nobody has to choose it again
+  const kept = document.getElementById("kept-sketch-data");
+  if (kept && kept.value.startsWith("data:image/")) {
+    const [head, payload] = kept.value.split(";base64,");
+    const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], "kept-sketch", { type: head.slice(5) }));
+    fileInput.files = dt.files;
+    kept.removeAttribute("name");
+    showPreview(fileInput.files[0]);
+  }
   ["dragenter", "dragover"].forEach((type) => dropzone.addEventListener(type, (e) => {
     e.preventDefault();
     dropzone.classList.add("over");
