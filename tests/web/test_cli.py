@@ -167,3 +167,26 @@ def test_first_admin_command_names_this_environment_s_script(
     assert first_start.create_admin_command(tmp_path / "srv data").endswith(
         f"--data-dir '{tmp_path / 'srv data'}'"
     )
+
+
+def test_users_list_prints_only_users(tmp_path: Path) -> None:
+    """Issue 23 item 11: stdout holds one line per account; the database check and migrations
+    write no progress lines to the terminal (a fresh data folder migrates on first use)."""
+    import subprocess
+
+    data = str(tmp_path / "instance")
+    command = [sys.executable, "-m", "sketch2face.cli.main", "users", "--data-dir", data]
+    created = subprocess.run(
+        [*command, "create", "--admin", "--username", "chief", "--password-stdin"],
+        input="correct horse battery\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    listed = subprocess.run([*command, "list"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[:3] for line in listed.stdout.splitlines()] == [
+        ["chief", "admin", "active"]
+    ]
+    assert "alembic" not in listed.stderr and "INFO" not in listed.stderr, listed.stderr

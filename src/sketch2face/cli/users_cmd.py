@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,11 @@ def _db_session(args: argparse.Namespace) -> Iterator[Any]:
     from sketch2face.web.database import get_engine, new_session
     from sketch2face.web.settings import WebSettings
 
+    if not getattr(args, "verbose", False):
+        # the schema check and migrations are no business of a user listing: their progress
+        # lines stay out of the terminal (warnings still show; -v shows everything)
+        for name in ("alembic", "sketch2face.db", "sketch2face.web"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     settings = WebSettings.from_env()
     if args.data_dir is not None:
         settings = settings.replace(data_dir=args.data_dir)
