@@ -398,3 +398,31 @@ def test_verify_cli_exit_status(
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "valid" and report["metadata"]["case_number"] == "2026-0413"
     assert report["trusted"] is True
+
+
+def test_verify_cli_exits_0_only_for_a_trusted_signer(
+    tmp_path: Path, key: Ed25519PrivateKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23 item 12: a changed face re-signed with someone else's key holds only against the
+    key it carries; with no trusted key at hand that is 'signature intact, signer not trusted'
+    (exit 4), never 'valid' (exit 0)."""
+    instance = tmp_path / "instance"
+    ensure_signing_key(instance)
+    pixels = _face_u8().copy()
+    pixels[0, 0] = 255 - pixels[0, 0]
+    forged = tmp_path / "forged.png"
+    forged.write_bytes(sign_png(pixels, _meta(), Ed25519PrivateKey.generate()))
+    no_key = tmp_path / "no-instance-here"
+    assert main(["verify", str(forged), "--key-dir", str(no_key)]) == 4
+    out = capsys.readouterr().out
+    assert out.startswith("SIGNATURE INTACT, SIGNER NOT TRUSTED:") and "VALID" not in out
+    assert main(["verify", str(forged), "--json", "--key-dir", str(no_key)]) == 4
+    assert json.loads(capsys.readouterr().out)["verdict"] == "signature intact, signer not trusted"
+    assert main(["verify", str(forged), "--key-dir", str(instance)]) == 1  # not this instance's
+    genuine = tmp_path / "genuine.png"
+    genuine.write_bytes(sign_png(_face_u8(), _meta(), key))
+    pem = tmp_path / "signer.pem"
+    from sketch2face.provenance.keys import public_key_pem
+
+    pem.write_bytes(public_key_pem(key.public_key()))
+    assert main(["verify", str(genuine), "--public-key", str(pem)]) == 0

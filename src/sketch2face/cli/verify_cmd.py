@@ -1,7 +1,9 @@
 """``sketch2face verify FILE``: is an exported PNG or PDF valid, tampered or unsigned?
 
-Exit status: 0 valid, 1 tampered, 2 unsigned, 3 the file or key could not be checked (missing,
-unreadable, neither PNG/PDF nor an image). argparse usage errors also exit 2.
+Exit status: 0 valid (signed by a trusted key), 1 tampered, 2 unsigned, 3 the file or key could not
+be checked (missing, unreadable, neither PNG/PDF nor an image), 4 signature intact but the signer
+not trusted (no trusted key at hand: anyone can re-sign a changed file with a key of their own).
+argparse usage errors also exit 2.
 
 The trusted key is ``--public-key PEM`` if given, else the key of the instance data folder
 (``--key-dir``, default ``$SKETCH2FACE_DATA_DIR`` or ``./instance``) when it has one; without
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 EXIT_VALID, EXIT_TAMPERED, EXIT_UNSIGNED, EXIT_CANNOT_CHECK = 0, 1, 2, 3
+EXIT_UNTRUSTED = 4
+#: what the output calls a file whose signature holds only against the key it carries
+UNTRUSTED_VERDICT = "signature intact, signer not trusted"
 DATA_DIR_ENV = "SKETCH2FACE_DATA_DIR"
 
 
@@ -36,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "verify",
         help="check the signed provenance of an exported PNG or appeal-sheet PDF",
         description="Say whether FILE is valid (with its provenance), tampered or unsigned. "
-        "Exit status: 0 valid, 1 tampered, 2 unsigned, 3 cannot check.",
+        "Exit status: 0 valid (signed by a trusted key), 1 tampered, 2 unsigned, "
+        "3 cannot check, 4 signature intact but signer not trusted (no trusted key given).",
     )
     p.add_argument("file", type=Path, help="exported face PNG or appeal-sheet PDF")
     p.add_argument(
@@ -78,10 +84,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot check: {exc}")
         return EXIT_CANNOT_CHECK
 
+    # intact against the key the file carries, but no trusted key to say who that is
+    untrusted = result.is_valid and trusted is None
     if args.json:
-        print(json.dumps({**result.to_dict(), "file": str(args.file)}, indent=2))
+        verdict = {"verdict": UNTRUSTED_VERDICT} if untrusted else {}
+        print(json.dumps({**result.to_dict(), **verdict, "file": str(args.file)}, indent=2))
     else:
-        print(f"{result.status.upper()}: {args.file}")
+        print(f"{UNTRUSTED_VERDICT.upper() if untrusted else result.status.upper()}: {args.file}")
         print(f"  {result.reason}")
         if result.metadata is not None:
             heading = "provenance" if result.is_valid else "claimed provenance (NOT trustworthy)"
@@ -95,4 +104,6 @@ def run(args: argparse.Namespace) -> int:
                 "  no trusted key given: pass --public-key with the issuing instance's "
                 f"{PUBLIC_KEY_FILENAME} to check who signed"
             )
+    if untrusted:
+        return EXIT_UNTRUSTED
     return {"valid": EXIT_VALID, "tampered": EXIT_TAMPERED}.get(result.status, EXIT_UNSIGNED)
