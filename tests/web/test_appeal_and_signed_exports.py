@@ -169,3 +169,29 @@ def test_exported_faces_are_signed_and_sketches_are_not(contact_app: Any) -> Non
     assert statuses and set(statuses.values()) == {"valid"}, statuses
     likeness = verify_bytes(archive.read("likeness.png"), key, name="likeness.png")
     assert likeness.metadata.case_number == "SIGN-1"
+
+
+def test_signed_provenance_records_the_weights_sha256(
+    contact_app: Any, tiny_checkpoint: Path
+) -> None:
+    """Issue 23 item 14: downloads, candidates, case exports and appeal sheets name the weights
+    by SHA-256 (of the file the app's model client loaded), never 'not recorded'."""
+    import hashlib
+
+    expected = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    alice = _signed_in(contact_app, "alice")
+    case_id, gid = _case_with_likeness(contact_app, alice, "SHA-1")
+    with contact_app.app_context():
+        key = get_public_key(contact_app)
+    signed = {
+        "face": alice.get(f"/generations/{gid}/face.png?download=1").data,
+        "sheet": alice.get(f"/cases/{case_id}/appeal-sheet.pdf").data,
+    }
+    with zipfile.ZipFile(io.BytesIO(alice.get(f"/cases/{case_id}/export.zip").data)) as archive:
+        signed["candidate"] = archive.read("rounds/1/candidate-01.png")
+        signed["likeness"] = archive.read("likeness.png")
+        signed["exported face"] = archive.read(f"generations/{gid}/face.png")
+    for name, data in signed.items():
+        result = verify_bytes(data, key, name=name)
+        assert result.status == "valid", (name, result.reason)
+        assert result.metadata.model_sha256 == expected, name

@@ -44,6 +44,7 @@ from sketch2face.services.generation import (
     requested_attributes,
 )
 from sketch2face.services.runtime import get_model_client, get_session, get_store
+from sketch2face.services.signing import loaded_weights_sha256
 from sketch2face.serving.client import CandidatesOutput
 from sketch2face.storage import ObjectNotFoundError, StorageError
 
@@ -285,6 +286,7 @@ def _store_round(
                 "face_found": output.face_found,
                 "attributes_applied": output.attributes_applied,
                 "held_from_picks": held or {},
+                "model_sha256": loaded_weights_sha256(output.model_version),
                 # does each face show what it was asked for? (the captions say so)
                 "attribute_checks": check_faces(
                     output.faces_u8, [dict(spec.attributes) for spec in specs]

@@ -27,6 +27,7 @@ from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, decode_image
 from sketch2face.services import audit
 from sketch2face.services.attribute_check import check_faces, verdict_text
 from sketch2face.services.runtime import get_model_client, get_session, get_settings, get_store
+from sketch2face.services.signing import loaded_weights_sha256
 from sketch2face.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,8 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             "attributes": dict(options.attributes),
             "batch_size": output.batch_size,
             "attribute_check": check_faces([output.face_u8], [dict(options.attributes)])[0],
+            # the weights' fingerprint for signed exports, while the model that made it is known
+            "model_sha256": loaded_weights_sha256(output.model_version),
         }
         session.add(generation)
         audit.record(

@@ -6,15 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from sketch2face.appeal import AppealSheet, AppealSheetFiles, make_appeal_sheet
-from sketch2face.errors import ProvenanceError
 from sketch2face.provenance import (
     KIND_FACE,
     Provenance,
-    default_checkpoint_path,
     sign_png,
-    weights_sha256,
 )
-from sketch2face.services.runtime import get_model_client, get_settings, get_signing_key
+from sketch2face.services.runtime import get_model_client, get_signing_key
+
+
+def loaded_weights_sha256(model_id: str | None) -> str | None:
+    """SHA-256 of the weights of the model this app runs in process, when that model is
+    ``model_id`` (the model client's own weights file, not a setting that may name another);
+    None for a remote model server (asking it would be an HTTP round trip per face) or another
+    model. Generations and rounds record it when made (``details["model_sha256"]``)."""
+    if not model_id:
+        return None
+    info = get_model_client().describe()
+    if info.get("model_version") != model_id:
+        return None
+    return info.get("weights_sha256")
 
 
 def face_provenance(
@@ -27,21 +37,12 @@ def face_provenance(
 ) -> Provenance:
     """Provenance for an exported face (of a generation or a candidate), stamped now.
 
-    The weights SHA-256 is ``details["model_sha256"]`` when the generation recorded it; else
-    that of the in-process model's weights file, if that model is loaded and is the one that
-    made the face; else not recorded (a remote model server, or a model since changed).
+    The weights SHA-256 is ``details["model_sha256"]`` when the generation or round recorded it
+    (:func:`loaded_weights_sha256` when it was made); else that of the in-process model's
+    weights, if that model is loaded and made the face; else not recorded (a remote model
+    server, or a model since changed).
     """
-    model_sha256 = (details or {}).get("model_sha256")
-    settings = get_settings()
-    # only an in-process model has a weights file here; asking a remote one would be an HTTP
-    # round trip per exported face
-    if model_sha256 is None and model_id and settings.model_url is None:
-        loaded = get_model_client().describe().get("model_version")
-        if loaded == model_id:
-            try:
-                model_sha256 = weights_sha256(default_checkpoint_path(settings.checkpoint))
-            except ProvenanceError:
-                model_sha256 = None
+    model_sha256 = (details or {}).get("model_sha256") or loaded_weights_sha256(model_id)
     return Provenance.create(
         kind,
         model_id=model_id,
@@ -74,7 +75,7 @@ def sign_candidate_png(case_number: str, round_: Any, png: bytes) -> bytes:
         model_id=round_.model_version,
         generation_id=round_.generation_id,
         case_number=case_number,
-        details=round_.generation.details if round_.generation is not None else None,
+        details=round_.details,
     )
     return sign_png(png, provenance, get_signing_key())
 

@@ -282,14 +282,26 @@ class InProcessModelClient:
         return True, "loaded" if self.is_loaded else "loads on the first generation"
 
     def describe(self) -> dict[str, Any]:
-        """Mode, load state and whether refinement is available."""
+        """Mode, load state, whether refinement is available and, once loaded, the SHA-256 of
+        the weights file (for signed provenance; computed once per file)."""
         version = getattr(self._pipeline, "model_version", None)
         return {
             "mode": "in-process",
             "loaded": self.is_loaded,
             "model_version": version,
             "refine_available": self.refine_available(),
+            "weights_sha256": self._weights_sha256() if self.is_loaded else None,
         }
+
+    def _weights_sha256(self) -> str | None:
+        from sketch2face.errors import ProvenanceError
+        from sketch2face.provenance import default_checkpoint_path, weights_sha256
+
+        try:
+            return weights_sha256(default_checkpoint_path(self.checkpoint))
+        except ProvenanceError:
+            log.warning("cannot fingerprint the model weights", exc_info=True)
+            return None
 
 
 class RemoteModelClient:

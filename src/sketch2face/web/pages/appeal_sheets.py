@@ -77,7 +77,13 @@ def case_appeal_sheet(case: Case, user: User) -> AppealSheetFiles:
         model_id=model_id,
         generation_id=generation.id if generation is not None else None,
         case_number=case.number,
-        details=generation.details if generation is not None else None,
+        details=(
+            candidate.round.details
+            if candidate is not None
+            else generation.details
+            if generation is not None
+            else None
+        ),
     )
     sheet = AppealSheet(
         case_number=case.number,
