@@ -182,4 +182,7 @@ def test_generation_appeal_sheet_is_signed_with_the_generation_provenance(
         assert result.metadata.kind == "appeal-sheet" and result.metadata.generation_id == gid
         assert result.metadata.case_number == "2026-0413"
     texts = [e.text for e in files.layout.elements if hasattr(e, "text")]
-    assert "Seen near the station." in texts and "As described by the witness: Skin tone: dark" in texts
+    assert (
+        "Seen near the station." in texts
+        and "As described by the witness: Skin tone: dark" in texts
+    )
