@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ def _seeded_rngs() -> None:
     from sketch2face.runtime import seed_everything
 
     seed_everything(0)
+
+
+@pytest.fixture(autouse=True)
+def _instance_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The instance data folder of CLI commands (e.g. ``generate`` signs with its key) is a
+    temporary one, never ./instance of the checkout."""
+    if "SKETCH2FACE_DATA_DIR" not in os.environ:
+        monkeypatch.setenv("SKETCH2FACE_DATA_DIR", str(tmp_path_factory.getbasetemp() / "instance"))
 
 
 # ---------------------------------------------------------------- tiny models (diffusers' dummy pattern)

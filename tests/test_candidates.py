@@ -248,12 +248,43 @@ def test_cli_generate_candidates(
     # the same --seed gives the same candidates
     again = tmp_path / "again"
     assert main(["generate", str(sketch), "-o", str(again), *options]) == 0
-    assert (again / "witness_candidate03.png").read_bytes() == (
-        out / "witness_candidate03.png"
-    ).read_bytes()
+    assert np.array_equal(  # the same pixels (the signed files differ in their signing time)
+        np.asarray(Image.open(again / "witness_candidate03.png")),
+        np.asarray(Image.open(out / "witness_candidate03.png")),
+    )
     with pytest.raises(SystemExit) as exc:
         main(["generate", str(sketch), "-o", str(out), "--candidates", "13"])
     assert exc.value.code == 2
+
+
+def test_cli_faces_are_signed_with_the_instance_key(
+    tmp_path: Path, tiny_checkpoint: Path, sketch_u8: np.ndarray
+) -> None:
+    """Issue 23 item 13: every face file `generate` writes (plain and --candidates, and the
+    candidates' grid) is signed with the instance key, with the weights' SHA-256; `verify`
+    against that folder says valid (exit 0)."""
+    import hashlib
+
+    from sketch2face.cli.main import main
+    from sketch2face.provenance import instance_public_key, verify_file
+
+    sketch = tmp_path / "witness.png"
+    Image.fromarray(sketch_u8).save(sketch)
+    instance = tmp_path / "instance"
+    common = ["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--key-dir", str(instance)]
+    assert main(["generate", str(sketch), "-o", str(tmp_path / "one"), *common]) == 0
+    cands = ["--candidates", "2", "--seed", "3"]
+    assert main(["generate", str(sketch), "-o", str(tmp_path / "two"), *cands, *common]) == 0
+    key = instance_public_key(instance)
+    assert key is not None
+    files = [tmp_path / "one" / "witness.png", *sorted((tmp_path / "two").glob("*.png"))]
+    assert len(files) == 4
+    weights = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    for path in files:
+        result = verify_file(path, key)
+        assert result.status == "valid", (path.name, result.reason)
+        assert result.metadata.model_sha256 == weights and result.metadata.model_id
+        assert main(["verify", str(path), "--key-dir", str(instance)]) == 0
 
 
 def test_candidate_dataclass_spec_roundtrip() -> None:

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: automatic)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--key-dir",
+        type=Path,
+        help="instance data folder whose signing key signs the faces (created there when "
+        "missing; default $SKETCH2FACE_DATA_DIR or ./instance)",
+    )
     p.add_argument(
         "--candidates",
         type=_candidate_count,
@@ -119,11 +126,41 @@ def load_sketch_or_report(path: Path) -> np.ndarray | None:
         return None
 
 
+def face_writer(
+    model_id: str, checkpoint: str | None, key_dir: Path | None
+) -> Callable[[np.ndarray, Path], None]:
+    """A ``save_png(face, path)`` that signs every face file with the instance key, like the web
+    app's exports: provenance with the model and its weights' SHA-256 (``sketch2face verify``
+    checks it against the same data folder's key)."""
+    from sketch2face.cli.verify_cmd import default_key_dir
+    from sketch2face.errors import ProvenanceError
+    from sketch2face.provenance import (
+        KIND_FACE,
+        Provenance,
+        default_checkpoint_path,
+        ensure_signing_key,
+        sign_png,
+        weights_sha256,
+    )
+
+    key = ensure_signing_key(key_dir or default_key_dir())
+    try:
+        model_sha256: str | None = weights_sha256(default_checkpoint_path(checkpoint))
+    except ProvenanceError:
+        model_sha256 = None
+
+    def save(face: np.ndarray, path: Path) -> None:
+        provenance = Provenance.create(KIND_FACE, model_id=model_id, model_sha256=model_sha256)
+        Path(path).write_bytes(sign_png(face, provenance, key))
+
+    return save
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate faces; a bad input is reported and skipped, the others are still written."""
     from tqdm import tqdm
 
-    from sketch2face.imaging import make_grid, save_png
+    from sketch2face.imaging import make_grid
     from sketch2face.pipeline import Sketch2Face
 
     paths = collect_inputs(args.sketches)
@@ -146,8 +183,11 @@ def run(args: argparse.Namespace) -> int:
     attributes = {"skin": args.skin, "hair_color": args.hair_color, "gender": args.gender}
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    save_png = face_writer(pipe.model_version, args.checkpoint, args.key_dir)
     if args.candidates:
-        return _run_candidates(pipe, paths, out_dir, args.candidates, attributes, args.seed)
+        return _run_candidates(
+            pipe, paths, out_dir, args.candidates, attributes, args.seed, save_png
+        )
     failures = 0
     rows = []
     timings = {"prepare": 0.0, "generate": 0.0, "refine": 0.0}
@@ -172,7 +212,9 @@ def run(args: argparse.Namespace) -> int:
     for notice in sorted(notices):
         print(f"notice: {notice}", file=sys.stderr)
     if args.sheet and rows:
-        save_png(make_grid(rows), args.sheet)
+        from sketch2face.imaging import save_png as save_sheet  # holds the sketch: not signed
+
+        save_sheet(make_grid(rows), args.sheet)
         print(f"comparison sheet: {args.sheet}")
     n_ok = len(rows)
     per = {k: v / max(n_ok, 1) for k, v in timings.items() if v}
@@ -192,6 +234,7 @@ def _run_candidates(
     n: int,
     attributes: dict[str, str | None],
     rng_seed: int | None,
+    save_png: Callable[[np.ndarray, Path], None],
 ) -> int:
     """``--candidates N``: N candidate PNGs, a numbered grid and a JSON of seeds/attributes per
     sketch; a bad input is reported and skipped."""
@@ -201,7 +244,6 @@ def _run_candidates(
         plan_candidates,
         render_candidates,
     )
-    from sketch2face.imaging import save_png
 
     fixed = {k: v for k, v in attributes.items() if v}
     failures = 0
