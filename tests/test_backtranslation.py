@@ -95,9 +95,9 @@ def test_ssim_stays_finite_and_exact_under_bf16_autocast() -> None:
     assert float((mixed.float() - reference).abs().mean()) < 0.02
 
 
-def _checkpoint(path: Path, *, direction: str, attribute_dim: int = 3) -> Path:
+def _checkpoint(path: Path, *, direction: str, attribute_dim: int = 3, seed: int = 0) -> Path:
     cfg = GeneratorConfig(ngf=8, depth=5, attribute_dim=attribute_dim, upsample="resize")
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = UNetGenerator(cfg)
     if net.attribute_proj is not None:  # make the style matter
         torch.nn.init.normal_(net.attribute_proj.weight, 0, 1.0)
@@ -116,6 +116,8 @@ def test_photo_sketcher_draws_grey_sketches_per_style(tmp_path: Path) -> None:
     first = sketcher.sketch(photos, "fs2k_style0", batch_size=2)
     assert first.shape == photos.shape and first.dtype == np.uint8
     assert (first[..., 0] == first[..., 1]).all() and (first[..., 1] == first[..., 2]).all()
+    # finished like every prepared sketch: full-range ink on pure-white paper
+    assert first.min() == 0 and (first == 255).mean() > 0.05
     assert np.array_equal(first, sketcher.sketch(photos, "fs2k_style0"))  # deterministic
     assert not np.array_equal(first, sketcher.sketch(photos, "fs2k_style2"))
     assert sketcher.model_id.startswith("p2s.safetensors@step7:")
@@ -208,12 +210,13 @@ def test_prepare_adds_artist_sketches_to_an_existing_dataset(
     assert summary["artist_sketches"]["rows"] == 3
 
     # a second pass replaces the rows (no duplicates) and reuses the drawings on disk
-    first = (root / artist[0].sketch).stat().st_mtime_ns
+    first_drawing = artist[0].sketch
+    first = (root / first_drawing).stat().st_mtime_ns
     assert main([*args, "--no-landmarks", "--artist-styles-per-photo", "3"]) == 0
     rows = read_manifest(root)
     assert len([r for r in rows if r.source == "celeba_artist"]) == 3
     assert len(rows) == len({r.id for r in rows}) == 4 + 2 + 3
-    assert (root / artist[0].sketch).stat().st_mtime_ns == first
+    assert (root / first_drawing).stat().st_mtime_ns == first
 
     # a drawing shares its photo, so it shares the photo's landmarks (found once per photo)
     from sketch2face.data.dataset import load_split_u8
@@ -234,6 +237,15 @@ def test_prepare_adds_artist_sketches_to_an_existing_dataset(
     assert kept == {"celeba", "celeba_artist", "fs2k", "fs2k_artist"}
     # 2 real rows + 3 CelebA and 2 FS2K drawings, less the two drawn in style 0
     assert len(pairs) == 2 + 3 + 2 - 2
+
+    # another model draws afresh into its own folder; the old drawings go
+    other = _checkpoint(tmp_path / "p2s_b.safetensors", direction="photo2sketch", seed=1)
+    assert main([*args[:-2], str(other), "--no-progress", "--no-landmarks"]) == 0
+    redrawn = [r for r in read_manifest(root) if r.source.endswith("_artist")]
+    assert len(redrawn) == 3 and all(r.attributes["sketcher"].startswith("p2s_b") for r in redrawn)
+    assert not (root / first_drawing).exists()
+    assert all((root / r.sketch).is_file() for r in redrawn)
+    assert len(list((root / "sketches" / "artist").iterdir())) == 1
 
 
 def test_evaluate_sketcher_scores_the_model_beside_opencv_and_the_artist(

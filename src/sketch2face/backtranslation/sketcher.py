@@ -10,10 +10,14 @@ import torch
 
 from sketch2face.data.artist_styles import ARTIST_STYLES, style_vectors
 from sketch2face.data.manifest import file_sha256
+from sketch2face.data.sketchify import flatten_illumination, normalize_sketch
 from sketch2face.errors import CheckpointError
 from sketch2face.models.checkpoint import load_checkpoint
 from sketch2face.runtime import resolve_device
 
+#: how drawings are finished after the network (part of model_id, so cached drawings of another
+#: version are never reused): v2 = the levels `prepare` gives every sketch
+DRAWING_VERSION = "v2"
 #: the packaged photo -> sketch model (model card beside it)
 DEFAULT_SKETCHER = (
     Path(__file__).resolve().parents[1] / "assets" / "photo2sketch" / "photo2sketch.safetensors"
@@ -48,22 +52,26 @@ class PhotoSketcher:
         self.path = path
         self.step = ckpt.step
         #: recorded in the manifest of every sketch it draws: which model made it
-        self.model_id = f"{path.name}@step{ckpt.step}:{file_sha256(path)[:12]}"
+        self.model_id = f"{path.name}@step{ckpt.step}:{file_sha256(path)[:12]}/{DRAWING_VERSION}"
         self.device = resolve_device(device)
         self.generator = ckpt.build_generator().eval().to(self.device)
 
     @torch.inference_mode()
     def sketch(self, photos_u8: np.ndarray, style: str, *, batch_size: int = 8) -> np.ndarray:
-        """(N, 256, 256, 3) uint8 aligned photos -> (N, 256, 256, 3) uint8 grey sketches."""
+        """(N, 256, 256, 3) uint8 aligned photos -> (N, 256, 256, 3) uint8 grey sketches, with
+        paper and ink levels normalised as ``prepare`` normalises every sketch."""
         if photos_u8.ndim != 4 or photos_u8.shape[-1] != 3 or photos_u8.dtype != np.uint8:
             raise ValueError(f"expected (N, H, W, 3) uint8 photos, got {photos_u8.shape}")
         condition = torch.from_numpy(style_vectors([style]))
         out = np.empty_like(photos_u8)
         for start in range(0, len(photos_u8), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(photos_u8[start : start + batch_size]))
+            chunk = torch.from_numpy(np.array(photos_u8[start : start + batch_size]))  # a copy
             x = chunk.permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(self.device)
             y = self.generator(x, condition.expand(len(x), -1).to(self.device)).float()
-            grey = y.mean(dim=1, keepdim=True).clamp(-1.0, 1.0)  # the model draws in grey
-            u8 = ((grey + 1.0) * 127.5).round().to(torch.uint8).cpu()
-            out[start : start + len(x)] = u8.permute(0, 2, 3, 1).expand(-1, -1, -1, 3).numpy()
+            grey = y.mean(dim=1).clamp(-1.0, 1.0)  # the model draws in grey
+            u8 = ((grey + 1.0) * 127.5).round().to(torch.uint8).cpu().numpy()
+            for k, drawing in enumerate(u8):
+                # the levels every sketch gets from `prepare` (real ones, OpenCV ones, and a user's
+                # at inference): pure-white paper, full-range ink, no grey haze on the page
+                out[start + k] = normalize_sketch(flatten_illumination(drawing))
         return out

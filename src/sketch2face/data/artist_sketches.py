@@ -14,15 +14,17 @@ photo file of the row it came from:
   step and sha256 prefix) and ``from`` (the origin row's id).
 
 Validation and test splits are never given synthetic sketches: models are selected on real ones.
-Drawings are cached as PNG files under ``sketches/artist/``; a rerun with the same model reuses
-them, so an interrupted pass resumes where it stopped.
+Drawings are cached as PNG files under ``sketches/artist/<model>/``; a rerun with the same model
+reuses them, so an interrupted pass resumes where it stopped; another model draws afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,6 +78,12 @@ def styles_for(row: ManifestRow, per_photo: int) -> list[str]:
     return []
 
 
+def artist_folder(sketcher_id: str) -> str:
+    """Where one model's drawings are cached: a folder per model, so a new or retrained model never
+    reuses another's drawings, while a rerun of the same model reuses its own."""
+    return f"{ARTIST_DIR}/{hashlib.sha256(sketcher_id.encode('utf-8')).hexdigest()[:12]}"
+
+
 def plan_artist_rows(
     rows: Sequence[ManifestRow], sketcher_id: str, per_photo: int = 1
 ) -> list[ManifestRow]:
@@ -86,13 +94,14 @@ def plan_artist_rows(
             continue
         for style in styles_for(row, per_photo):
             row_id = f"{row.id}-{style}"
+            folder = artist_folder(sketcher_id)
             planned.append(
                 ManifestRow(
                     id=row_id,
                     source=row.source + ARTIST_SUFFIX,
                     style=style,
                     split=row.split,
-                    sketch=f"{ARTIST_DIR}/{row_id}.png",
+                    sketch=f"{folder}/{row_id}.png",
                     photo=row.photo,
                     attributes={
                         **row.attributes,
@@ -162,6 +171,14 @@ def add_artist_sketches(
     tmp = root / f".{MANIFEST_NAME}.tmp-{os.getpid()}"
     write_manifest(tmp, merged)
     os.replace(tmp, root / MANIFEST_NAME)
+    current = root / artist_folder(sketcher.model_id)
+    for stale in (root / ARTIST_DIR).iterdir():  # drawings no manifest row points to any more
+        if stale != current:
+            log.info("removing %s: drawings of a model the manifest no longer uses", stale)
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
     _record_in_summary(root, planned, sketcher.model_id, per_photo)
     return planned
 
