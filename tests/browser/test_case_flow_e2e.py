@@ -38,6 +38,7 @@ pytestmark = pytest.mark.browser
 GENERATION_TIMEOUT_MS = 240_000
 PAGE_TIMEOUT_MS = 60_000
 CONTACT = "Incident room 0123 456 789"
+CASE_CONTACT = "DC Jones, Northfield CID 0123 999 000"
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fixtures" / "fs2k_test"
 
 
@@ -298,6 +299,14 @@ def test_case_flow_end_to_end(
     shot(page, "e2e-case-page.png")
 
     # --- appeal sheet: signed PDF and a PNG preview --------------------------------------------
+    # the case's own contact line, filled in on the page (the server's is only the default)
+    assert page.get_attribute("#appeal-contact", "placeholder") == CONTACT
+    page.fill("#appeal-contact", CASE_CONTACT)
+    page.click("#case-contact button[type=submit]")
+    page.wait_for_url(re.compile(rf".*/cases/{case_id}#likeness$"))
+    assert page.input_value("#appeal-contact") == CASE_CONTACT
+    likeness = page.locator("#likeness")
+    likeness.screenshot(path=str(ARTIFACTS / "e2e-likeness-contact.png"))
     appeal = likeness.locator("a.button", has_text="Appeal sheet")
     assert appeal.count() == 1, "the case page offers no 'Appeal sheet' once it has a likeness"
     assert (appeal.get_attribute("href") or "").endswith(f"/cases/{case_id}/appeal-sheet.pdf")
@@ -324,7 +333,7 @@ def test_case_flow_end_to_end(
             timeout=60,
         ).stdout
         assert number in text, text
-        assert CONTACT in text, text
+        assert CASE_CONTACT in text, text
         assert "not a photograph" in text.lower(), text
         # nothing was specified: the candidates' randomly drawn traits are no description
         for label in ("Skin tone", "Hair colour", "Gender:"):

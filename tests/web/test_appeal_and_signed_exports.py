@@ -134,17 +134,50 @@ def test_appeal_sheet_needs_a_likeness_and_membership(contact_app: Any) -> None:
         assert bob.get(f"/cases/{case_id}/{path}").status_code == 404, path
 
 
-def test_appeal_sheet_without_contact_line_says_who_sets_it(app: Any) -> None:
-    alice2 = _signed_in(app, "alice")
-    other_case, _ = _case_with_likeness(app, alice2, "NO-CONTACT")
-    answer = alice2.get(f"/cases/{other_case}/appeal-sheet.pdf")
-    assert answer.status_code == 409
-    body = answer.get_data(as_text=True)
-    assert "ask your administrator" in body and "SKETCH2FACE_APPEAL_CONTACT" not in body
-    root = _signed_in(app, "root")  # administrators are told which setting to change
-    assert "SKETCH2FACE_APPEAL_CONTACT" in root.get(
-        f"/cases/{other_case}/appeal-sheet.pdf"
-    ).get_data(as_text=True)
+def test_appeal_sheet_contact_line_is_filled_in_on_the_case_page(app: Any, tmp_path: Path) -> None:
+    """Issue 23 item 5: with no contact line set for the server, the case page offers the field
+    (no button leading to a Conflict page about environment variables); once filled in, the
+    sheet prints it."""
+    alice = _signed_in(app, "alice")
+    case_id, _ = _case_with_likeness(app, alice, "NO-CONTACT")
+    page = alice.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert 'id="contact-needed"' in page and 'name="appeal_contact"' in page
+    assert f'href="/cases/{case_id}/appeal-sheet.pdf"' not in page
+    direct = alice.get(f"/cases/{case_id}/appeal-sheet.pdf")
+    assert direct.status_code == 409
+    body = direct.get_data(as_text=True)
+    assert "Contact line for the public" in body and "SKETCH2FACE_APPEAL_CONTACT" not in body
+    saved = alice.post(
+        f"/cases/{case_id}/edit",
+        {"appeal_contact": "  Incident room,  0999 111 222 ", "return_to": "likeness"},
+    )
+    assert saved.status_code == 302 and saved.headers["Location"].endswith("#likeness")
+    page = alice.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert f'href="/cases/{case_id}/appeal-sheet.pdf"' in page and 'id="contact-needed"' not in page
+    assert 'value="Incident room, 0999 111 222"' in page
+    sheet = alice.get(f"/cases/{case_id}/appeal-sheet.pdf")
+    assert sheet.status_code == 200
+    if subprocess.run(["which", "pdftotext"], capture_output=True).returncode == 0:
+        pdf = tmp_path / "sheet.pdf"
+        pdf.write_bytes(sheet.data)
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert "0999 111 222" in text
+    too_long = alice.post(f"/cases/{case_id}/edit", {"appeal_contact": "x" * 201})
+    assert too_long.status_code == 400
+
+
+def test_a_case_contact_line_overrides_the_servers(contact_app: Any) -> None:
+    alice = _signed_in(contact_app, "alice")
+    case_id, _ = _case_with_likeness(contact_app, alice, "OWN-CONTACT")
+    page = alice.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert f'placeholder="{CONTACT}"' in page  # the server's line is the default
+    alice.post(f"/cases/{case_id}/edit", {"appeal_contact": "DC Jones, 0111 222 333"})
+    with contact_app.test_request_context():
+        from sketch2face.db.models import Case
+        from sketch2face.web.pages.appeal_sheets import case_contact
+
+        with new_session(contact_app) as s:
+            assert case_contact(s.get(Case, case_id)) == "DC Jones, 0111 222 333"
 
 
 def test_exported_faces_are_signed_and_sketches_are_not(contact_app: Any) -> None:

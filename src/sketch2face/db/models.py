@@ -188,6 +188,8 @@ class Case(Base):
     title: Mapped[str] = mapped_column(sa.String(200), default="")
     status: Mapped[str] = mapped_column(sa.String(16), default=CASE_OPEN)
     notes: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    #: who the public calls, printed on the case's appeal sheets; None: the instance's setting
+    appeal_contact: Mapped[str | None] = mapped_column(sa.String(200), default=None)
     created_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
@@ -318,3 +320,20 @@ class Candidate(Base):
     def number(self) -> int:
         """1-based number shown under the face and on the grid."""
         return self.index + 1
+
+
+class SigningKey(Base):
+    """A provenance signing key this instance has used (issue 25): its fingerprint and public key.
+
+    The row whose ``retired_at`` is NULL is the key the data folder must hold; ``serve`` refuses to
+    start when it holds another (or none) while generations exist. Retired keys stay, so files
+    they signed still verify as "signed by an earlier key of this instance".
+    """
+
+    __tablename__ = "signing_keys"
+
+    #: SHA-256 of the raw Ed25519 public key, hex (provenance.keys.key_id)
+    key_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    public_key_pem: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)

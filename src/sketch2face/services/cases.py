@@ -35,6 +35,8 @@ from sketch2face.services.runtime import get_session
 MAX_NUMBER_CHARS = 64
 MAX_TITLE_CHARS = 200
 MAX_NOTES_CHARS = 4000
+#: as many as an appeal sheet prints (appeal.layout.MAX_CONTACT_CHARS)
+MAX_CONTACT_CHARS = 200
 
 
 #: the largest id the database's integer columns hold (PostgreSQL INTEGER)
@@ -194,10 +196,12 @@ def update_case(
     title: str | None = None,
     status: str | None = None,
     notes: str | None = None,
+    appeal_contact: str | None = None,
     via: str | None = None,
 ) -> dict[str, Any]:
-    """Change title, status and/or notes (None: unchanged); audited with what changed.
-    Returns {field: [old, new]} for title and status, ``{"notes": "changed"}`` for notes."""
+    """Change title, status, notes and/or the appeal sheets' contact line (None: unchanged;
+    an empty contact line: the instance's setting); audited with what changed. Returns
+    {field: [old, new]} for title, status and contact line, ``{"notes": "changed"}`` for notes."""
     changes: dict[str, Any] = {}
     if title is not None:
         new_title = _text("The title", title, MAX_TITLE_CHARS)
@@ -215,6 +219,11 @@ def update_case(
         if new_notes != case.notes:
             changes["notes"] = "changed"  # the text itself is on the case page, not in the log
             case.notes = new_notes
+    if appeal_contact is not None:
+        contact = " ".join(_text("The contact line", appeal_contact, MAX_CONTACT_CHARS).split())
+        if (contact or None) != case.appeal_contact:
+            changes["appeal_contact"] = [case.appeal_contact, contact or None]
+            case.appeal_contact = contact or None
     if changes:
         audit.record(session, audit.CASE_UPDATE, user, case_id=case.id, changes=changes, via=via)
         session.commit()

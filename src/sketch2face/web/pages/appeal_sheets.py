@@ -4,7 +4,7 @@ The face is the case's chosen likeness (a candidate or a generation's face), the
 only what the investigator or witness specified: the attributes held fixed for the candidates (or
 asked for with the generation) and the notes on that sketch, never the traits a candidate drew at
 random (:func:`specified_attributes`). The contact
-line is the instance's (``appeal_contact``, set by the administrator). Access is the case's
+line is the case's own (filled in on the case page), else the instance's (``appeal_contact``). Access is the case's
 (:func:`~sketch2face.web.security.access.get_case_for`: 404 for non-members); every sheet is audited.
 """
 
@@ -45,6 +45,11 @@ def specified_attributes(round_: CandidateRound) -> dict[str, str]:
     return {k: str(v) for k, v in (round_.fixed_attributes or {}).items() if v}
 
 
+def case_contact(case: Case) -> str:
+    """The contact line of ``case``'s appeal sheets: its own, else the instance's setting."""
+    return (case.appeal_contact or get_settings().appeal_contact or "").strip()
+
+
 def case_appeal_sheet(case: Case, user: User) -> AppealSheetFiles:
     """Lay out, render and sign the appeal sheet of ``case``'s likeness (aborts with a message
     when there is no likeness, no contact line or the description does not fit)."""
@@ -52,14 +57,13 @@ def case_appeal_sheet(case: Case, user: User) -> AppealSheetFiles:
         404,
         description="This case has no likeness yet: mark a candidate or a face as the likeness.",
     )
-    contact = (get_settings().appeal_contact or "").strip()
-    if not contact:
-        hint = (
-            "set SKETCH2FACE_APPEAL_CONTACT (e.g. 'Incident room, 0123 456 789') and restart."
-            if user.is_admin
-            else "ask your administrator to set one."
+    contact = case_contact(case)
+    if not contact:  # the page offers the field; a direct link gets the same advice
+        abort(
+            409,
+            description="No contact line is set for this case's appeal sheets; fill in "
+            "'Contact line for the public' beside the likeness on the case page.",
         )
-        abort(409, description=f"No contact line is set for appeal sheets; {hint}")
     try:
         face = get_store().get(key)
     except ObjectNotFoundError:

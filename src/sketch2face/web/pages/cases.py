@@ -45,6 +45,7 @@ from sketch2face.services.cases import (
 )
 from sketch2face.services.generation import describe_attributes, requested_attributes
 from sketch2face.web.database import get_session
+from sketch2face.web.extensions import get_settings
 from sketch2face.web.paging import page_of, requested_page
 from sketch2face.web.responses import stored_image
 from sketch2face.web.security.access import get_case_candidate, get_case_for, get_case_generation
@@ -194,6 +195,7 @@ def render_case(case: Case, status: int = 200, **extra: Any) -> Any:
             appeal_sheet_url=(
                 url_for("appeal_sheets.pdf", case_id=case.id) if likeness_image_key(case) else None
             ),
+            default_contact=(get_settings().appeal_contact or "").strip(),
             **extra,
         ),
         status,
@@ -213,13 +215,15 @@ def edit(case_id: int) -> Any:
             title=request.form.get("title"),
             status=request.form.get("status"),
             notes=request.form.get("notes"),
+            appeal_contact=request.form.get("appeal_contact"),
         )
     except CaseError as exc:
         get_session().rollback()
         flash(str(exc), "error")
         return render_case(case, exc.status)
     flash("Case updated." if changes else "Nothing changed.", "success")
-    return redirect(url_for("cases.detail", case_id=case.id))
+    anchor = "likeness" if request.form.get("return_to") == "likeness" else None
+    return redirect(url_for("cases.detail", case_id=case.id, _anchor=anchor))
 
 
 @bp.post("/cases/<int:case_id>/members")
