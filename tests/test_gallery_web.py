@@ -263,7 +263,18 @@ def test_upload_search_result_page_audit_and_photo_links(
     page = alice.get(location)
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and CAVEAT in text
-    assert results[0]["file_name"] in text and "distance" in text and "score" in text
+    assert results[0]["file_name"] in text and "distance" in text
+    # scores read as rank and distance against the recogniser's same-person threshold (0.6);
+    # no 0-1 "score" that makes a stranger look like a strong match (issue 23 item 7)
+    assert " score " not in text and "score 0." not in text
+    assert "same-person threshold (0.6)" in text and "rank 1 · distance" in text
+    for r in results:
+        row = text.split(f"{r['file_name']}</a>", 1)[1].split("</li>", 1)[0]
+        verdict = (
+            "closer than the same-person" if r["distance"] < 0.6 else "likely a different person"
+        )
+        assert verdict in row, (r, row)
+    assert "closer than the same-person" in text and "likely a different person" in text
     assert alice.get(f"{location}/query.jpg").headers["Content-Type"] == "image/jpeg"
 
     # candidates link to their photos with a token bound to the searcher

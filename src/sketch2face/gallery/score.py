@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: the recogniser's own same-person threshold: dlib's authors call two faces closer than this one
+#: person on their benchmark (the result page states it beside every distance)
+SAME_PERSON_DISTANCE = 0.6
+
 #: fitted for the dlib_resnet_v1 encoder on the 1,600 CelebA people (9,137 same-person and as
 #: many different-person pairs; docs/gallery.md): mean distances 0.479 (same), 0.857 (different)
 MIDPOINT = 0.6796

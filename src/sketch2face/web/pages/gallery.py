@@ -28,6 +28,7 @@ from sketch2face.errors import InvalidImageError
 from sketch2face.gallery import CAVEAT
 from sketch2face.gallery.enrol import EnrolOptions, enrol_files
 from sketch2face.gallery.errors import GalleryError
+from sketch2face.gallery.score import SAME_PERSON_DISTANCE
 from sketch2face.gallery.search import (
     DEFAULT_TOP_K,
     MAX_TOP_K,
@@ -189,7 +190,13 @@ def result(search_id: int) -> Any:
         }
         for r in results
     ]
-    return render_template("gallery_result.html", event=event, rows=rows, caveat=CAVEAT)
+    return render_template(
+        "gallery_result.html",
+        event=event,
+        rows=rows,
+        caveat=CAVEAT,
+        same_person=SAME_PERSON_DISTANCE,
+    )
 
 
 @bp.get("/gallery/searches/<int:search_id>/query.jpg")
