@@ -61,6 +61,7 @@ TABLES = (
     "case_members",
     "candidate_rounds",
     "candidates",
+    "signing_keys",
 )
 
 

@@ -41,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--upgrade-db-only", action="store_true", help="upgrade the database schema, then exit"
     )
+    parser.add_argument(
+        "--rotate-signing-key",
+        action="store_true",
+        help="start although the data folder's provenance key is missing or not the one the "
+        "database recorded: sign with it (or a new key) from now on, keeping the earlier public "
+        "keys so older exports still verify (also SKETCH2FACE_ROTATE_SIGNING_KEY=1)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -50,6 +57,8 @@ def build_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     settings = WebSettings.from_env()
     overrides: dict[str, object] = {"debug": bool(args.debug)}
+    if getattr(args, "rotate_signing_key", False):
+        overrides["rotate_signing_key"] = True
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
     if args.checkpoint:

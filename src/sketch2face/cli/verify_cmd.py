@@ -7,7 +7,9 @@ argparse usage errors also exit 2.
 
 The trusted key is ``--public-key PEM`` if given, else the key of the instance data folder
 (``--key-dir``, default ``$SKETCH2FACE_DATA_DIR`` or ``./instance``) when it has one; without
-either, only the key carried in the file is used, and the output says so.
+either, only the key carried in the file is used, and the output says so. With the data folder,
+the keys it signed with before a rotation (``provenance_keys/``) count too: such a file is
+``VALID, SIGNED BY AN EARLIER KEY OF THIS INSTANCE`` (exit 0), not tampered.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     """Verify one file and print the verdict; returns the exit status."""
     from sketch2face.provenance import (
         PUBLIC_KEY_FILENAME,
+        earlier_public_keys,
         instance_public_key,
         load_public_key,
         short_key_id,
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     trusted: Ed25519PublicKey | None
+    earlier: list[Ed25519PublicKey] = []
     try:
         if args.public_key is not None:
             trusted = load_public_key(args.public_key)
@@ -79,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
             key_dir = args.key_dir or default_key_dir()
             trusted = instance_public_key(key_dir)
             trusted_from = str(key_dir / PUBLIC_KEY_FILENAME)
-        result = verify_file(args.file, trusted)
+            # keys the instance signed with before a rotation (provenance_keys/)
+            earlier = earlier_public_keys(key_dir) if trusted is not None else []
+        result = verify_file(args.file, trusted, earlier_keys=earlier)
     except ProvenanceError as exc:
         print(f"cannot check: {exc}")
         return EXIT_CANNOT_CHECK
@@ -90,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
         verdict = {"verdict": UNTRUSTED_VERDICT} if untrusted else {}
         print(json.dumps({**result.to_dict(), **verdict, "file": str(args.file)}, indent=2))
     else:
-        print(f"{UNTRUSTED_VERDICT.upper() if untrusted else result.status.upper()}: {args.file}")
+        verdict = UNTRUSTED_VERDICT if untrusted else result.status
+        if result.earlier_key:
+            verdict += ", signed by an earlier key of this instance"
+        print(f"{verdict.upper()}: {args.file}")
         print(f"  {result.reason}")
         if result.metadata is not None:
             heading = "provenance" if result.is_valid else "claimed provenance (NOT trustworthy)"

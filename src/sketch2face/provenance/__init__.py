@@ -20,10 +20,13 @@ explains the design for investigators and reviewers.
 from __future__ import annotations
 
 from sketch2face.provenance.keys import (
+    EARLIER_KEYS_DIRNAME,
     PUBLIC_KEY_FILENAME,
     SIGNING_KEY_FILENAME,
+    earlier_public_keys,
     ensure_signing_key,
     instance_public_key,
+    keep_earlier_public_key,
     key_id,
     load_public_key,
     load_signing_key,
@@ -50,6 +53,7 @@ from sketch2face.provenance.verify import (
 )
 
 __all__ = [
+    "EARLIER_KEYS_DIRNAME",
     "KIND_APPEAL_SHEET",
     "KIND_FACE",
     "PUBLIC_KEY_FILENAME",
@@ -61,8 +65,10 @@ __all__ = [
     "Provenance",
     "VerificationResult",
     "default_checkpoint_path",
+    "earlier_public_keys",
     "ensure_signing_key",
     "instance_public_key",
+    "keep_earlier_public_key",
     "key_id",
     "load_public_key",
     "load_signing_key",

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 SIGNING_KEY_FILENAME = "provenance_ed25519.pem"
 PUBLIC_KEY_FILENAME = "provenance_ed25519.pub.pem"
+#: folder of the data folder holding the public keys of earlier (rotated) keys, ``<key id>.pub.pem``
+EARLIER_KEYS_DIRNAME = "provenance_keys"
 #: hex characters of the key id shown to people (the full id is kept in the metadata)
 SHORT_KEY_ID_CHARS = 16
 
@@ -124,6 +126,30 @@ def instance_public_key(data_dir: Path) -> Ed25519PublicKey | None:
         if (data_dir / name).is_file():
             return load_public_key(data_dir / name)
     return None
+
+
+def earlier_public_keys(data_dir: Path) -> list[Ed25519PublicKey]:
+    """The public keys this instance signed with before its current key (``provenance_keys/``)."""
+    folder = Path(data_dir) / EARLIER_KEYS_DIRNAME
+    if not folder.is_dir():
+        return []
+    return [load_public_key(path) for path in sorted(folder.glob("*.pub.pem"))]
+
+
+def keep_earlier_public_key(data_dir: Path, public_key: Ed25519PublicKey) -> Path:
+    """Write ``provenance_keys/<key id>.pub.pem`` (when missing): files signed with that key
+    still verify as "signed by an earlier key of this instance" after a rotation."""
+    folder = Path(data_dir) / EARLIER_KEYS_DIRNAME
+    make_private_dirs(folder)
+    path = folder / f"{key_id(public_key)}.pub.pem"
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(public_key_pem(public_key))
+    return path
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> bytes:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,9 @@ class VerificationResult:
     key_id: str | None = None
     #: whether the signing key is the trusted one; None when no trusted key was given
     trusted: bool | None = None
+    #: signed by an earlier key of this instance (kept when its keys were rotated), not the
+    #: current one; such a file is valid (issue 25)
+    earlier_key: bool = False
 
     @property
     def is_valid(self) -> bool:
@@ -71,6 +75,7 @@ def verify_file(
     trusted_public_key: Ed25519PublicKey | None = None,
     *,
     max_bytes: int = MAX_VERIFY_BYTES,
+    earlier_keys: Sequence[Ed25519PublicKey] = (),
 ) -> VerificationResult:
     """Verify a PNG or PDF on disk; raises ProvenanceError when it cannot be read or is neither."""
     path = Path(path)
@@ -86,20 +91,25 @@ def verify_file(
         data = path.read_bytes()
     except OSError as exc:
         raise ProvenanceError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
-    return verify_bytes(data, trusted_public_key, name=str(path))
+    return verify_bytes(data, trusted_public_key, name=str(path), earlier_keys=earlier_keys)
 
 
 def verify_bytes(
-    data: bytes, trusted_public_key: Ed25519PublicKey | None = None, *, name: str = "the file"
+    data: bytes,
+    trusted_public_key: Ed25519PublicKey | None = None,
+    *,
+    name: str = "the file",
+    earlier_keys: Sequence[Ed25519PublicKey] = (),
 ) -> VerificationResult:
     """Verify PNG or PDF bytes; another image format is ``unsigned``; anything else raises
-    ProvenanceError naming what the file is not."""
+    ProvenanceError naming what the file is not. ``earlier_keys``: keys the trusted instance
+    signed with before (rotated); a file signed by one is valid, and says so."""
     if not data:
         raise ProvenanceError(f"{name} is empty (0 bytes).")
     if data.startswith(PNG_MAGIC):
-        return judge(extract_png(data, name=name), "png", trusted_public_key)
+        return judge(extract_png(data, name=name), "png", trusted_public_key, earlier_keys)
     if is_pdf(data):
-        return judge(extract_pdf(data), "pdf", trusted_public_key)
+        return judge(extract_pdf(data), "pdf", trusted_public_key, earlier_keys)
     try:
         with Image.open(io.BytesIO(data)) as image:
             image_format = image.format or "image"
@@ -117,7 +127,10 @@ def verify_bytes(
 
 
 def judge(
-    parts: SignedParts, file_kind: str, trusted_public_key: Ed25519PublicKey | None = None
+    parts: SignedParts,
+    file_kind: str,
+    trusted_public_key: Ed25519PublicKey | None = None,
+    earlier_keys: Sequence[Ed25519PublicKey] = (),
 ) -> VerificationResult:
     """The verdict on extracted parts (see the module docstring for the rules)."""
     content = "PDF bytes" if parts.content_format == FORMAT_PDF else "pixels"
@@ -162,6 +175,18 @@ def judge(
         )
     if trusted_public_key is not None:
         trusted_id = key_id(trusted_public_key)
+        if trusted_id != signer and signer in {key_id(k) for k in earlier_keys}:
+            return VerificationResult(
+                VALID,
+                f"Signed by an earlier key of this instance, {signer[:16]} (replaced by its "
+                f"current key {trusted_id[:16]} when the keys were rotated); the {content} and "
+                "the metadata are unchanged since signing.",
+                file_kind,
+                metadata,
+                signer,
+                True,
+                earlier_key=True,
+            )
         if trusted_id != signer:
             return tampered(
                 f"The signature is intact but was made with key {signer[:16]}, not the trusted "

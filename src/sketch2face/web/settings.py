@@ -80,6 +80,9 @@ class WebSettings:
     appeal_contact: str | None = None
     #: run `alembic upgrade head` when the app starts
     auto_migrate: bool = True
+    #: start although the data folder's provenance key is not the one the database recorded:
+    #: it becomes the current key, earlier public keys stay (services/signing_keys.py)
+    rotate_signing_key: bool = False
     #: Secure session cookie: always over HTTPS; True -> also over plain HTTP; False -> HTTPS
     #: only; None -> also over plain HTTP except to a loopback host and in debug/testing
     #: (web/security/headers.py cookie_is_secure)
@@ -123,6 +126,7 @@ class WebSettings:
             "OPEN_SIGNUP": "open_signup",
             "RATELIMIT_ENABLED": "ratelimit_enabled",
             "AUTO_MIGRATE": "auto_migrate",
+            "ROTATE_SIGNING_KEY": "rotate_signing_key",
             "SECURE_COOKIES": "secure_cookies",
             "BEHIND_PROXY": "behind_proxy",
             "DEBUG": "debug",

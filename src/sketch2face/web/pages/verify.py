@@ -8,26 +8,33 @@ goes to the audit log.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from flask import Blueprint, Flask, Response, flash, render_template, request
+from flask import Blueprint, Flask, Response, current_app, flash, render_template, request
 from flask_login import current_user, login_required
 
 from sketch2face.errors import ProvenanceError
 from sketch2face.provenance import (
+    earlier_public_keys,
     ensure_signing_key,
     public_key_pem,
     short_key_id,
     verify_bytes,
 )
 from sketch2face.services import audit
+from sketch2face.services.signing_keys import SigningKeys, check_signing_key
 from sketch2face.web import extensions
-from sketch2face.web.database import get_session
+from sketch2face.web.database import get_session, new_session
 from sketch2face.web.extensions import get_settings
 from sketch2face.web.security.headers import NO_STORE
 
+log = logging.getLogger(__name__)
 bp = Blueprint("verify", __name__)
+#: app.extensions key: public keys this instance signed with before rotating
+EARLIER_KEYS = "sketch2face.earlier_signing_keys"
 #: audit action of a check on the verify page
 VERIFY = "verify"
 #: the audit column holds generation ids of this length at most (models.AuditEvent)
@@ -35,8 +42,24 @@ _MAX_GENERATION_ID = 32
 
 
 def init_app(app: Flask) -> None:
-    """Create or load the instance signing key and register the verify page."""
-    app.extensions[extensions.SIGNING_KEY] = ensure_signing_key(get_settings(app).data_dir)
+    """Create or load the instance signing key, check it against the key the database recorded
+    (``services.signing_keys``: a missing or different key refuses the start unless rotating), and
+    register the verify page."""
+    settings = get_settings(app)
+    session = new_session(app)
+    try:
+        keys = check_signing_key(session, settings.data_dir, rotate=settings.rotate_signing_key)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+        # no database to check against yet (unreachable, or its schema not upgraded): sign with
+        # the folder's key; the check runs on the next start
+        log.warning("provenance signing key not checked against the database: %s", exc)
+        keys = SigningKeys(
+            ensure_signing_key(settings.data_dir), earlier_public_keys(settings.data_dir)
+        )
+    finally:
+        session.close()
+    app.extensions[extensions.SIGNING_KEY] = keys.current
+    app.extensions[EARLIER_KEYS] = keys.earlier
     app.register_blueprint(bp)
 
 
@@ -71,7 +94,12 @@ def page() -> Any:
         flash(f"The file is larger than the upload limit of {limit // 1048576} MiB.", "error")
         return render_template("verify.html", **context), 413
     try:
-        result = verify_bytes(data, key, name="The uploaded file")
+        result = verify_bytes(
+            data,
+            key,
+            name="The uploaded file",
+            earlier_keys=current_app.extensions.get(EARLIER_KEYS, ()),
+        )
     except ProvenanceError as exc:
         audit.record(session, VERIFY, current_user, filename=filename, status="unreadable")
         session.commit()
