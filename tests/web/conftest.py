@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,16 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     base = postgres_url()
     if base is None:
         pytest.skip(NO_POSTGRES)
+    with empty_postgres_schema(base, "f_") as url:
+        yield url
+
+
+@contextmanager
+def empty_postgres_schema(base: str, prefix: str) -> Iterator[str]:
+    """A new, empty schema in the PostgreSQL database at ``base``; its URL; dropped afterwards."""
     import sqlalchemy as sa
 
-    schema = f"f_{secrets.token_hex(6)}"
+    schema = f"{prefix}{secrets.token_hex(6)}"
     admin = sa.create_engine(base, poolclass=sa.NullPool)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))

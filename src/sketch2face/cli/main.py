@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "gallery": "sketch2face.cli.gallery_cmd",
     "verify": "sketch2face.cli.verify_cmd",
     "appeal-sheet": "sketch2face.cli.appeal_cmd",
+    "backup": "sketch2face.cli.backup_cmd",
+    "restore": "sketch2face.cli.restore_cmd",
 }
 
 
