@@ -1,14 +1,16 @@
 """``sketch2face serve``: the web app on one machine (SQLite + local files + packaged model).
 
 Creates the data folder, a random secret key in it (mode 0600) on first run, upgrades the
-database, then serves with gunicorn (one worker, threads: one model in memory) or, where gunicorn
-is unavailable (Windows), Werkzeug's threaded server.
+database, then serves with waitress (``wsgi_server.py``: one process, threads: one model in
+memory). waitress reads requests on its own thread and hands a worker thread only a complete one;
+a client that has not sent its whole request within ``--client-timeout`` seconds is cut off.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--checkpoint", default=None, help="generator checkpoint (default: packaged model)"
     )
     parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+    parser.add_argument(
+        "--client-timeout",
+        type=int,
+        default=None,
+        help="seconds a client has to send a whole request (and the longest an idle connection "
+        "stays open) before it is cut off (default 30, or SKETCH2FACE_CLIENT_TIMEOUT_S)",
+    )
+    parser.add_argument(
+        "--connection-limit",
+        type=int,
+        default=None,
+        help="most open connections; more wait to be accepted "
+        "(default 500, or SKETCH2FACE_CONNECTION_LIMIT)",
+    )
     parser.add_argument(
         "--debug", action="store_true", help="Flask debug mode (never in production)"
     )
@@ -105,34 +121,56 @@ def run(args: argparse.Namespace) -> int:
     if args.debug:
         app.run(host=args.host, port=args.port, debug=True, threaded=True, use_reloader=False)
         return 0
+    from sketch2face.cli.wsgi_server import (
+        DEFAULT_CONNECTION_LIMIT,
+        DEFAULT_REQUEST_TIMEOUT_S,
+        make_server,
+    )
+
+    server = make_server(
+        app,
+        args.host,
+        args.port,
+        threads=args.threads,
+        request_timeout_s=_option(
+            args, "client_timeout", "SKETCH2FACE_CLIENT_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S
+        ),
+        connection_limit=_option(
+            args, "connection_limit", "SKETCH2FACE_CONNECTION_LIMIT", DEFAULT_CONNECTION_LIMIT
+        ),
+        max_request_body_size=_largest_body(app),
+    )
     try:
-        from gunicorn.app.base import BaseApplication
-    except ImportError:
-        from werkzeug.serving import run_simple
-
-        run_simple(args.host, args.port, app, threaded=True)
-        return 0
-
-    class _Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set(
-                "bind",
-                f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
-            )
-            self.cfg.set(
-                "workers", 1
-            )  # one model per process: scale with threads, or run serve-model
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", args.threads)
-            self.cfg.set("timeout", 300)
-            if (
-                "control_socket_disable" in self.cfg.settings
-            ):  # gunicorn >= 24: no ~/.gunicorn socket
-                self.cfg.set("control_socket_disable", True)
-            self.cfg.set("accesslog", "-")
-
-        def load(self):  # type: ignore[no-untyped-def]
-            return app
-
-    _Server().run()
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
     return 0
+
+
+def _largest_body(app) -> int:  # type: ignore[no-untyped-def]
+    """Bytes waitress reads before answering 413 itself: twice the app's largest upload (the
+    app answers 413 past ``MAX_CONTENT_LENGTH``; gallery enrolment has its own, larger limit)."""
+    largest = int(app.config["MAX_CONTENT_LENGTH"])
+    try:
+        from sketch2face.web.gallery_search import gallery_web
+
+        largest = max(largest, gallery_web(app).config.max_upload_bytes + 64 * 1024)
+    except (KeyError, AttributeError):  # no gallery search in this app
+        pass
+    return 2 * largest
+
+
+def _option(args: argparse.Namespace, name: str, env: str, default: int) -> int:
+    """A positive whole number: the command-line option, else the environment, else ``default``."""
+    value = getattr(args, name, None)
+    if value is None:
+        raw = os.environ.get(env, "").strip()
+        try:
+            value = int(raw) if raw else default
+        except ValueError:
+            raise SystemExit(f"{env}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise SystemExit(f"{env} (or --{name.replace('_', '-')}) must be at least 1, got {value}")
+    return int(value)
