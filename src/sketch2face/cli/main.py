@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "appeal-sheet": "sketch2face.cli.appeal_cmd",
     "backup": "sketch2face.cli.backup_cmd",
     "restore": "sketch2face.cli.restore_cmd",
+    "doctor": "sketch2face.cli.doctor_cmd",
 }
 
 
