@@ -315,3 +315,53 @@ def test_stalled_model_server_fails_fast_and_pages_stay_fast(settings: Any) -> N
         assert bob.get("/new").status_code == 200 and time.monotonic() - t0 < 4.0
     finally:
         stalled.close()
+
+
+@pytest.mark.parametrize("outage", ["model", "storage"])
+def test_new_generation_form_keeps_the_input_on_503(
+    app: Any, alice: WebClient, web_model_client: Any, monkeypatch: pytest.MonkeyPatch, outage: str
+) -> None:
+    """Item 9: a 503 on /new (model tier down, storage full) gives the form back as filled in:
+    case number, notes, attributes and the chosen sketch (issue 23's kept sketch)."""
+    import base64
+    import re
+
+    import sqlalchemy as sa
+
+    from sketch2face.db.models import Case, Generation
+    from sketch2face.serving.client import ModelUnavailableError
+    from sketch2face.storage import StorageError
+    from sketch2face.storage.local import LocalStore
+    from sketch2face.web.database import new_session
+
+    def down(*_a: Any, **_k: Any) -> Any:
+        if outage == "model":
+            raise ModelUnavailableError("connection refused")
+        raise StorageError("No space left on device")
+
+    if outage == "model":
+        monkeypatch.setattr(web_model_client, "generate", down)
+    else:
+        monkeypatch.setattr(LocalStore, "put", down)
+    sketch = sketch_png()
+    response = alice.generate(
+        sketch, case_number="OUT-503", notes="Witness: scar, left", skin="dark"
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+    assert "Your sketch and the fields below are kept" in body
+    assert ("model is not available" if outage == "model" else "Image storage") in body
+    assert 'value="OUT-503"' in body and "Witness: scar, left" in body
+    assert '<option value="dark" selected' in body
+    kept = re.search(r'name="kept_sketch" value="([^"]+)"', body)
+    assert kept and base64.b64decode(kept.group(1).split(",", 1)[1]) == sketch
+    with new_session(app) as session:  # nothing half-made
+        assert session.scalar(sa.select(sa.func.count()).select_from(Generation)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 0
+    monkeypatch.undo()  # back up: the kept sketch goes again without choosing it
+    again = alice.post(
+        "/new",
+        {"kept_sketch": kept.group(1), "case_number": "OUT-503"},
+        content_type="multipart/form-data",
+    )
+    assert again.status_code == 302

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,8 +31,10 @@ from sketch2face.services.generation import (
     viewer_notices,
 )
 from sketch2face.services.signing import sign_generation_png
-from sketch2face.storage import ObjectNotFoundError
+from sketch2face.serving.client import ModelUnavailableError
+from sketch2face.storage import ObjectNotFoundError, StorageError
 from sketch2face.web.database import get_session
+from sketch2face.web.errors import RETRY_AFTER_S, STORAGE_UNAVAILABLE
 from sketch2face.web.extensions import get_settings, get_store
 from sketch2face.web.forms import TokenCreateForm
 from sketch2face.web.pages.auth import admin_required
@@ -41,6 +44,11 @@ from sketch2face.web.security.headers import NO_STORE
 from sketch2face.web.security.tokens import TokenLimitError, create_token
 
 bp = Blueprint("studio", __name__)
+log = logging.getLogger(__name__)
+
+#: /new answered 503: what the user still has (issue 25 item 9)
+INPUT_KEPT = "Your sketch and the fields below are kept: generate again shortly."
+MODEL_UNAVAILABLE_FORM = f"The model is not available right now, so no face was made. {INPUT_KEPT}"
 AUDIT_PAGE_SIZE = 50
 
 
@@ -94,6 +102,7 @@ def new() -> Any:
         }
         upload = request.files.get("sketch")
         error = None
+        status = 400
         sketch_bytes = upload.read() if upload is not None and upload.filename else None
         if sketch_bytes is None:
             sketch_bytes = _kept_sketch(request.form.get("kept_sketch", ""))
@@ -112,11 +121,21 @@ def new() -> Any:
                 generation = generate_for(current_user._get_current_object(), sketch_bytes, options)
             except (InvalidImageError, ValueError) as exc:
                 error = str(exc)
+            except (ModelUnavailableError, StorageError) as exc:
+                # 503, yet the form comes back as filled in, the sketch kept (issue 25 item 9)
+                log.error("generation not made: %s", exc)
+                status = 503
+                error = (
+                    MODEL_UNAVAILABLE_FORM
+                    if isinstance(exc, ModelUnavailableError)
+                    else f"{STORAGE_UNAVAILABLE} {INPUT_KEPT}"
+                )
             else:
                 return redirect(url_for("studio.result", generation_id=generation.id))
         flash(error, "error")
         form["kept_sketch"] = _keepable(sketch_bytes)
-        return render_template("new.html", form=form), 400
+        headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else {}
+        return render_template("new.html", form=form), status, headers
     return render_template("new.html", form=form)
 
 
