@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -14,24 +15,30 @@ import pytest
 REQUEST = b"POST /api/v1/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
 
 
-@pytest.fixture
-def served(app: Any) -> Iterator[tuple[int, int]]:
-    """The real app behind the server ``serve`` runs (2 threads, a 3 s request deadline)."""
+@contextmanager
+def _serving(app: Any, threads: int, timeout: int) -> Iterator[int]:
+    """``app`` behind the server ``serve`` runs, on a free loopback port; stopped afterwards."""
     from waitress import wasyncore
 
     from sketch2face.cli.wsgi_server import make_server
 
-    timeout = 3
-    server = make_server(app, "127.0.0.1", 0, threads=2, request_timeout_s=timeout)
+    server = make_server(app, "127.0.0.1", 0, threads=threads, request_timeout_s=timeout)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield server.effective_port, timeout
+        yield server.effective_port
     finally:
         server.close()
         server.task_dispatcher.shutdown(timeout=2)
         wasyncore.close_all(server._map)
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def served(app: Any) -> Iterator[tuple[int, int]]:
+    """The real app behind the server ``serve`` runs (2 threads, a 3 s request deadline)."""
+    with _serving(app, threads=2, timeout=3) as port:
+        yield port, 3
 
 
 def _get(port: int, path: str) -> tuple[int, float]:
@@ -90,3 +97,23 @@ def test_trickling_clients_hold_no_thread_and_are_cut_off(served: tuple[int, int
         assert _get(port, "/healthz")[0] == 200  # the server still serves
     finally:
         stop.set()
+
+
+def test_forwarded_headers_reach_the_app() -> None:
+    """waitress would drop X-Forwarded-* from an untrusted peer; the app decides instead
+    (BEHIND_PROXY, and the first-start command is never shown to a proxied visitor)."""
+
+    def echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ.get("HTTP_X_FORWARDED_FOR", "-").encode()]
+
+    with _serving(echo, threads=1, timeout=3) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+    assert answer.endswith(b"203.0.113.7")

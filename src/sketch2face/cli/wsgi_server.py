@@ -70,6 +70,9 @@ def make_server(
         "asyncore_use_poll": True,  # select() stops at file descriptor 1024
         "ident": "sketch2face",
         "expose_tracebacks": False,
+        # X-Forwarded-* reach the app, which trusts them only with SKETCH2FACE_BEHIND_PROXY
+        # (ProxyFix) and reads their presence as "not a local browser" (web/first_start.py)
+        "clear_untrusted_proxy_headers": False,
     }
     if max_request_body_size is not None:
         kwargs["max_request_body_size"] = max_request_body_size

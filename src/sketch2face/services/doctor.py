@@ -11,8 +11,8 @@ storing an image and committing its row right now).
 
 Referenced images: ``generations`` (sketch, face, refined), ``candidate_rounds`` (sketch, model
 input), ``candidates`` (image), ``gallery_photos`` (photo, thumbnail), and the query thumbnails
-under ``gallery-searches/``, which only the audit log names (``gallery_search`` events,
-``detail.query.thumb_key``): kept while an audit event names them, an orphan otherwise.
+under ``gallery-searches/``, which only the audit log names (``detail.query.thumb_key`` of
+``gallery_search`` events, read in every event): kept while an audit event names them, an orphan otherwise.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ IMAGE_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "candidates": ("id", ("image_key",)),
     "gallery_photos": ("id", ("photo_key", "thumb_key")),
 }
-#: the audit action whose detail names a stored query thumbnail (services.audit.GALLERY_SEARCH)
-GALLERY_SEARCH = "gallery_search"
+#: what an audit event's detail names a stored query thumbnail by (``detail.query.thumb_key``;
+#: gallery_search events today: every action is read, so a new one never loses its thumbnails)
+THUMB_KEY = "thumb_key"
 #: leftovers younger than this are not removed by default (a write may be under way)
 DEFAULT_MIN_AGE_S = 3600
 
@@ -205,7 +206,9 @@ def _referenced_keys(conn: sa.Connection, report: Report) -> list[tuple[str, str
             "audit_events", sa.column("id"), sa.column("action"), sa.column("detail", sa.JSON)
         )
         rows = conn.execute(
-            sa.select(events.c.id, events.c.detail).where(events.c.action == GALLERY_SEARCH)
+            sa.select(events.c.id, events.c.detail).where(
+                sa.cast(events.c.detail, sa.Text).like(f"%{THUMB_KEY}%")
+            )
         )
         for event_id, detail in rows:
             key = _thumb_key(detail)
@@ -218,7 +221,7 @@ def _thumb_key(detail: Any) -> str | None:
     if not isinstance(detail, dict):
         return None
     query = detail.get("query")
-    key = query.get("thumb_key") if isinstance(query, dict) else None
+    key = query.get(THUMB_KEY) if isinstance(query, dict) else None
     return key if isinstance(key, str) and key else None
 
 
