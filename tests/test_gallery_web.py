@@ -311,7 +311,11 @@ def test_search_with_own_generation_only(
     assert f"/gallery?generation={generation_id}" in alice.get(
         f"/generations/{generation_id}"
     ).get_data(as_text=True)
-    assert generation_id in alice.get(f"/gallery?generation={generation_id}").get_data(as_text=True)
+    picker = alice.get(f"/gallery?generation={generation_id}").get_data(as_text=True)
+    assert f'value="{generation_id}" checked' in picker
+    # the picker shows thumbnails, not hashes (issue 23 item 6)
+    assert f'src="/generations/{generation_id}/face.png"' in picker
+    assert f"· {generation_id[:8]}" not in picker
     response = search(alice, source="generation", generation_id=generation_id, image="face")
     assert response.status_code == 302
     event = events(app, "gallery_search")[-1]

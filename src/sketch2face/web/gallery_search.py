@@ -21,7 +21,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
 
 from sketch2face.db.gallery import GalleryPhoto
-from sketch2face.db.models import AuditEvent, User
+from sketch2face.db.models import AuditEvent, Case, User
 from sketch2face.errors import InvalidImageError
 from sketch2face.gallery.enrol import jpeg_bytes
 from sketch2face.gallery.errors import GalleryError
@@ -36,6 +36,7 @@ from sketch2face.gallery.search import (
 from sketch2face.gallery.zipsafe import display_name
 from sketch2face.imaging import MAX_SKETCH_ASPECT, decode_image_bytes
 from sketch2face.services import audit
+from sketch2face.services.case_gallery import CaseImage
 from sketch2face.web.database import get_session
 from sketch2face.web.errors import error_response
 from sketch2face.web.extensions import get_settings, get_store
@@ -132,23 +133,42 @@ def run_search(
     generation_id: str | None,
     image_kind: str | None,
     via: str,
+    case_image: tuple[Case, CaseImage] | None = None,
 ) -> tuple[SearchOutcome, AuditEvent]:
     """Search for ``user`` (whose permission was checked); audit it, failed or not.
+
+    ``case_image``: search with a stored image of a case instead (its likeness, a sketch's face,
+    a candidate; the caller checked that ``user`` is a member): audited on the case's trail.
 
     Raises ValueError (bad input: 400), GalleryError (its status) or a 404 HTTPException.
     """
     session = get_session()
     settings = get_settings()
-    query: dict[str, Any] = {"kind": "generation" if generation_id else "upload"}
+    query: dict[str, Any] = {
+        "kind": "case" if case_image else "generation" if generation_id else "upload"
+    }
+    case_id = case_image[0].id if case_image else None
     gallery_name = (gallery_name or "").strip()
     try:
         if not gallery_name:
             raise ValueError("Choose a gallery to search.")
         top_k = check_top_k(top_k)
         query["top_k"] = top_k
-        if (upload is None) == (not generation_id):
+        if sum((upload is not None, bool(generation_id), case_image is not None)) != 1:
             raise ValueError("Search with either a photo upload or a generation id (one of them).")
-        if generation_id:
+        if case_image is not None:
+            case, image = case_image
+            query.update(
+                case_id=case.id,
+                case_number=case.number,
+                ref=image.ref,
+                generation_id=image.generation_id,
+                **image.detail,
+            )
+            data = get_store().get(image.key)
+            image_u8 = decode_image_bytes(data, name="the case's image")
+            allow_whole = True  # a generated likeness is a face crop
+        elif generation_id:
             generation = get_owned_generation(generation_id, user)  # 404: not visible to user
             kind = image_kind or ("refined" if generation.refined_key else "face")
             if kind not in QUERY_KINDS or kind not in generation.image_keys:
@@ -185,6 +205,7 @@ def run_search(
             audit.GALLERY_SEARCH,
             user,
             generation_id=query.get("generation_id"),
+            case_id=case_id,
             gallery=gallery_name[:64],
             query=query,
             via=via,
@@ -204,6 +225,7 @@ def run_search(
         audit.GALLERY_SEARCH,
         user,
         generation_id=query.get("generation_id"),
+        case_id=case_id,
         gallery=outcome.gallery,
         gallery_version=outcome.gallery_version,
         gallery_faces=outcome.gallery_faces,

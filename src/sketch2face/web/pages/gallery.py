@@ -46,6 +46,7 @@ from sketch2face.gallery.store import (
 )
 from sketch2face.gallery.zipsafe import ArchiveLimits, SourceFile, display_name, is_zip, zip_entries
 from sketch2face.services import audit
+from sketch2face.services.case_gallery import case_images, find_case_image
 from sketch2face.web.database import get_session
 from sketch2face.web.errors import error_response
 from sketch2face.web.extensions import get_store
@@ -60,7 +61,7 @@ from sketch2face.web.gallery_search import (
 from sketch2face.web.pages.auth import admin_required
 from sketch2face.web.paging import page_of, requested_page
 from sketch2face.web.responses import stored_image
-from sketch2face.web.security.access import get_owned_generation
+from sketch2face.web.security.access import get_case_for, get_owned_generation
 
 bp = Blueprint("gallery", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,16 +90,20 @@ def search_permission_required(view: F) -> F:
     @wraps(view)
     @login_required
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        user = current_user._get_current_object()
-        session = get_session()
-        if not can_search(session, user):
-            if request.method == "POST":
-                audit.record(session, audit.GALLERY_SEARCH_DENIED, user, via="web")
-                session.commit()
-            abort(403, description=NO_PERMISSION)
+        _check_search_permission(current_user._get_current_object())
         return view(*args, **kwargs)
 
     return cast(F, wrapped)
+
+
+def _check_search_permission(user: User, case_id: int | None = None) -> None:
+    """403 unless ``user`` may search (a refused POST is audited)."""
+    session = get_session()
+    if not can_search(session, user):
+        if request.method == "POST":
+            audit.record(session, audit.GALLERY_SEARCH_DENIED, user, case_id=case_id, via="web")
+            session.commit()
+        abort(403, description=NO_PERMISSION)
 
 
 # ---------------------------------------------------------------------------- search pages
@@ -152,6 +157,63 @@ def search() -> Any:
         raise  # its own status (404 unknown gallery, 409 empty, 422 no face...)
     except InvalidImageError as exc:
         return error_response(400, str(exc), "Not a usable image")
+    except ValueError as exc:
+        return error_response(400, str(exc), "Gallery search")
+    return redirect(url_for("gallery.result", search_id=event.id))
+
+
+# ---------------------------------------------------------------------------- from a case
+@bp.get("/cases/<int:case_id>/gallery-search")
+@login_required
+def case_search_page(case_id: int) -> Any:
+    """Search a gallery with one of the case's images (``?image=`` preselects one): a picker of
+    thumbnails, never ids. Members with the search permission only (404 for non-members first,
+    then 403 without the permission)."""
+    user = current_user._get_current_object()
+    case = get_case_for(case_id, user)
+    _check_search_permission(user)
+    session = get_session()
+    images = case_images(session, case)
+    chosen = request.args.get("image", "")[:64]
+    if chosen and chosen not in {i.ref for i in images}:
+        abort(404, description="No such image in this case.")
+    return render_template(
+        "case_gallery_search.html",
+        case=case,
+        images=images,
+        chosen=chosen or (images[0].ref if images else ""),
+        galleries=list_galleries(session, gallery_web().searcher.encoder.name),
+        default_top_k=DEFAULT_TOP_K,
+        max_top_k=MAX_TOP_K,
+    )
+
+
+@bp.post("/cases/<int:case_id>/gallery-search")
+@login_required
+def case_search(case_id: int) -> Any:
+    """Run a search with the stored image of the case named by ``image`` (no upload); redirect
+    to its (audited) result page."""
+    user = current_user._get_current_object()
+    case = get_case_for(case_id, user)
+    _check_search_permission(user, case.id)
+    image = find_case_image(get_session(), case, request.form.get("image"))
+    if image is None:
+        abort(404, description="No such image in this case.")
+    try:
+        _, event = run_search(
+            user,
+            gallery_name=request.form.get("gallery", ""),
+            top_k=request.form.get("top_k"),
+            upload=None,
+            generation_id=None,
+            image_kind=None,
+            via="web",
+            case_image=(case, image),
+        )
+    except InvalidImageError as exc:
+        return error_response(400, str(exc), "Not a usable image")
+    except GalleryError:
+        raise  # its own status (404 unknown gallery, 409 empty, 422 no face...)
     except ValueError as exc:
         return error_response(400, str(exc), "Gallery search")
     return redirect(url_for("gallery.result", search_id=event.id))
