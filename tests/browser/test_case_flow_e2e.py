@@ -40,6 +40,7 @@ PAGE_TIMEOUT_MS = 60_000
 CONTACT = "Incident room 0123 456 789"
 CASE_CONTACT = "DC Jones, Northfield CID 0123 999 000"
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fixtures" / "fs2k_test"
+CELEBA = FIXTURES.parent / "celeba"
 
 
 def _fs2k_sketch() -> Path:
@@ -89,12 +90,37 @@ def case_server(
         for name in ("alice", "bob", "carol"):
             create_user(session, name, PASSWORD)
         session.commit()
+    _gallery_for_alice(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}", data_dir
     server.shutdown()
     thread.join(5)
+
+
+def _gallery_for_alice(app: Any) -> None:
+    """A gallery of the CelebA fixture photos; alice may search it (bob and carol may not)."""
+    import sqlalchemy as sa
+
+    from sketch2face.db.models import User
+    from sketch2face.gallery.enrol import enrol_files
+    from sketch2face.gallery.store import create_gallery, grant_search
+    from sketch2face.gallery.zipsafe import SourceFile
+    from sketch2face.web.database import new_session
+    from sketch2face.web.extensions import get_store
+    from sketch2face.web.gallery_search import gallery_web
+
+    photos = sorted(CELEBA.glob("*.jpg"))
+    if not photos:
+        pytest.skip(f"no CelebA fixture photos in {CELEBA} (../shared is absent)")
+    with app.app_context(), new_session(app) as session:
+        gallery = create_gallery(session, "custody-e2e")
+        alice = session.scalar(sa.select(User).where(User.username == "alice"))
+        grant_search(session, alice, "e2e")
+        session.commit()
+        files = [SourceFile(p.name, p.stat().st_size, p.read_bytes) for p in photos]
+        enrol_files(session, get_store(app), gallery, files, gallery_web(app).searcher.encoder)
 
 
 def sign_in(page: Any, base: str, username: str) -> None:
@@ -298,6 +324,24 @@ def test_case_flow_end_to_end(
     wait_images_loaded(page, "img:not([loading=lazy]), #likeness-image")
     shot(page, "e2e-case-page.png")
 
+    # --- gallery search from the likeness: thumbnails to pick from, the stored image searched ----
+    page.click("#likeness-gallery-search")
+    page.wait_for_url(re.compile(rf".*/cases/{case_id}/gallery-search\?image=likeness$"))
+    picker = page.locator("#case-image-picker figure")
+    assert picker.count() == 1 + 1 + 12  # the likeness, the sketch's face, 12 candidates
+    assert page.locator("#case-image-picker input[value=likeness]").is_checked()
+    wait_images_loaded(page, "#case-image-picker img")
+    assert generation_id[:8] not in page.locator("#case-image-picker").inner_text()
+    shot(page, "e2e-case-gallery-picker.png")
+    page.click("#case-gallery-search-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/gallery/searches/\d+$"))
+    enrolled = len(list(CELEBA.glob("*.jpg")))
+    assert page.locator("ol.candidates li.candidate").count() == min(10, enrolled)
+    assert "its likeness (candidate 3 of round 2)" in page.locator("figure.query").inner_text()
+    shot(page, "e2e-case-gallery-result.png")
+    page.goto(case_url)
+    assert "gallery_search" in page.locator("#audit-trail").inner_text()
+
     # --- appeal sheet: signed PDF and a PNG preview --------------------------------------------
     # the case's own contact line, filled in on the page (the server's is only the default)
     assert page.get_attribute("#appeal-contact", "placeholder") == CONTACT
@@ -434,6 +478,9 @@ def test_case_flow_end_to_end(
         assert f"Case {number}" in bob.locator("h1").inner_text()
         assert bob.locator("figure.face-candidate").count() == 12
         assert bob.request.get(f"{base}/cases/{case_id}/likeness.png").status == 200
+        # no gallery permission: no search button, and 403 on the search page
+        assert bob.locator("a", has_text="Search the gallery").count() == 0
+        assert bob.request.get(f"{base}/cases/{case_id}/gallery-search").status == 403
         shot(bob, "e2e-case-page-bob.png")
         # he may look at alice's sketch but not delete it: no Delete button is offered
         bob.goto(f"{base}/generations/{generation_id}")
@@ -477,6 +524,7 @@ def test_case_flow_end_to_end(
             f"/cases/{case_id}/appeal-sheet.pdf",
             f"/cases/{case_id}/appeal-sheet.png",
             f"/cases/{case_id}/candidates/{likeness_id}.png",
+            f"/cases/{case_id}/gallery-search",
             f"/generations/{generation_id}",
             f"/generations/{generation_id}/face.png",
             *grid_paths,
