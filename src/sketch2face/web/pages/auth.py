@@ -7,7 +7,6 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from sketch2face.db.models import ROLE_ADMIN, ROLE_INVESTIGATOR, ROLES, User, utcnow
 from sketch2face.services import audit
+from sketch2face.services import users as user_accounts
 from sketch2face.services.accounts import (
     hash_password,
     needs_rehash,
@@ -73,7 +73,7 @@ def create_user(
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     name = normalise_username(username)
-    if session.scalar(sa.select(User.id).where(User.username == name)) is not None:
+    if user_accounts.username_taken(session, name):
         raise DuplicateUsernameError(f"The username '{name}' is already taken; choose another.")
     user = User(username=name, password_hash=hash_password(password), role=role)
     session.add(user)
@@ -145,7 +145,7 @@ def login() -> Any:
             response = make_response(_login_page(form, 429))
             response.headers["Retry-After"] = str(held.retry_after_s)
             return response
-        user = session.scalar(sa.select(User).where(User.username == name))
+        user = user_accounts.user_by_username(session, name)
         ok = verify_password(user.password_hash if user else None, form.password.data or "")
         if user is None or not ok or not user.is_active:
             throttle.record_failure(
@@ -260,7 +260,7 @@ def users() -> Any:
 
 def _users_page(form: UserCreateForm | None = None, status: int = 200) -> Any:
     """The accounts list with the create form (a fresh one unless given) and per-account actions."""
-    accounts = get_session().scalars(sa.select(User).order_by(User.username)).all()
+    accounts = user_accounts.all_users(get_session())
     form = form if form is not None else UserCreateForm(formdata=None)
     return render_template("users.html", form=form, users=accounts, roles=ROLES), status
 
@@ -268,12 +268,7 @@ def _users_page(form: UserCreateForm | None = None, status: int = 200) -> Any:
 def _other_active_admins(session: Session, user: User) -> int:
     """Active administrators besides ``user``; their rows stay locked until the commit
     (PostgreSQL), so two administrators demoting each other at once cannot both succeed."""
-    rows = session.scalars(
-        sa.select(User.id)
-        .where(User.role == ROLE_ADMIN, User.is_active.is_(True), User.id != user.id)
-        .with_for_update()
-    ).all()
-    return len(rows)
+    return user_accounts.count_other_active_admins(session, user)
 
 
 def _flash_form_errors(form: Any) -> None:
