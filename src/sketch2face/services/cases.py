@@ -30,6 +30,7 @@ from sketch2face.db.models import (
 )
 from sketch2face.services import audit
 from sketch2face.services.accounts import normalise_username
+from sketch2face.services.listing import Listing, contains_pattern
 from sketch2face.services.runtime import get_session
 
 MAX_NUMBER_CHARS = 64
@@ -72,6 +73,53 @@ def visible_cases(user: User) -> sa.Select[tuple[Case]]:
             Case.id.in_(sa.select(CaseMember.case_id).where(CaseMember.user_id == user.id))
         )
     return stmt
+
+
+def case_listing(user: User, query: str = "") -> Listing[Case]:
+    """The cases ``user`` may see (administrators: all), newest first; a non-empty ``query``
+    keeps those whose number or title contains it (case-insensitive, LIKE characters literal)."""
+    stmt = visible_cases(user)
+    if query:
+        pattern = contains_pattern(query)
+        stmt = stmt.where(
+            sa.or_(Case.number.ilike(pattern, escape="\\"), Case.title.ilike(pattern, escape="\\"))
+        )
+    return Listing(stmt, (Case.created_at.desc(), Case.id.desc()))
+
+
+def open_case_numbers(session: Session, user: User, limit: int = 100) -> list[str]:
+    """Numbers of the open cases ``user`` is a member of, newest first."""
+    stmt = sa.select(Case.number).where(
+        Case.status == CASE_OPEN,
+        Case.id.in_(sa.select(CaseMember.case_id).where(CaseMember.user_id == user.id)),
+    )
+    return list(session.scalars(stmt.order_by(Case.created_at.desc()).limit(limit)))
+
+
+def sketch_counts(session: Session, case_ids: Sequence[int]) -> dict[int, int]:
+    """Generations per case for ``case_ids`` (cases without any are left out)."""
+    return dict(
+        session.execute(
+            sa.select(Generation.case_id, sa.func.count())
+            .where(Generation.case_id.in_(case_ids))
+            .group_by(Generation.case_id)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def member_counts(session: Session, case_ids: Sequence[int]) -> dict[int, int]:
+    """Members per case for ``case_ids`` (cases without any are left out)."""
+    return dict(
+        session.execute(
+            sa.select(CaseMember.case_id, sa.func.count())
+            .where(CaseMember.case_id.in_(case_ids))
+            .group_by(CaseMember.case_id)
+        )
+        .tuples()
+        .all()
+    )
 
 
 class CaseError(ValueError):

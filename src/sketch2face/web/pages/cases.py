@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -26,8 +25,9 @@ from flask_login import current_user, login_required
 
 from sketch2face.attributes import GENDERS, HAIR_COLOURS, SKIN_TONES
 from sketch2face.candidates import DEFAULT_CANDIDATES, MAX_CANDIDATES
-from sketch2face.db.models import CASE_OPEN, CASE_STATUSES, Case, CaseMember, Generation, User
+from sketch2face.db.models import CASE_STATUSES, Case, User
 from sketch2face.services import audit
+from sketch2face.services import cases as case_services
 from sketch2face.services.candidate_rounds import candidate_labels
 from sketch2face.services.case_export import build_case_zip, export_file_name
 from sketch2face.services.cases import (
@@ -41,7 +41,6 @@ from sketch2face.services.cases import (
     remove_member,
     set_likeness,
     update_case,
-    visible_cases,
 )
 from sketch2face.services.generation import describe_attributes, requested_attributes
 from sketch2face.web.database import get_session
@@ -62,12 +61,7 @@ def open_case_numbers(limit: int = 100) -> list[str]:
     them)."""
     if not current_user.is_authenticated:
         return []
-    user = _user()
-    stmt = sa.select(Case.number).where(
-        Case.status == CASE_OPEN,
-        Case.id.in_(sa.select(CaseMember.case_id).where(CaseMember.user_id == user.id)),
-    )
-    return list(get_session().scalars(stmt.order_by(Case.created_at.desc()).limit(limit)))
+    return case_services.open_case_numbers(get_session(), _user(), limit)
 
 
 @bp.app_context_processor
@@ -98,37 +92,13 @@ def index() -> Any:
 def _render_index(form: dict[str, str] | None = None, status: int = 200) -> Any:
     session = get_session()
     query = request.args.get("q", "").strip()[:64]
-    stmt = visible_cases(_user())
-    if query:
-        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        stmt = stmt.where(
-            sa.or_(Case.number.ilike(pattern, escape="\\"), Case.title.ilike(pattern, escape="\\"))
-        )
-    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    listing = case_services.case_listing(_user(), query)
+    total = listing.count(session)
     page = page_of(requested_page(request.args), total, CASES_PAGE_SIZE)
-    rows = session.scalars(
-        stmt.order_by(Case.created_at.desc(), Case.id.desc()).limit(page.size).offset(page.offset)
-    ).all()
+    rows = listing.page(session, page.size, page.offset)
     ids = [c.id for c in rows]
-    sketches = dict(
-        session.execute(
-            sa.select(Generation.case_id, sa.func.count())
-            .where(Generation.case_id.in_(ids))
-            .group_by(Generation.case_id)
-        )
-        .tuples()
-        .all()
-    )
-    members = dict(
-        session.execute(
-            sa.select(CaseMember.case_id, sa.func.count())
-            .where(CaseMember.case_id.in_(ids))
-            .group_by(CaseMember.case_id)
-        )
-        .tuples()
-        .all()
-    )
+    sketches = case_services.sketch_counts(session, ids)
+    members = case_services.member_counts(session, ids)
     return (
         render_template(
             "cases.html",
