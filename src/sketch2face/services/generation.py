@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from sqlalchemy.orm import Session, joinedload
 
 from sketch2face.attributes import FaceAttributes
 from sketch2face.candidates import ATTRIBUTE_FIELDS  # form / API fields of witness attributes
@@ -26,6 +28,7 @@ from sketch2face.errors import InvalidImageError
 from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, decode_image_bytes
 from sketch2face.services import audit
 from sketch2face.services.attribute_check import check_faces, verdict_text
+from sketch2face.services.listing import Listing, contains_pattern
 from sketch2face.services.runtime import get_model_client, get_session, get_settings, get_store
 from sketch2face.services.signing import loaded_weights_sha256
 from sketch2face.storage import StorageError
@@ -327,3 +330,31 @@ def refine_available() -> bool:
     except Exception:  # a status question must never break a page
         log.exception("could not tell whether refinement is available")
         return False
+
+
+def recent_generations(session: Session, user_id: int, limit: int = 30) -> list[Generation]:
+    """The newest ``limit`` generations made by user ``user_id``, newest first."""
+    return list(
+        session.scalars(
+            sa.select(Generation)
+            .where(Generation.user_id == user_id)
+            .order_by(Generation.created_at.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def history_listing(user_id: int | None, case_query: str = "") -> Listing[Generation]:
+    """Generations newest first, each with its user loaded: only user ``user_id``'s unless it is
+    None (everyone's); a non-empty ``case_query`` keeps those whose case number contains it
+    (case-insensitive, LIKE characters literal)."""
+    stmt = sa.select(Generation)
+    if user_id is not None:
+        stmt = stmt.where(Generation.user_id == user_id)
+    if case_query:
+        stmt = stmt.where(Generation.case_number.ilike(contains_pattern(case_query), escape="\\"))
+    return Listing(
+        stmt,
+        (Generation.created_at.desc(), Generation.id.desc()),
+        (joinedload(Generation.user),),
+    )

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -20,10 +19,11 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from sketch2face.db.gallery import GalleryPhoto
-from sketch2face.db.models import AuditEvent, Generation, User
+from sketch2face.db.models import AuditEvent, User
 from sketch2face.errors import InvalidImageError
 from sketch2face.gallery import CAVEAT
 from sketch2face.gallery.enrol import EnrolOptions, enrol_files
@@ -47,6 +47,9 @@ from sketch2face.gallery.store import (
 from sketch2face.gallery.zipsafe import ArchiveLimits, SourceFile, display_name, is_zip, zip_entries
 from sketch2face.services import audit
 from sketch2face.services.case_gallery import case_images, find_case_image
+from sketch2face.services.galleries import existing_photo_ids, photo_listing
+from sketch2face.services.generation import recent_generations
+from sketch2face.services.users import all_users
 from sketch2face.web.database import get_session
 from sketch2face.web.errors import error_response
 from sketch2face.web.extensions import get_store
@@ -76,7 +79,7 @@ def _gallery_context() -> dict[str, Any]:
         if "can_search_gallery" not in g:
             try:
                 g.can_search_gallery = can_search(get_session(), current_user._get_current_object())
-            except sa.exc.SQLAlchemyError:  # e.g. rendering the error page of a database error
+            except SQLAlchemyError:  # e.g. rendering the error page of a database error
                 log.warning("could not check the gallery search permission", exc_info=True)
                 g.can_search_gallery = False
         return bool(g.can_search_gallery)
@@ -114,12 +117,7 @@ def search_page() -> Any:
     session = get_session()
     searcher = gallery_web().searcher
     galleries = list_galleries(session, searcher.encoder.name)
-    recent = session.scalars(
-        sa.select(Generation)
-        .where(Generation.user_id == current_user.id)
-        .order_by(Generation.created_at.desc())
-        .limit(30)
-    ).all()
+    recent = recent_generations(session, current_user.id, limit=30)
     chosen = request.args.get("generation", "")[:32]
     if chosen and chosen not in {r.id for r in recent}:
         generation = get_owned_generation(chosen, current_user)
@@ -238,11 +236,7 @@ def result(search_id: int) -> Any:
     event = _own_search(search_id)
     results = list(event.detail.get("results", []))
     ids = [r["photo_id"] for r in results]
-    present = (
-        set(get_session().scalars(sa.select(GalleryPhoto.id).where(GalleryPhoto.id.in_(ids))))
-        if ids
-        else set()
-    )
+    present = existing_photo_ids(get_session(), ids)
     viewer = current_user.id
     rows = [
         {
@@ -305,7 +299,7 @@ def admin() -> Any:
     """Galleries (with counts), a form to create one, and the search permissions."""
     session = get_session()
     searcher = gallery_web().searcher
-    users = session.scalars(sa.select(User).order_by(User.username)).all()
+    users = all_users(session)
     return render_template(
         "gallery_admin.html",
         galleries=list_galleries(session, searcher.encoder.name),
@@ -337,12 +331,10 @@ def detail(name: str) -> Any:
     """One gallery: its photos (paged), the upload form, removal."""
     session = get_session()
     gallery = get_gallery(session, name)
-    stmt = sa.select(GalleryPhoto).where(GalleryPhoto.gallery_id == gallery.id)
-    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    listing = photo_listing(gallery)
+    total = listing.count(session)
     page = page_of(requested_page(request.args), total, PHOTOS_PAGE_SIZE)
-    photos = session.scalars(
-        stmt.order_by(GalleryPhoto.id.desc()).limit(page.size).offset(page.offset)
-    ).all()
+    photos = listing.page(session, page.size, page.offset)
     return render_template(
         "gallery_detail.html",
         gallery=gallery,
