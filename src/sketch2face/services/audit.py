@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sketch2face.db.models import AuditEvent, User
+from sketch2face.services.listing import Listing
 from sketch2face.services.runtime import client_address
 
 # actions
@@ -69,3 +71,21 @@ def record(
     )
     session.add(event)
     return event
+
+
+def event_listing(action: str = "", username: str = "") -> Listing[AuditEvent]:
+    """Audit events newest first; a non-empty ``action`` or ``username`` keeps only the events
+    with exactly that action or username."""
+    stmt = sa.select(AuditEvent)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if username:
+        stmt = stmt.where(AuditEvent.username == username)
+    return Listing(stmt, (AuditEvent.at.desc(), AuditEvent.id.desc()))
+
+
+def recorded_actions(session: Session) -> list[str]:
+    """Every action name the log holds at least once, sorted."""
+    return list(
+        session.scalars(sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()
+    )

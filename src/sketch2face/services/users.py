@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sketch2face.db.models import ROLE_ADMIN, User
+from sketch2face.db.models import ROLE_ADMIN, ApiToken, User
 
 
 def username_taken(session: Session, username: str) -> bool:
@@ -36,3 +36,15 @@ def count_other_active_admins(session: Session, user: User) -> int:
         .with_for_update()
     ).all()
     return len(rows)
+
+
+def api_tokens_of(session: Session, user_id: int) -> Sequence[ApiToken]:
+    """User ``user_id``'s API tokens (revoked ones too), newest first."""
+    return session.scalars(
+        sa.select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at.desc())
+    ).all()
+
+
+def api_token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
+    """The API token row stored under ``token_hash`` (revoked or not), or None."""
+    return session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == token_hash))

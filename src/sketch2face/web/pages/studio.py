@@ -7,14 +7,13 @@ import io
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from PIL import Image
 
 from sketch2face.attributes import HAIR_COLOURS, SKIN_TONES
-from sketch2face.db.models import ApiToken, AuditEvent, Generation, utcnow
+from sketch2face.db.models import ApiToken, utcnow
 from sketch2face.errors import InvalidImageError
 from sketch2face.services import audit
 from sketch2face.services.generation import (
@@ -26,11 +25,13 @@ from sketch2face.services.generation import (
     attributes_from_form,
     delete_generation,
     generate_for,
+    history_listing,
     refine_available,
     requested_attributes,
     viewer_notices,
 )
 from sketch2face.services.signing import sign_generation_png
+from sketch2face.services.users import api_tokens_of
 from sketch2face.serving.client import ModelUnavailableError
 from sketch2face.storage import ObjectNotFoundError, StorageError
 from sketch2face.web.database import get_session
@@ -241,20 +242,10 @@ def history() -> Any:
     session = get_session()
     query = request.args.get("q", "").strip()[:64]
     show_all = current_user.is_admin and request.args.get("mine") != "1"
-    stmt = sa.select(Generation)
-    if not show_all:
-        stmt = stmt.where(Generation.user_id == current_user.id)
-    if query:
-        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(Generation.case_number.ilike(f"%{escaped}%", escape="\\"))
-    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    listing = history_listing(None if show_all else current_user.id, query)
+    total = listing.count(session)
     page = page_of(requested_page(request.args), total, settings.history_page_size)
-    rows = session.scalars(
-        stmt.options(sa.orm.joinedload(Generation.user))
-        .order_by(Generation.created_at.desc(), Generation.id.desc())
-        .limit(page.size)
-        .offset(page.offset)
-    ).all()
+    rows = listing.page(session, page.size, page.offset)
     return render_template(
         "history.html",
         rows=rows,
@@ -273,21 +264,11 @@ def audit_log() -> Any:
     session = get_session()
     action = request.args.get("action", "").strip()
     username = request.args.get("user", "").strip().lower()
-    stmt = sa.select(AuditEvent)
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    if username:
-        stmt = stmt.where(AuditEvent.username == username)
-    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    listing = audit.event_listing(action, username)
+    total = listing.count(session)
     page = page_of(requested_page(request.args), total, AUDIT_PAGE_SIZE)
-    events = session.scalars(
-        stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(page.size)
-        .offset(page.offset)
-    ).all()
-    actions = session.scalars(
-        sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)
-    ).all()
+    events = listing.page(session, page.size, page.offset)
+    actions = audit.recorded_actions(session)
     return render_template(
         "audit.html",
         events=events,
@@ -327,11 +308,7 @@ def tokens() -> Any:
             session.commit()
     elif form.errors:
         status = 400
-    rows = session.scalars(
-        sa.select(ApiToken)
-        .where(ApiToken.user_id == current_user.id)
-        .order_by(ApiToken.created_at.desc())
-    ).all()
+    rows = api_tokens_of(session, current_user.id)
     return render_template("tokens.html", form=form, tokens=rows, new_token=new_token), status
 
 
