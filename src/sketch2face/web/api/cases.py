@@ -21,7 +21,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, g, jsonify, request, url_for
 from werkzeug.exceptions import NotFound
 
@@ -33,11 +32,11 @@ from sketch2face.services.cases import (
     MAX_NUMBER_CHARS,
     MAX_TITLE_CHARS,
     case_generations,
+    case_listing,
     case_summary,
     create_case,
     members_of,
     set_likeness,
-    visible_cases,
 )
 from sketch2face.services.generation import LIKENESS_NOTICE, viewer_notices
 from sketch2face.web.api import fields
@@ -189,12 +188,10 @@ def list_cases() -> Any:
     ):
         abort(400, description=f"page must be a whole number from 1, not {page_text[:20]!r}.")
     session = get_session()
-    stmt = visible_cases(_user())
-    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    listing = case_listing(_user())
+    total = listing.count(session)
     page = page_of(requested_page(request.args), total, API_PAGE_SIZE)
-    rows = session.scalars(
-        stmt.order_by(Case.created_at.desc(), Case.id.desc()).limit(page.size).offset(page.offset)
-    ).all()
+    rows = listing.page(session, page.size, page.offset)
     return jsonify(
         cases=[case_json(c) for c in rows], page=page.number, pages=page.pages, total=total
     )
