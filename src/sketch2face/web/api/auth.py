@@ -8,12 +8,12 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-import sqlalchemy as sa
 from flask import Response, g, jsonify, request
 from flask_limiter.util import get_remote_address
 
 from sketch2face.db.models import ApiToken, as_utc, utcnow
 from sketch2face.services.accounts import hash_api_token
+from sketch2face.services.users import api_token_by_hash
 from sketch2face.web.database import get_session
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,9 +32,7 @@ def _valid_token() -> ApiToken | None:
         token = _bearer()
         row = None
         if token is not None:
-            row = get_session().scalar(
-                sa.select(ApiToken).where(ApiToken.token_hash == hash_api_token(token))
-            )
+            row = api_token_by_hash(get_session(), hash_api_token(token))
         if row is not None and (row.revoked_at is not None or not row.user.is_active):
             row = None
         g.api_token = row
