@@ -44,6 +44,8 @@ class DataConfig:
     #: "sketch2photo" (the product) or "photo2sketch": the reverse model that draws artist-style
     #: sketches from photos (back-translation, issue 21). It trains on the same pairs with input
     #: and target swapped and the drawing style (``data.artist_styles``) as the condition.
+    #: "refine": the second stage (issue 22), a face in and the photo out: real photos degraded
+    #: like stage one's faces (refine/degrade.py) in training, stage one's own faces in validation.
     direction: str = "sketch2photo"
     #: leave these manifest styles out of training (e.g. "fs2k_style2": an artist never seen)
     exclude_styles: tuple[str, ...] = ()
@@ -56,7 +58,7 @@ class DataConfig:
 
 
 #: what a model translates: the product's sketch -> photo, or its back-translation helper
-DIRECTIONS = ("sketch2photo", "photo2sketch")
+DIRECTIONS = ("sketch2photo", "photo2sketch", "refine")
 
 
 @dataclass(frozen=True)
