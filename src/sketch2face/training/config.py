@@ -49,6 +49,9 @@ class DataConfig:
     direction: str = "sketch2photo"
     #: leave these manifest styles out of training (e.g. "fs2k_style2": an artist never seen)
     exclude_styles: tuple[str, ...] = ()
+    #: direction "refine": the stage-one model whose faces of the validation sketches the refiner
+    #: is validated on ("" = the packaged default model)
+    stage_one_checkpoint: str = ""
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:

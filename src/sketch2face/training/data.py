@@ -147,6 +147,10 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         len(indices),
     )
     ids = [arrays.ids[i] for i in stored]
+    if cfg.direction == "refine" and split != cfg.train_split:
+        # the refiner is judged on what it will see: stage one's faces of the validation sketches
+        # (training degrades the photos instead, afresh each step, in the trainer)
+        sketches = stage_one_faces(root, split, ids, sketches, cfg.stage_one_checkpoint)
     if cfg.direction == "photo2sketch":
         # the reverse model: photo in, the artist's sketch out, conditioned on the drawing style
         sketches, photos = photos, sketches
@@ -183,6 +187,42 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         sources=tuple(str(s) for s in row_sources),
         **chips,
     )
+
+
+def stage_one_faces(
+    root: Path, split: str, ids: list[str], sketches_u8: np.ndarray, checkpoint: str = ""
+) -> np.ndarray:
+    """Stage one's 256x256 faces of ``sketches_u8`` (rows ``ids`` of ``split``), computed once and
+    cached in ``<dataset>/cache/stage_one/`` per model file and row list."""
+    import hashlib
+
+    from sketch2face.data.manifest import file_sha256 as sha256_of
+    from sketch2face.pipeline import Sketch2Face, resolve_checkpoint
+    from sketch2face.refine.base import NoRefiner
+
+    model = resolve_checkpoint(checkpoint or None)
+    rows_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+    cache = root / "cache" / "stage_one" / f"{split}_{sha256_of(model)[:12]}_{rows_key}.npy"
+    if cache.is_file():
+        faces = np.load(cache, mmap_mode="r")
+        if faces.shape == sketches_u8.shape:
+            return faces
+    pipe = Sketch2Face.from_pretrained(model, refiner=NoRefiner())
+    log.info(
+        "%s split: stage one's faces of %d sketches (%s), cached in %s",
+        split,
+        len(ids),
+        model,
+        cache,
+    )
+    faces = np.stack(
+        pipe(
+            list(np.asarray(sketches_u8)), prepared=True, refine=False, batch_size=16, progress=True
+        ).faces
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, faces)
+    return faces
 
 
 def _as_tensor(images_u8: np.ndarray) -> torch.Tensor:

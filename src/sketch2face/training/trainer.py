@@ -94,6 +94,8 @@ VAL_FIELDS = (
     "val_id_cos_fs2k",
     "val_rank1_fs2k",
     "val_rank1_sketch_fs2k",
+    "val_realism_fd_fs2k",
+    "val_realism_fd_input_fs2k",
     "val_score",
 )
 
@@ -138,6 +140,18 @@ class PairTensors:
 def to_model_input(batch_u8: torch.Tensor) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
     return batch_u8.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def degraded_photos(photo_t: torch.Tensor, sketch_t: torch.Tensor, seed: int) -> torch.Tensor:
+    """(N, 3, H, W) photos in [-1, 1] -> the same photos degraded like stage one's faces
+    (refine/degrade.py), with their aligned sketches' strokes as the leftover lines."""
+    from sketch2face.refine.degrade import degrade_batch
+
+    def to_u8(t: torch.Tensor) -> np.ndarray:
+        return ((t.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+    degraded = degrade_batch(to_u8(photo_t), to_u8(sketch_t), seed)
+    return to_model_input(torch.from_numpy(degraded))
 
 
 class Batch(NamedTuple):
@@ -451,7 +465,12 @@ class Pix2PixTrainer:
             sketch, photo, affine = paired_jitter(
                 sketch, photo, self.cfg.data.jitter_px, aug, return_affine=True
             )
-        if self.cfg.data.sketch_augment > 0:
+        if self.cfg.data.direction == "refine":
+            # the refiner's input: the photo with stage one's artefacts, its own sketch's lines
+            sketch = degraded_photos(
+                photo, sketch, seed=int(torch.randint(2**31, (1,), generator=aug))
+            )
+        elif self.cfg.data.sketch_augment > 0:
             sketch = augment_sketches(sketch, aug, strength=self.cfg.data.sketch_augment)
         attrs = self._attributes_for(rows, aug)
         chips, valid = self._chips_for(rows, affine, aug)
@@ -728,7 +747,11 @@ class Pix2PixTrainer:
         for _ in range(n_batches):
             idx = torch.randint(0, len(self.train_data), (16,), generator=gen)
             rows = self.train_data.rows(idx)
-            x = to_model_input(self.train_data.sketches[rows]).to(self.device)
+            x = to_model_input(self.train_data.sketches[rows])
+            if self.cfg.data.direction == "refine":
+                photos = to_model_input(self.train_data.photos[rows])
+                x = degraded_photos(photos, x, seed=int(torch.randint(2**31, (1,), generator=gen)))
+            x = x.to(self.device)
             with autocast(self.device, self.amp_dtype):
                 net(x.contiguous(memory_format=self.memory_format), self._attributes_for(rows, gen))
         for m, momentum in zip(norms, momenta):
@@ -811,7 +834,31 @@ class Pix2PixTrainer:
         metrics["val_rank1_fs2k"] = rank1(fake)
         metrics["val_rank1_sketch_fs2k"] = rank1(sketch)
         metrics["val_score"] = metrics["val_ssim_fs2k"] + metrics["val_rank1_fs2k"]
+        if self.cfg.data.direction == "refine":
+            metrics.update(
+                self._refiner_realism(np.asarray(fakes), data.sketches[rows].numpy(), reals, fs2k)
+            )
+            ratio = metrics["val_realism_fd_fs2k"] / max(metrics["val_realism_fd_input_fs2k"], 1e-9)
+            metrics["val_score"] = metrics["val_rank1_fs2k"] - max(0.0, ratio - 0.5)
         return metrics
+
+    @staticmethod
+    def _refiner_realism(
+        refined: np.ndarray, stage_one: np.ndarray, reals: np.ndarray, fs2k: np.ndarray
+    ) -> dict[str, float]:
+        """The refiner's aim on FS2K val: realism FD (simple image statistics against the real
+        photos) of its faces and of its inputs, stage one's faces; the score rewards rank-1 and,
+        until the FD is half stage one's, a lower FD (issue 22's go / no-go)."""
+        from sketch2face.evaluation.realism import realism_distance_from_features, realism_features
+
+        real = np.stack([realism_features(r) for r in reals[fs2k]])
+        fd = realism_distance_from_features(
+            np.stack([realism_features(f) for f in refined[fs2k]]), real
+        )
+        fd_input = realism_distance_from_features(
+            np.stack([realism_features(f) for f in stage_one[fs2k]]), real
+        )
+        return {"val_realism_fd_fs2k": fd, "val_realism_fd_input_fs2k": fd_input}
 
     def write_samples(self, path: Path, n: int = 6) -> Path:
         """Sample grid PNG: rows of sketch | generated | real from the validation (or train) set."""

@@ -1,0 +1,141 @@
+"""The refiner's training data (issue 22): photos degraded like stage one's faces, and validation on
+stage one's own faces of the validation sketches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sketch2face.data.manifest import ManifestRow, write_manifest
+from sketch2face.models.checkpoint import save_checkpoint
+from sketch2face.models.unet import GeneratorConfig, UNetGenerator
+from sketch2face.refine.degrade import DegradeConfig, degrade_batch, degrade_like_stage_one
+from sketch2face.training.config import DataConfig, load_config
+from sketch2face.training.data import load_pairs
+from sketch2face.training.trainer import degraded_photos
+
+OFF = DegradeConfig(
+    downscale=(1.0, 1.0),
+    blur_sigma=(0.01, 0.01),
+    p_bilateral=0.0,
+    p_lines=0.0,
+    p_blotches=0.0,
+    p_background=0.0,
+    p_frame=0.0,
+    p_jpeg=0.0,
+    noise_levels=(0.0, 0.0),
+)
+
+
+def _face(size: int = 128, seed: int = 0) -> np.ndarray:
+    """A textured stand-in photo: smooth gradient plus fine noise (detail a blur must remove)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(40, 200, size, dtype=np.float32)
+    base = np.stack([ramp[None, :].repeat(size, 0)] * 3, axis=-1)
+    return np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+
+
+def test_degradation_is_reproducible_and_softens_the_photo() -> None:
+    photo, sketch = _face(), np.full((128, 128, 3), 255, np.uint8)
+    first = degrade_like_stage_one(photo, sketch, np.random.default_rng(3))
+    again = degrade_like_stage_one(photo, sketch, np.random.default_rng(3))
+    assert first.shape == photo.shape and first.dtype == np.uint8
+    assert np.array_equal(first, again)
+    # fine detail is gone: neighbouring pixels differ far less than in the photo
+    detail = lambda im: float(np.abs(np.diff(im.astype(np.float32), axis=1)).mean())  # noqa: E731
+    assert detail(first) < 0.5 * detail(photo)
+
+
+def test_the_sketch_strokes_are_left_as_dark_lines() -> None:
+    photo = np.full((64, 64, 3), 180, np.uint8)
+    sketch = np.full((64, 64, 3), 255, np.uint8)
+    sketch[30:33, :] = 0  # one horizontal stroke
+    cfg = DegradeConfig(**{**OFF.__dict__, "p_lines": 1.0, "line_alpha": (0.5, 0.5)})
+    out = degrade_like_stage_one(photo, sketch, np.random.default_rng(0), cfg)
+    on_line, off_line = out[31].mean(), out[5].mean()
+    assert off_line == pytest.approx(180, abs=1)
+    assert on_line < off_line - 20
+
+
+def test_the_background_is_smeared_but_the_face_centre_kept() -> None:
+    photo = _face(seed=1)
+    cfg = DegradeConfig(**{**OFF.__dict__, "p_background": 1.0})
+    out = degrade_like_stage_one(photo, None, np.random.default_rng(5), cfg).astype(int)
+    corner = np.abs(out[:12, :12] - photo[:12, :12].astype(int)).mean()
+    centre = np.abs(out[56:72, 56:72] - photo[56:72, 56:72].astype(int)).mean()
+    assert corner > 10 and centre < 2
+
+
+def test_bad_inputs_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="uint8 photo"):
+        degrade_like_stage_one(np.zeros((64, 64), np.uint8), None, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="square"):
+        degrade_like_stage_one(np.zeros((64, 32, 3), np.uint8), None, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="differ in size"):
+        degrade_like_stage_one(
+            np.zeros((64, 64, 3), np.uint8),
+            np.zeros((32, 32, 3), np.uint8),
+            np.random.default_rng(0),
+        )
+
+
+def test_trainer_inputs_are_the_degraded_photos_in_model_range() -> None:
+    photos = np.stack([_face(64, 0), _face(64, 1)])
+    sketches = np.full_like(photos, 255)
+    as_input = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    x = degraded_photos(as_input(photos), as_input(sketches), seed=11)
+    assert x.shape == (2, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    expected = degrade_batch(photos, sketches, 11)
+    assert np.allclose(((x.permute(0, 2, 3, 1) + 1) * 127.5).round().numpy(), expected, atol=1)
+
+
+def _dataset(root: Path) -> None:
+    """Two FS2K rows, one train and one val; sketches 230, photos 60."""
+    rows = [
+        ManifestRow("fs2k-0", "fs2k", "fs2k_style0", "train", "sketches/0.png", "photos/0.png"),
+        ManifestRow("fs2k-1", "fs2k", "fs2k_style1", "val", "sketches/1.png", "photos/1.png"),
+    ]
+    for folder in ("sketches", "photos"):
+        (root / folder).mkdir(parents=True)
+    for row in rows:
+        Image.fromarray(np.full((256, 256, 3), 230, np.uint8)).save(root / row.sketch)
+        Image.fromarray(np.full((256, 256, 3), 60, np.uint8)).save(root / row.photo)
+    write_manifest(root / "manifest.jsonl", rows)
+
+
+def _stage_one(path: Path) -> Path:
+    cfg = GeneratorConfig(ngf=8, depth=5, upsample="resize")
+    torch.manual_seed(0)
+    return save_checkpoint(
+        path,
+        generator=UNetGenerator(cfg),
+        generator_config=cfg,
+        step=3,
+        config_json=json.dumps({"data": {"direction": "sketch2photo"}}),
+    )
+
+
+def test_refiner_validation_inputs_are_stage_one_faces_cached_once(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _dataset(root)
+    model = _stage_one(tmp_path / "stage1.safetensors")
+    cfg = DataConfig(dataset_dir=str(root), direction="refine", stage_one_checkpoint=str(model))
+    train = load_pairs(cfg, "train")
+    assert train.sketches[0, 0, 0, 0] == 230  # training keeps the sketch, for its lines
+    val = load_pairs(cfg, "val")
+    faces = val.sketches.numpy()
+    assert faces.shape == (1, 256, 256, 3) and not (faces == 230).all()  # stage one's face
+    assert val.photos[0, 0, 0, 0] == 60
+    cached = list((root / "cache" / "stage_one").glob("val_*.npy"))
+    assert len(cached) == 1 and np.array_equal(np.load(cached[0]), faces)
+
+
+def test_the_shipped_refiner_config_loads() -> None:
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "refiner.toml")
+    assert cfg.data.direction == "refine" and cfg.generator.attribute_dim == 0
+    assert cfg.data.sketch_augment == 0
