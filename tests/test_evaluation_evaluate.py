@@ -15,8 +15,14 @@ import numpy as np
 import pytest
 
 from sketch2face.errors import DatasetError
-from sketch2face.evaluation.evaluate import EvalReport, evaluate_pairs
-from sketch2face.evaluation.metrics import PSNR_MAX_DB, FaceEmbedder, default_embedder
+from sketch2face.evaluation.evaluate import (
+    REFINE_OFF_REASON,
+    REFINED_LABEL,
+    SHEET_HEADER_PX,
+    EvalReport,
+    evaluate_pairs,
+)
+from sketch2face.evaluation.metrics import PSNR_MAX_DB, FaceEmbedder, default_embedder, ssim
 from sketch2face.evaluation.pairs import pair_by_stem, pairs_from_manifest, styles_from_manifest
 from sketch2face.imaging import load_image, save_png
 
@@ -35,8 +41,33 @@ class FakeResult:
     notices: list[str] = field(default_factory=list)
 
 
+class UpscaleRefiner:
+    """A stand-in second stage shaped like GFPGAN's: a 2x bicubic upscale (512x512 out)."""
+
+    name = "bicubic-2x@test"
+
+    def refine(self, face_u8: np.ndarray) -> np.ndarray:
+        return cv2.resize(face_u8, (512, 512), interpolation=cv2.INTER_CUBIC)
+
+
+NO_REFINER_NOTICE = "refinement skipped: no refiner file (test)"
+SHEET_3_COLUMNS = 3 * 256 + 4 * 4  # sketch | stage one | photo, 4 px padding
+SHEET_4_COLUMNS = 4 * 256 + 5 * 4  # sketch | stage one | refined | photo
+
+
+def _table_cells(table: str, label: str) -> str:
+    """The summary table row of the system ``label``, without the label."""
+    row = next(line for line in table.splitlines() if line.startswith(label + "  "))
+    return row.removeprefix(label).strip()
+
+
+def _sheet_height(rows: int) -> int:
+    return SHEET_HEADER_PX + rows * 256 + (rows + 1) * 4
+
+
 class StandInPipeline:
-    """Follows the Sketch2Face call contract; 'generates' a transformed copy of its 256 input."""
+    """Follows the Sketch2Face call contract; 'generates' a transformed copy of its 256 input and,
+    with a ``refiner``, refines it when asked (like Sketch2Face: a notice when it has none)."""
 
     model_version = "stand-in@test"
 
@@ -45,9 +76,12 @@ class StandInPipeline:
         transform: Callable[[np.ndarray], np.ndarray] = lambda x: x,
         *,
         order: Sequence[int] | None = None,
+        refiner: UpscaleRefiner | None = None,
     ) -> None:
         self.transform = transform
         self.order = order
+        self.refiner = refiner
+        self.refiner_notice = None if refiner is not None else NO_REFINER_NOTICE
         self.calls: list[dict[str, object]] = []
         self.seen_shapes: list[tuple[int, ...]] = []
 
@@ -68,11 +102,12 @@ class StandInPipeline:
         faces = [self.transform(x) for x in inputs]
         if self.order is not None:
             faces = [faces[i] for i in self.order]
-        refined = [
-            cv2.resize(f, (512, 512), interpolation=cv2.INTER_CUBIC) if refine else None
-            for f in faces
-        ]
-        notices = [] if refine else ["refinement skipped: no GFPGAN weights (test)"]
+        refined: list[np.ndarray | None] = [None] * len(faces)
+        notices = []
+        if refine and self.refiner is not None:
+            refined = [self.refiner.refine(f) for f in faces]
+        elif refine:
+            notices.append(NO_REFINER_NOTICE)
         return FakeResult(inputs, faces, refined, {"generate": 5.0 * len(inputs)}, notices)
 
 
@@ -109,7 +144,10 @@ def test_identity_pipeline_scores_perfectly(prepared_pairs: Pairs, embedder: Fac
     assert [c["n"] for c in pipeline.calls] == [2, 1]
     assert [c["seed"] for c in pipeline.calls] == [None, None]  # canonical faces by default
     assert all(c["prepared"] for c in pipeline.calls)  # 256 inputs are not cropped again
-    assert report.notices == ["refinement skipped: no GFPGAN weights (test)"]
+    # no refiner: stage two is not asked for, and the report says why there is no refined row
+    assert [c["refine"] for c in pipeline.calls] == [False, False] and report.notices == []
+    assert report.refine is False and report.refined_unavailable == NO_REFINER_NOTICE
+    assert report.refiner is None and report.stage_comparison is None
 
 
 def test_blurred_and_shuffled_generations_score_lower(
@@ -138,17 +176,18 @@ def test_report_json_has_the_contract_keys(
 ) -> None:
     sketches, photos = prepared_pairs
     sheet = tmp_path / "sheet.png"
+    pipeline = StandInPipeline(refiner=UpscaleRefiner())
     report = evaluate_pairs(
-        StandInPipeline(),
+        pipeline,
         sketches,
         photos,
         prepared=True,
         progress=False,
         embedder=embedder,
-        refine=True,
         sheet_path=sheet,
         sheet_pairs=2,
     )
+    assert all(c["refine"] for c in pipeline.calls)  # on by default with a refiner
     data = json.loads(report.to_json())
     for key in (
         "count",
@@ -170,18 +209,32 @@ def test_report_json_has_the_contract_keys(
     assert data["lpips"] is None and data["fid"] is None
     refined = data["refined"]  # the stand-in's "refined" face is a 2x bicubic upscale
     assert {"ssim", "psnr", "identity_similarity", "rank1", "identity_match_rate"} <= set(refined)
-    assert 0.9 < refined["ssim"] <= 1.0 and refined["rank1"] == 1.0
+    # scored at 256: the 512 output area-downscaled, like stage one
+    back = [
+        cv2.resize(UpscaleRefiner().refine(load_image(p)), (256, 256), interpolation=cv2.INTER_AREA)
+        for p in photos
+    ]
+    assert refined["ssim"] == pytest.approx(
+        np.mean([ssim(b, load_image(p)) for b, p in zip(back, photos)])
+    )
+    assert 0.9 < refined["ssim"] < 1.0 and refined["rank1"] == 1.0
+    assert data["refine"] is True and data["refiner"] == "bicubic-2x@test"
+    assert data["refined_unavailable"] is None
+    assert data["stage_comparison"]["rank1_difference"] == 0.0  # 3 pairs: FD undefined
+    assert data["stage_comparison"]["realism_distance_ratio"] is None
+    assert data["stage_comparison"]["go_no_go"]["met"] is None  # undecided, not passed
     assert set(data["unavailable"]) == {"lpips", "fid"} and all(data["unavailable"].values())
     assert data["timing"]["total_s"] > 0 and "pipeline_generate_ms_per_image" in data["timing"]
     assert len(data["items"]) == 3 and data["items"][0]["ssim"] == pytest.approx(1.0)
     assert "Infinity" not in report.to_json() and "NaN" not in report.to_json()
     saved = report.save(tmp_path / "out" / "report.json")
     assert json.loads(saved.read_text())["count"] == 3
-    # sheet: 2 rows of sketch | generated | refined | real, 256 px cells, 4 px padding
+    # sheet: a header, then 2 rows of sketch | stage one | refined | photo, 256 px cells
     sheet_u8 = load_image(sheet)
-    assert sheet_u8.shape == (2 * 256 + 3 * 4, 4 * 256 + 5 * 4, 3)
+    assert sheet_u8.shape == (_sheet_height(2), SHEET_4_COLUMNS, 3)
     table = report.summary_table()
     assert "SSIM (RGB)" in table and "rank-1" in table and "lpips: unavailable" in table
+    assert f"{REFINED_LABEL}: bicubic-2x@test on the stage-one faces" in table
 
 
 def test_raw_pairs_are_cropped_like_training_data(
@@ -212,7 +265,7 @@ def test_raw_pairs_are_cropped_like_training_data(
     assert pipeline.seen_shapes == [(256, 256, 3), (256, 256, 3)]  # prepared like training sketches
     assert -1.0 <= report.ssim <= 1.0 and 0 < report.psnr < PSNR_MAX_DB
     assert report.rank1 in (0.0, 0.5, 1.0)
-    assert load_image(tmp_path / "sheet.png").shape == (2 * 256 + 3 * 4, 3 * 256 + 4 * 4, 3)
+    assert load_image(tmp_path / "sheet.png").shape == (_sheet_height(2), SHEET_3_COLUMNS, 3)
 
 
 def test_unreadable_pair_is_skipped_and_reported(
@@ -319,7 +372,7 @@ def test_figures_by_group_rank_among_all_photos(
     assert report.by_group["b"]["sketch"]["rank1"] == 1.0  # the baselines are grouped too
     assert [item["group"] for item in report.items] == ["a", "a", "b"]
     table = report.summary_table()
-    assert "a (2 pairs): model " in table and "b (1 pairs)" in table
+    assert "a (2 pairs): stage one " in table and "b (1 pairs)" in table
     assert json.loads(report.to_json())["by_group"]["a"]["model"]["rank1"] == 0.0
     with pytest.raises(ValueError, match="2 group labels for 3 pairs"):
         evaluate_pairs(
@@ -328,21 +381,20 @@ def test_figures_by_group_rank_among_all_photos(
 
 
 def _install_fake_pipeline(
-    monkeypatch: pytest.MonkeyPatch, created: list[dict[str, object]]
+    monkeypatch: pytest.MonkeyPatch,
+    created: list[dict[str, object]],
+    default_refiner: UpscaleRefiner | None = None,
 ) -> None:
+    """Sketch2Face.from_pretrained gives a StandInPipeline whose refiner is the one asked for, else
+    ``default_refiner`` (the packaged second stage, or None: no refiner file)."""
+
     class FakeSketch2Face:
         @classmethod
         def from_pretrained(  # type: ignore[no-untyped-def]
             cls, checkpoint=None, *, device=None, refiner=None, gfpgan_weights=None, backend="torch"
         ):
-            from sketch2face.refine.gfpgan import load_refiner
-
             created.append({"checkpoint": checkpoint, "refiner": refiner})
-            pipeline = StandInPipeline()
-            if refiner is None:
-                refiner, pipeline.refiner_notice = load_refiner(gfpgan_weights)
-            pipeline.refiner = refiner
-            return pipeline
+            return StandInPipeline(refiner=refiner if refiner is not None else default_refiner)
 
     try:
         import sketch2face.pipeline as real_module
@@ -403,6 +455,62 @@ def test_cli_evaluate_folders_and_argument_errors(
     )
 
 
+def test_cli_refines_by_default_and_no_refine_turns_it_off(
+    prepared_pairs: Pairs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sketch2face.cli.main import main
+    from sketch2face.refine.base import NoRefiner
+
+    root = tmp_path / "dataset"
+    _write_manifest(root, prepared_pairs)
+    report_path, sheet = tmp_path / "r.json", tmp_path / "sheet.png"
+    args = ["evaluate", "--manifest", str(root), "--report", str(report_path), "--no-progress"]
+    args += ["--no-baselines", "--sheet", str(sheet)]
+
+    # the pipeline has a second stage: scored by default (and with --refine, still accepted)
+    created: list[dict[str, object]] = []
+    _install_fake_pipeline(monkeypatch, created, default_refiner=UpscaleRefiner())
+    for extra in ([], ["--refine"]):
+        assert main([*args, *extra]) == 0
+        out = capsys.readouterr().out
+        data = json.loads(report_path.read_text())
+        assert created[-1]["refiner"] is None  # the pipeline chose its own second stage
+        assert data["refine"] is True and data["refiner"] == "bicubic-2x@test"
+        assert data["refined"]["count"] == 2 and data["refined"]["rank1"] == 1.0
+        assert data["stage_comparison"]["rank1_difference"] == 0.0
+        assert f"{REFINED_LABEL}: bicubic-2x@test" in out
+        row = next(line for line in out.splitlines() if line.startswith(REFINED_LABEL + " "))
+        assert f"{data['refined']['ssim']:.4f}" in row and "not available" not in row
+        assert load_image(sheet).shape == (_sheet_height(2), SHEET_4_COLUMNS, 3)
+
+    # --no-refine: stage one alone, nothing loaded for stage two, and the row says so
+    assert main([*args, "--no-refine"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(report_path.read_text())
+    assert isinstance(created[-1]["refiner"], NoRefiner)
+    assert data["refine"] is False and data["refined"] is None and data["refiner"] is None
+    assert data["refined_unavailable"] == REFINE_OFF_REASON and data["stage_comparison"] is None
+    assert _table_cells(out, REFINED_LABEL) == f"not available ({REFINE_OFF_REASON})"
+    assert load_image(sheet).shape == (_sheet_height(2), SHEET_3_COLUMNS, 3)
+
+    # no refiner file: evaluate still runs, the refined row gives the pipeline's reason
+    _install_fake_pipeline(monkeypatch, created, default_refiner=None)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    data = json.loads(report_path.read_text())
+    assert data["refined"] is None and data["refined_unavailable"] == NO_REFINER_NOTICE
+    assert f"{REFINED_LABEL}: not available ({NO_REFINER_NOTICE})" in out  # said up front
+    assert _table_cells(out, REFINED_LABEL) == f"not available ({NO_REFINER_NOTICE})"  # table
+    assert load_image(sheet).shape == (_sheet_height(2), SHEET_3_COLUMNS, 3)
+
+    # GFPGAN weights and --no-refine contradict each other
+    assert main([*args, "--no-refine", "--gfpgan-weights", str(tmp_path / "g.pth")]) == 1
+    assert "--no-refine" in capsys.readouterr().err
+
+
 def test_eval_report_is_a_dataclass_with_json_round_trip() -> None:
     report = EvalReport(
         count=1,
@@ -444,25 +552,28 @@ def test_cli_evaluate_with_the_real_pipeline(
     report_path = tmp_path / "report.json"
     args = ["evaluate", "--manifest", str(root), "--report", str(report_path), "--no-progress"]
     sheet = tmp_path / "sheet.png"
-    code = main(
-        [
-            *args,
-            "--checkpoint",
-            str(tiny_checkpoint),
-            "--device",
-            "cpu",
-            "--refine",
-            "--sheet",
-            str(sheet),
-        ]
-    )
+    args += ["--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--sheet", str(sheet)]
+    code = main(args)  # refinement on by default
     out = capsys.readouterr().out
     assert code == 0, out
     data = json.loads(report_path.read_text())
     assert data["count"] == 2 and data["model_version"].startswith("pix2pix")
     assert -1.0 <= data["ssim"] < 0.9 and 0.0 < data["psnr"] < PSNR_MAX_DB  # untrained generator
-    assert 0.0 <= data["rank1"] <= 1.0
-    # --refine without GFPGAN weights: a notice, no refined scores, no crash
-    assert data["refine"] is False and data["refined"] is None
-    assert "SKETCH2FACE_GFPGAN_WEIGHTS" in out and "SSIM (RGB)" in out
-    assert load_image(sheet).shape == (2 * 256 + 3 * 4, 3 * 256 + 4 * 4, 3)
+    assert 0.0 <= data["rank1"] <= 1.0 and "SSIM (RGB)" in out
+    if data["refined"] is None:  # no second stage shipped or configured: said, no crash
+        assert data["refine"] is False and data["refined_unavailable"]
+        assert _table_cells(out, REFINED_LABEL) == f"not available ({data['refined_unavailable']})"
+        assert load_image(sheet).shape == (_sheet_height(2), SHEET_3_COLUMNS, 3)
+    else:  # the packaged refiner: scored beside stage one
+        assert data["refine"] is True and data["refiner"] and data["refined"]["count"] == 2
+        assert 0.0 <= data["refined"]["rank1"] <= 1.0 and -1.0 <= data["refined"]["ssim"] <= 1.0
+        assert data["stage_comparison"]["rank1_difference"] == pytest.approx(
+            data["refined"]["rank1"] - data["rank1"]
+        )
+        assert load_image(sheet).shape == (_sheet_height(2), SHEET_4_COLUMNS, 3)
+
+    assert main([*args, "--no-refine"]) == 0
+    capsys.readouterr()
+    data = json.loads(report_path.read_text())
+    assert data["refined"] is None and data["refined_unavailable"] == REFINE_OFF_REASON
+    assert load_image(sheet).shape == (_sheet_height(2), SHEET_3_COLUMNS, 3)

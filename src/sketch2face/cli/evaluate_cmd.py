@@ -17,10 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "Generate a face for each sketch and compare it with its real photo. Pairs come "
             "from two folders matched by file stem (--sketches/--photos) or from a prepared "
             "dataset's manifest "
-            "(--manifest DIR --split test). Two trivial baselines are scored on the same pairs "
-            "and printed beside the model: the mean training face (stored beside the checkpoint "
-            "by `sketch2face export --mean-face`, else computed from --manifest's train split) "
-            "and the sketch itself. Writes a JSON report and prints a table."
+            "(--manifest DIR --split test). One table scores stage one (pix2pix), the refined "
+            "faces (stage two, when the pipeline has a refiner; --no-refine skips it) and two "
+            "trivial baselines on the same pairs: the sketch itself and the mean training face "
+            "(stored beside the checkpoint by `sketch2face export --mean-face`, else computed "
+            "from --manifest's train split). Writes a JSON report and prints the table."
         ),
     )
     source = parser.add_argument_group("pairs (one of)")
@@ -41,10 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--checkpoint", type=Path, help="model checkpoint (default: the packaged model)"
     )
     parser.add_argument(
-        "--refine", action="store_true", help="also refine with GFPGAN and score it"
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score the second stage (refined faces) beside stage one; on by default when the "
+        "pipeline has a refiner (else its row says why not); --no-refine scores stage one alone",
     )
     parser.add_argument(
-        "--gfpgan-weights", type=Path, metavar="PATH", help="GFPGANv1.3/1.4 .pth (implies --refine)"
+        "--gfpgan-weights",
+        type=Path,
+        metavar="PATH",
+        help="GFPGANv1.3/1.4 .pth: refine with GFPGAN instead of the pipeline's default refiner",
     )
     parser.add_argument(
         "--mean-face",
@@ -129,27 +137,35 @@ def _checkpoint_path(checkpoint: Path | None) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report (and sheet), print the table."""
     from sketch2face.evaluation.baselines import resolve_mean_face
-    from sketch2face.evaluation.evaluate import evaluate_pairs
+    from sketch2face.evaluation.evaluate import (
+        REFINED_LABEL,
+        evaluate_pairs,
+        refined_unavailable_reason,
+        refiner_name,
+    )
     from sketch2face.pipeline import Sketch2Face
     from sketch2face.refine.base import NoRefiner
-    from sketch2face.refine.gfpgan import NO_WEIGHTS_NOTICE
 
+    if not args.refine and args.gfpgan_weights is not None:
+        raise ConfigError("--gfpgan-weights asks for GFPGAN refinement; drop it or --no-refine.")
     sketches, photos, unmatched, prepared, styles = _resolve_pairs(args)
-    args.refine = args.refine or args.gfpgan_weights is not None
     if args.refine:
-        # The pipeline loads GFPGAN from --gfpgan-weights (must load) or $SKETCH2FACE_GFPGAN_WEIGHTS
-        # (a notice when missing).
+        # The pipeline's own choice of second stage (its default refiner; GFPGAN from
+        # --gfpgan-weights, which must load); without one the refined row says why.
         pipeline = Sketch2Face.from_pretrained(
             args.checkpoint, device=args.device, gfpgan_weights=args.gfpgan_weights
         )
+        refiner = getattr(pipeline, "refiner", None)
+        print(
+            f"{REFINED_LABEL}: {refiner_name(refiner)}"
+            if refiner is not None
+            else f"{REFINED_LABEL}: not available ({refined_unavailable_reason(pipeline)})"
+        )
     else:
-        # No refinement requested: an explicit no-op refiner keeps GFPGAN weights from loading.
+        # Stage one alone: an explicit no-op refiner keeps any refiner's weights from loading.
         pipeline = Sketch2Face.from_pretrained(
             args.checkpoint, device=args.device, refiner=NoRefiner()
         )
-    refine = args.refine and getattr(pipeline, "refiner", None) is not None
-    if args.refine and not refine:
-        print(getattr(pipeline, "refiner_notice", None) or NO_WEIGHTS_NOTICE)
     skipped = f" ({unmatched['sketches']} sketches, {unmatched['photos']} photos without a pair)"
     print(f"evaluating {len(sketches)} pairs" + (skipped if any(unmatched.values()) else ""))
     mean_face, mean_face_message = None, "baselines were not requested (--no-baselines)"
@@ -163,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         pipeline,
         sketches,
         photos,
-        refine=refine,
+        refine=args.refine,
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,

@@ -9,7 +9,7 @@ from sketch2face.evaluation.baselines import (
     resolve_mean_face,
     save_mean_face,
 )
-from sketch2face.evaluation.evaluate import EvalReport, evaluate_pairs
+from sketch2face.evaluation.evaluate import EvalReport, comparison_sheet, evaluate_pairs
 from sketch2face.evaluation.metrics import (
     FaceEmbedder,
     default_embedder,
@@ -30,12 +30,15 @@ from sketch2face.evaluation.realism import (
     realism_distance,
     realism_features,
 )
+from sketch2face.evaluation.stages import compare_stages
 
 __all__ = [
     "EvalReport",
     "FaceEmbedder",
     "MeanFace",
     "StemPairs",
+    "compare_stages",
+    "comparison_sheet",
     "compute_mean_face",
     "create_mean_face",
     "default_embedder",

@@ -9,15 +9,24 @@ the pipeline gets 256x256 model inputs and is called with ``prepared=True`` (whe
 has that keyword) so it does not crop them a second time. A photo that is still not 256x256
 (a manifest built at another size) is centre-square cropped and resized to 256 (area/bicubic).
 
-The generated 256x256 face is scored against the 256x256 photo. A refined 512x512 face is scored
-separately (under ``refined``) after an area downscale to 256, so both rows compare like with like.
+Four systems are scored on the same pairs, one row each in the summary table:
 
-Every system is also scored against two trivial baselines on the same pairs, so a number can be
-read against "no model at all" (``EvalReport.baselines``, see :mod:`.baselines`): the **mean
-training face** (one constant image) and the **sketch itself** (the prepared 256x256 network input,
-scored exactly like a generated face). For each system the report gives SSIM, PSNR, identity,
-rank-1/rank-5 (an image without a detected face counts as a miss), the number of faces the
-recogniser found, the grid-artefact ratio and the realism accuracy (:mod:`.realism`).
+* **stage one (pix2pix)**: the generated 256x256 face (``GenerationResult.faces``); its figures
+  stay top-level in the report (``ssim``, ``rank1``, ...).
+* **refined (stage two)**: the second stage's face (``GenerationResult.refined``), on by default
+  when the pipeline has a refiner; a larger output (GFPGAN's 512x512) is area-downscaled to 256 so
+  both stages compare like with like. Under ``refined`` in the report, with the refiner's name in
+  ``refiner``; when there is none, ``refined`` is None and ``refined_unavailable`` says why.
+  ``stage_comparison`` holds refined against stage one (:mod:`.stages`: realism FD ratio, rank-1
+  difference, issue 22's go/no-go and done criteria).
+* the **sketch itself** (the prepared 256x256 network input, scored exactly like a generated face)
+  and the **mean training face** (one constant image), trivial baselines (``EvalReport.baselines``,
+  see :mod:`.baselines`) so a number can be read against "no model at all".
+
+For each system the report gives SSIM, PSNR, identity, rank-1/rank-5 (an image without a detected
+face counts as a miss), the number of faces the recogniser found, the grid-artefact ratio and the
+realism accuracy and FD (:mod:`.realism`). The comparison sheet has the columns sketch | stage one |
+refined | photo (the refined column only when there are refined faces) under a header row.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from sketch2face.errors import DatasetError, InvalidImageError
@@ -71,6 +81,7 @@ from sketch2face.evaluation.realism import (
     realism_distance_from_features,
     realism_features,
 )
+from sketch2face.evaluation.stages import compare_stages, describe_comparison
 from sketch2face.imaging import atomic_write_bytes, load_image, make_grid, save_png
 
 logger = logging.getLogger(__name__)
@@ -80,8 +91,25 @@ EVAL_SIZE_PX = 256
 SHEET_PAIRS = 8
 #: The k of the rank-k identification rates reported for every system.
 RANKS = (1, 5)
-#: Baseline keys in ``EvalReport.baselines`` and their labels in the summary table.
-BASELINE_LABELS = {"mean_face": "mean face", "sketch": "sketch itself"}
+#: Row labels of the two stages in the summary table (and column names in the sheet).
+STAGE_ONE_LABEL = "stage one (pix2pix)"
+REFINED_LABEL = "refined (stage two)"
+#: Baseline keys in ``EvalReport.baselines`` and their labels in the summary table, in table order.
+BASELINE_LABELS = {"sketch": "sketch itself", "mean_face": "mean face"}
+#: Keys of the systems in ``EvalReport.by_group`` and their labels, in table order.
+GROUP_LABELS = {"model": "stage one", "refined": "refined", **BASELINE_LABELS}
+#: Why there is no refined row when refinement was turned off.
+REFINE_OFF_REASON = "refinement turned off (--no-refine / refine=False)"
+#: Why there is no refined row when the pipeline has no refiner and says nothing more.
+NO_REFINER_REASON = "the pipeline has no second stage (no refiner configured)"
+#: Column names of the comparison sheet, left to right; the refined column only with a refiner.
+SHEET_COLUMNS = ("sketch", STAGE_ONE_LABEL, REFINED_LABEL, "photo")
+#: Height of the sheet's header row naming the columns, and its text size.
+SHEET_HEADER_PX = 28
+SHEET_HEADER_FONT_PX = 18
+#: Cell size and padding of the comparison sheet (as :func:`sketch2face.imaging.make_grid`).
+SHEET_CELL_PX = EVAL_SIZE_PX
+SHEET_PAD_PX = 4
 #: (figure key, column header, decimals) of the summary table; one row per system.
 TABLE_COLUMNS = (
     ("ssim", "SSIM (RGB)", 4),
@@ -124,9 +152,12 @@ class Pipeline(Protocol):
 class EvalReport:
     """Mean metrics over the evaluated pairs, beside trivial baselines (JSON via :meth:`to_json`).
 
-    The model's figures stay top-level (``ssim``, ``rank1``, ...); ``baselines`` holds the same
-    figures for ``mean_face`` (the mean training photo) and ``sketch`` (the network's input), each
-    with ``available`` and a ``source`` or ``reason``.
+    Stage one's figures (the model's) stay top-level (``ssim``, ``rank1``, ...); ``refined`` holds
+    the same figures for the second stage (None when it did not run, ``refined_unavailable`` then
+    says why; ``refiner`` names it), ``stage_comparison`` refined against stage one
+    (:func:`.stages.compare_stages`), and ``baselines`` the same figures for ``mean_face`` (the mean
+    training photo) and ``sketch`` (the network's input), each with ``available`` and a ``source``
+    or ``reason``. ``refine`` is True when refined figures are present.
     """
 
     count: int
@@ -171,6 +202,13 @@ class EvalReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
+    #: the second stage's name (``Refiner.name``) when refined faces were scored
+    refiner: str | None = None
+    #: why there are no refined figures (``refined`` is None), else None
+    refined_unavailable: str | None = None
+    #: refined vs stage one on the same pairs (realism_distance_ratio, rank1_difference, ...,
+    #: go_no_go, done); None without refined figures
+    stage_comparison: dict[str, Any] | None = None
 
     def to_dict(self, *, include_items: bool = True) -> dict[str, Any]:
         """A JSON-ready dict (no NaN/inf: undefined means are None)."""
@@ -211,17 +249,24 @@ class EvalReport:
         }
 
     def systems(self) -> list[tuple[str, dict[str, Any]]]:
-        """(label, figures) per system in table order: model, refined, mean face, sketch."""
-        rows = [("model", self.model_summary())]
+        """(label, figures) per system in table order: stage one, refined, sketch itself, mean face.
+
+        The refined row is always there: its figures, or ``available`` False with the ``reason``.
+        """
+        rows = [(STAGE_ONE_LABEL, self.model_summary())]
         if self.refined:
-            rows.append(("model + refiner", {"available": True, **self.refined}))
+            rows.append((REFINED_LABEL, {"available": True, **self.refined}))
+        else:
+            reason = self.refined_unavailable or "no refined faces were scored"
+            rows.append((REFINED_LABEL, {"available": False, "reason": reason}))
         for key, label in BASELINE_LABELS.items():
             if key in self.baselines:
                 rows.append((label, self.baselines[key]))
         return rows
 
     def summary_table(self) -> str:
-        """A fixed-width table, one row per system (model, refined, mean face, sketch itself)."""
+        """A fixed-width table, one row per system (stage one, refined, sketch itself, mean face),
+        the notes that explain the columns, and refined against stage one."""
 
         def fmt(value: Any, digits: int) -> str:
             if value is None or not math.isfinite(float(value)):
@@ -233,7 +278,12 @@ class EvalReport:
         body: list[list[str]] = []
         for label, figures in systems:
             if not figures.get("available", True):
-                body.append([label, "unavailable (see below)"])
+                note = (
+                    f"not available ({figures.get('reason')})"
+                    if label == REFINED_LABEL
+                    else "unavailable (see below)"
+                )
+                body.append([label, note])
                 continue
             cells = [label]
             for key, _, digits in TABLE_COLUMNS:
@@ -293,6 +343,14 @@ class EvalReport:
             "from the real photos on simple statistics (0.5 = indistinguishable to it, 1.0 = "
             f"trivially separable; n/a below {REALISM_MIN_PER_CLASS} pairs)",
         ]
+        if self.refined:
+            lines.append(
+                f"{REFINED_LABEL}: {self.refiner or 'unnamed refiner'} on the stage-one faces, "
+                f"scored at {EVAL_SIZE_PX}x{EVAL_SIZE_PX} like stage one (larger outputs "
+                "area-downscaled)"
+            )
+        if self.stage_comparison:
+            lines += describe_comparison(self.stage_comparison)
         lines += self._group_lines()
         for key, label in BASELINE_LABELS.items():
             figures = self.baselines.get(key)
@@ -309,17 +367,21 @@ class EvalReport:
         return "\n".join(lines)
 
     def _group_lines(self) -> list[str]:
-        """One line per group: the model's SSIM / rank-1 / match rate beside the baselines'."""
+        """One line per group: each system's SSIM / rank-1 / match rate, in table order."""
         if not self.by_group:
             return []
-        lines = ["by group (SSIM | rank-1 | match < 0.6), model vs mean face vs sketch itself:"]
+        lines = [
+            "by group (SSIM | rank-1 | match < 0.6): "
+            + " vs ".join(GROUP_LABELS.values())
+            + " (those scored):"
+        ]
         for group, systems in sorted(self.by_group.items()):
             cells = []
-            for key in ("model", "mean_face", "sketch"):
+            for key, label in GROUP_LABELS.items():
                 f = systems.get(key)
                 if f is not None:
                     cells.append(
-                        f"{key.replace('_', ' ')} {f['ssim']:.3f} | "
+                        f"{label} {f['ssim']:.3f} | "
                         f"{f.get('rank1', math.nan):.3f} | {f['identity_match_rate']:.3f}"
                     )
             count = int(systems["model"]["count"])
@@ -517,7 +579,7 @@ def evaluate_pairs(
     sketch_paths: Sequence[PathLike],
     photo_paths: Sequence[PathLike],
     *,
-    refine: bool = False,
+    refine: bool | None = None,
     batch_size: int = 8,
     seed: int | None = None,
     progress: bool = True,
@@ -537,13 +599,16 @@ def evaluate_pairs(
     Args:
         pipeline: a ``Sketch2Face`` (or anything with its ``__call__`` contract).
         sketch_paths, photo_paths: equally long lists; item i of each form a pair.
-        refine: also request GFPGAN refinement and score it under ``refined``.
+        refine: run the second stage too and score it under ``refined``. None (default): when
+            the pipeline has a refiner (its ``refiner`` attribute is not None). True without a
+            refiner, or False, leave ``refined`` None with the reason in ``refined_unavailable``.
         batch_size: pairs per pipeline call.
         seed: None (default) scores the canonical eval-mode face; an int scores seeded dropout
             variations, passed to the pipeline as ``seed + index of the batch's first pair``.
         prepared: inputs are already 256x256 aligned (manifest pairs); skip cropping.
         embedder: the FaceEmbedder to use (default: the process-wide one).
-        sheet_path: write a comparison sheet (sketch | generated | refined | real) of the first
+        sheet_path: write a comparison sheet (:func:`comparison_sheet`: sketch | stage one |
+            refined | photo, the refined column only when faces were refined) of the first
             ``sheet_pairs`` pairs there.
         mean_face: the mean training face of the evaluated model (baseline ``mean_face``);
             None reports that baseline as unavailable with ``mean_face_unavailable`` as the reason.
@@ -573,6 +638,8 @@ def evaluate_pairs(
 
         cropper = default_cropper()
 
+    refiner = getattr(pipeline, "refiner", None)
+    run_refiner = refiner is not None if refine is None else refine
     # The sketches are already the 256x256 model inputs: ask the pipeline not to crop them again.
     call_kwargs: dict[str, Any] = (
         {"prepared": True} if _accepts_keyword(pipeline, "prepared") else {}
@@ -598,7 +665,7 @@ def evaluate_pairs(
             grid_energy_score(mean_u8),
             realism_features(mean_u8),
         )
-    sheet_rows: list[list[np.ndarray]] = []
+    sheet_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]] = []
     pipeline_ms: dict[str, float] = {}
     prepare_s = generate_s = metrics_s = 0.0
 
@@ -631,7 +698,7 @@ def evaluate_pairs(
             continue
         result = pipeline(
             [b[2] for b in batch],
-            refine=refine,
+            refine=run_refiner,
             seed=None if seed is None else seed + start,
             batch_size=batch_size,
             **call_kwargs,
@@ -643,27 +710,43 @@ def evaluate_pairs(
         for notice in getattr(result, "notices", None) or []:
             if notice not in notices:
                 notices.append(notice)
-        refined_list = list(getattr(result, "refined", None) or [None] * len(batch))
+        n = len(batch)
+        refined_list = list(getattr(result, "refined", None) or [])
         inputs_list = list(getattr(result, "inputs", None) or [b[2] for b in batch])
 
-        faces_u8 = [_to_size(np.asarray(result.faces[i]), EVAL_SIZE_PX) for i in range(len(batch))]
+        faces_u8 = [_to_size(np.asarray(result.faces[i]), EVAL_SIZE_PX) for i in range(n)]
         network_inputs = [
             _to_size(np.asarray(inputs_list[i]) if i < len(inputs_list) else b[2], EVAL_SIZE_PX)
             for i, b in enumerate(batch)
         ]
-        # one batched recogniser call for the photos, the faces and the sketches of this batch
-        to_embed = [b[3] for b in batch] + faces_u8 + (network_inputs if baselines else [])
+        # the second stage's faces at the evaluation size (GFPGAN's 512 area-downscaled)
+        refined_u8: list[np.ndarray | None] = [
+            _to_size(np.asarray(refined_list[i]), EVAL_SIZE_PX)
+            if i < len(refined_list) and refined_list[i] is not None
+            else None
+            for i in range(n)
+        ]
+        refined_at = [i for i, r in enumerate(refined_u8) if r is not None]
+        # one batched recogniser call for the photos, both stages' faces and the sketches
+        to_embed = (
+            [b[3] for b in batch]
+            + faces_u8
+            + [refined_u8[i] for i in refined_at]
+            + (network_inputs if baselines else [])
+        )
         vectors, found = embedder.embed_many(to_embed)
-        embedded = [FaceEmbedding(v, f) for v, f in zip(vectors, found)]
-        n = len(batch)
+        embedded = [FaceEmbedding(v, f) for v, f in zip(vectors, found, strict=True)]
+        real_of, face_of = embedded[:n], embedded[n : 2 * n]
+        refined_of = dict(zip(refined_at, embedded[2 * n : 2 * n + len(refined_at)], strict=True))
+        sketch_of = embedded[2 * n + len(refined_at) :]
         for i, (sketch_name, photo_name, _sketch_u8, photo_u8) in enumerate(batch):
             face_u8 = faces_u8[i]
-            real = embedded[i]
+            real = real_of[i]
             real_embs.append(real.vector)
             real_found.append(real.face_found)
             real_grid.append(grid_energy_score(photo_u8))
             real_features.append(realism_features(photo_u8))
-            gen = embedded[n + i]
+            gen = face_of[i]
             scores = model.add(
                 face_u8,
                 photo_u8,
@@ -682,20 +765,15 @@ def evaluate_pairs(
             if groups is not None:
                 item["group"] = batch_groups[i]
                 item_groups.append(batch_groups[i])
-            refined_u8 = refined_list[i] if i < len(refined_list) else None
-            if refined_u8 is not None:
-                refined_small = cv2.resize(
-                    np.asarray(refined_u8),
-                    (EVAL_SIZE_PX, EVAL_SIZE_PX),
-                    interpolation=cv2.INTER_AREA,
-                )
+            refined_face = refined_u8[i]
+            if refined_face is not None:
                 item["refined"] = refined_scores.add(
-                    refined_small,
+                    refined_face,
                     photo_u8,
                     real.vector,
-                    embedder.embed(refined_small),
-                    grid_energy_score(refined_small),
-                    realism_features(refined_small),
+                    refined_of[i],
+                    grid_energy_score(refined_face),
+                    realism_features(refined_face),
                 )
             network_input = network_inputs[i]
             if baselines:
@@ -704,7 +782,7 @@ def evaluate_pairs(
                         network_input,
                         photo_u8,
                         real.vector,
-                        embedded[2 * n + i],
+                        sketch_of[i],
                         grid_energy_score(network_input),
                         realism_features(network_input),
                     )
@@ -715,15 +793,7 @@ def evaluate_pairs(
                     )
             items.append(item)
             if sheet_path is not None and len(sheet_rows) < sheet_pairs:
-                row = [network_input, face_u8]
-                if refine:
-                    row.append(
-                        np.asarray(refined_u8)
-                        if refined_u8 is not None
-                        else np.full_like(face_u8, 255)
-                    )
-                row.append(photo_u8)
-                sheet_rows.append(row)
+                sheet_rows.append((network_input, face_u8, refined_face, photo_u8))
         metrics_s += time.perf_counter() - t2
 
     if not items:
@@ -739,9 +809,12 @@ def evaluate_pairs(
 
     model_summary = summarise(model)
     refined_summary: dict[str, Any] | None = None
+    refined_unavailable: str | None = None
     if refined_scores.rows:
         refined_summary = summarise(refined_scores)
         refined_summary["count"] = float(refined_summary["count"])  # historical type
+    else:
+        refined_unavailable = refined_unavailable_reason(pipeline, refine, notices)
 
     baseline_report: dict[str, dict[str, Any]] = {}
     if not baselines:
@@ -770,10 +843,16 @@ def evaluate_pairs(
         }
 
     if sheet_path is not None and sheet_rows:
-        save_png(make_grid(sheet_rows), sheet_path)
+        save_png(comparison_sheet(sheet_rows, refined=refined_summary is not None), sheet_path)
     by_group = (
         _group_figures(
-            item_groups, {"model": model, "mean_face": mean_scores, "sketch": sketch_scores}
+            item_groups,
+            {
+                "model": model,
+                "refined": refined_scores,
+                "sketch": sketch_scores,
+                "mean_face": mean_scores,
+            },
         )
         if groups is not None
         else {}
@@ -812,7 +891,7 @@ def evaluate_pairs(
         },
         timing=timing,
         model_version=str(getattr(pipeline, "model_version", "unknown")),
-        refine=refine,
+        refine=refined_summary is not None,
         seed=seed,
         rank5=model_summary["rank5"],
         rank5_chance=min(1.0, 5.0 / count),
@@ -829,4 +908,74 @@ def evaluate_pairs(
         skipped=skipped,
         notices=notices,
         items=items,
+        refiner=(
+            refiner_name(refiner) if refined_summary is not None and refiner is not None else None
+        ),
+        refined_unavailable=refined_unavailable,
+        stage_comparison=(
+            compare_stages(model_summary, refined_summary, baseline_report.get("sketch"))
+            if refined_summary is not None
+            else None
+        ),
     )
+
+
+def refiner_name(refiner: Any) -> str:
+    """A refiner's name for the report and the CLI: its ``name`` attribute, else its class name."""
+    return str(getattr(refiner, "name", None) or type(refiner).__name__)
+
+
+def refined_unavailable_reason(
+    pipeline: Pipeline, refine: bool | None = None, notices: Sequence[str] = ()
+) -> str:
+    """Why no refined face was (or will be) scored, as the refined row shows it.
+
+    ``refine`` False: turned off (:data:`REFINE_OFF_REASON`). Otherwise the first of the
+    pipeline's ``notices`` that mentions refinement, else its ``refiner_notice`` (why it has no
+    refiner), else :data:`NO_REFINER_REASON`.
+    """
+    if refine is False:
+        return REFINE_OFF_REASON
+    said = [notice for notice in notices if "refine" in notice.lower()]
+    return said[0] if said else getattr(pipeline, "refiner_notice", None) or NO_REFINER_REASON
+
+
+def comparison_sheet(
+    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]],
+    *,
+    refined: bool,
+) -> np.ndarray:
+    """The comparison sheet: a header row naming the columns over one row of images per pair.
+
+    Args:
+        rows: (sketch, stage-one face, refined face or None, photo) per pair, uint8 RGB; each is
+            shown in a :data:`SHEET_CELL_PX` cell (resized when it is not that size).
+        refined: include the refined column (:data:`SHEET_COLUMNS`); a pair without a refined
+            face gets a white cell there.
+
+    Returns:
+        A uint8 RGB image: :data:`SHEET_HEADER_PX` of column names over a
+        :func:`sketch2face.imaging.make_grid` grid.
+    """
+    if not rows:
+        raise ValueError("a comparison sheet needs at least one pair")
+    columns = [name for name in SHEET_COLUMNS if refined or name != REFINED_LABEL]
+    cells: list[list[np.ndarray]] = []
+    for sketch_u8, face_u8, refined_u8, photo_u8 in rows:
+        row = [sketch_u8, face_u8]
+        if refined:
+            row.append(refined_u8 if refined_u8 is not None else np.full_like(face_u8, 255))
+        cells.append([*row, photo_u8])
+    grid = make_grid(cells, cell_px=SHEET_CELL_PX, pad_px=SHEET_PAD_PX)
+    header = Image.new("RGB", (grid.shape[1], SHEET_HEADER_PX), (255, 255, 255))
+    draw = ImageDraw.Draw(header)
+    for c, name in enumerate(columns):
+        centre_x = SHEET_PAD_PX + c * (SHEET_CELL_PX + SHEET_PAD_PX) + SHEET_CELL_PX / 2
+        draw.text(
+            (centre_x, SHEET_HEADER_PX / 2 + SHEET_PAD_PX / 2),
+            name,
+            fill=(20, 20, 20),
+            anchor="mm",
+            font_size=SHEET_HEADER_FONT_PX,
+        )
+    return np.vstack([np.asarray(header), grid])
