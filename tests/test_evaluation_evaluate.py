@@ -385,8 +385,9 @@ def _install_fake_pipeline(
     created: list[dict[str, object]],
     default_refiner: UpscaleRefiner | None = None,
 ) -> None:
-    """Sketch2Face.from_pretrained gives a StandInPipeline whose refiner is the one asked for, else
-    ``default_refiner`` (the packaged second stage, or None: no refiner file)."""
+    """Sketch2Face.from_pretrained gives a StandInPipeline whose refiner is the one asked for (a
+    path stands for a refiner loaded from it), else ``default_refiner`` (the packaged second
+    stage, or None: no refiner file)."""
 
     class FakeSketch2Face:
         @classmethod
@@ -394,6 +395,8 @@ def _install_fake_pipeline(
             cls, checkpoint=None, *, device=None, refiner=None, gfpgan_weights=None, backend="torch"
         ):
             created.append({"checkpoint": checkpoint, "refiner": refiner})
+            if isinstance(refiner, str):  # a refiner checkpoint path: "loaded"
+                refiner = UpscaleRefiner()
             return StandInPipeline(refiner=refiner if refiner is not None else default_refiner)
 
     try:
@@ -506,9 +509,15 @@ def test_cli_refines_by_default_and_no_refine_turns_it_off(
     assert _table_cells(out, REFINED_LABEL) == f"not available ({NO_REFINER_NOTICE})"  # table
     assert load_image(sheet).shape == (_sheet_height(2), SHEET_3_COLUMNS, 3)
 
-    # GFPGAN weights and --no-refine contradict each other
-    assert main([*args, "--no-refine", "--gfpgan-weights", str(tmp_path / "g.pth")]) == 1
-    assert "--no-refine" in capsys.readouterr().err
+    # --refiner PATH (e.g. a refiner being trained) goes to the pipeline to load
+    assert main([*args, "--refiner", str(tmp_path / "candidate.safetensors")]) == 0
+    assert created[-1]["refiner"] == str(tmp_path / "candidate.safetensors")
+    capsys.readouterr()
+
+    # naming a second stage and --no-refine contradict each other
+    for flag in ("--gfpgan-weights", "--refiner"):
+        assert main([*args, "--no-refine", flag, str(tmp_path / "x")]) == 1
+        assert "--no-refine" in capsys.readouterr().err
 
 
 def test_eval_report_is_a_dataclass_with_json_round_trip() -> None:

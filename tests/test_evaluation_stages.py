@@ -69,10 +69,13 @@ class TwoStages:
         photos: Sequence[np.ndarray],
         refiner: BlurRefiner | None,
         refiner_notice: str | None = None,
+        *,
+        fails_first: int = 0,
     ) -> None:
         self.lookup = {_key(s): p for s, p in zip(sketches, photos, strict=True)}
         self.refiner = refiner
         self.refiner_notice = refiner_notice
+        self.fails_first = fails_first  # the refiner falls back on the first faces of each call
         self.refine_calls: list[bool] = []
 
     def __call__(self, sketches, *, refine=False, seed=None, batch_size=8, prepared=False):  # type: ignore[no-untyped-def]
@@ -82,7 +85,10 @@ class TwoStages:
         refined: list[np.ndarray | None] = [None] * len(faces)
         notices = []
         if refine and self.refiner is not None:
-            refined = [self.refiner.refine(f) for f in faces]
+            refined = [
+                None if i < self.fails_first else self.refiner.refine(f)
+                for i, f in enumerate(faces)
+            ]
         elif refine:
             notices.append(self.refiner_notice or "refinement skipped (test)")
         return _Result(inputs, faces, refined, notices=notices)
@@ -307,6 +313,38 @@ def test_refined_row_says_why_it_is_not_available(
         assert data["stage_comparison"] is None and data["count"] == 4
         # no refined column: sketch | stage one | photo
         assert load_image(sheet).shape == (SHEET_HEADER_PX + 4 * 256 + 5 * 4, 3 * 256 + 4 * 4, 3)
+
+
+def test_a_pair_the_refiner_fell_back_on_is_scored_with_stage_one_and_counted(
+    faces: list[np.ndarray], embedder: FaceEmbedder, tmp_path: Path
+) -> None:
+    photos = faces[:4]
+    sketches = [_pencil_sketch(p) for p in photos]
+    sketch_paths = [save_png(s, tmp_path / "sk" / f"{i}.png") for i, s in enumerate(sketches)]
+    photo_paths = [save_png(p, tmp_path / "ph" / f"{i}.png") for i, p in enumerate(photos)]
+    pipeline = TwoStages(sketches, photos, BlurRefiner(), fails_first=1)
+    report = evaluate_pairs(
+        pipeline,
+        sketch_paths,
+        photo_paths,
+        prepared=True,
+        progress=False,
+        embedder=embedder,
+        baselines=False,
+        batch_size=4,
+    )
+    stage_one = [_stage_one(p) for p in photos]
+    shown = [stage_one[0], *(BlurRefiner().refine(f) for f in stage_one[1:])]
+    assert report.refined is not None and report.refined["fell_back"] == 1
+    assert report.refined["count"] == 4 and report.refined["rank1"] == 1.0  # ranked: all pairs
+    assert report.refined["ssim"] == pytest.approx(
+        np.mean([ssim(f, p) for f, p in zip(shown, photos, strict=True)])
+    )
+    assert (
+        report.items[0]["refined_fell_back"] is True and "refined_fell_back" not in report.items[1]
+    )
+    assert report.items[0]["refined"]["ssim"] == pytest.approx(report.items[0]["ssim"])
+    assert "it fell back on 1 of 4 pairs" in report.summary_table()
 
 
 def test_comparison_sheet_columns() -> None:

@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "pipeline has a refiner (else its row says why not); --no-refine scores stage one alone",
     )
     parser.add_argument(
+        "--refiner",
+        metavar="PATH",
+        help="the second stage's checkpoint, e.g. a refiner being trained (default: the "
+        "pipeline's own choice: $SKETCH2FACE_REFINER, else the packaged refiner)",
+    )
+    parser.add_argument(
         "--gfpgan-weights",
         type=Path,
         metavar="PATH",
@@ -146,14 +152,16 @@ def run(args: argparse.Namespace) -> int:
     from sketch2face.pipeline import Sketch2Face
     from sketch2face.refine.base import NoRefiner
 
-    if not args.refine and args.gfpgan_weights is not None:
-        raise ConfigError("--gfpgan-weights asks for GFPGAN refinement; drop it or --no-refine.")
+    for flag, value in (("--refiner", args.refiner), ("--gfpgan-weights", args.gfpgan_weights)):
+        if not args.refine and value is not None:
+            raise ConfigError(f"{flag} names a second stage to score; drop it or --no-refine.")
     sketches, photos, unmatched, prepared, styles = _resolve_pairs(args)
     if args.refine:
-        # The pipeline's own choice of second stage (its default refiner; GFPGAN from
-        # --gfpgan-weights, which must load); without one the refined row says why.
+        # The pipeline's own choice of second stage unless --refiner / --gfpgan-weights name one
+        # (which must load); without one the refined row says why.
+        chosen = {"refiner": args.refiner} if args.refiner is not None else {}
         pipeline = Sketch2Face.from_pretrained(
-            args.checkpoint, device=args.device, gfpgan_weights=args.gfpgan_weights
+            args.checkpoint, device=args.device, gfpgan_weights=args.gfpgan_weights, **chosen
         )
         refiner = getattr(pipeline, "refiner", None)
         print(

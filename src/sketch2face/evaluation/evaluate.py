@@ -15,7 +15,9 @@ Four systems are scored on the same pairs, one row each in the summary table:
   stay top-level in the report (``ssim``, ``rank1``, ...).
 * **refined (stage two)**: the second stage's face (``GenerationResult.refined``), on by default
   when the pipeline has a refiner; a larger output (GFPGAN's 512x512) is area-downscaled to 256 so
-  both stages compare like with like. Under ``refined`` in the report, with the refiner's name in
+  both stages compare like with like. A pair the refiner fell back on (``refined`` None while it
+  ran) is scored with stage one's face, what the pipeline shows there, and counted
+  (``refined["fell_back"]``). Under ``refined`` in the report, with the refiner's name in
   ``refiner``; when there is none, ``refined`` is None and ``refined_unavailable`` says why.
   ``stage_comparison`` holds refined against stage one (:mod:`.stages`: realism FD ratio, rank-1
   difference, issue 22's go/no-go and done criteria).
@@ -344,10 +346,17 @@ class EvalReport:
             f"trivially separable; n/a below {REALISM_MIN_PER_CLASS} pairs)",
         ]
         if self.refined:
+            fell_back = int(self.refined.get("fell_back") or 0)
             lines.append(
                 f"{REFINED_LABEL}: {self.refiner or 'unnamed refiner'} on the stage-one faces, "
                 f"scored at {EVAL_SIZE_PX}x{EVAL_SIZE_PX} like stage one (larger outputs "
                 "area-downscaled)"
+                + (
+                    f"; it fell back on {fell_back} of {self.count} pairs, scored there with "
+                    "stage one's face (what the pipeline shows)"
+                    if fell_back
+                    else ""
+                )
             )
         if self.stage_comparison:
             lines += describe_comparison(self.stage_comparison)
@@ -654,6 +663,7 @@ def evaluate_pairs(
     real_features: list[np.ndarray] = []
     model = _SystemScores()
     refined_scores = _SystemScores()
+    refined_fallbacks = 0
     sketch_scores = _SystemScores()
     mean_scores = _SystemScores()
     mean_stats: tuple[np.ndarray, FaceEmbedding, float, np.ndarray] | None = None
@@ -727,6 +737,9 @@ def evaluate_pairs(
             for i in range(n)
         ]
         refined_at = [i for i, r in enumerate(refined_u8) if r is not None]
+        # where the second stage ran but fell back (None), the pair's refined row scores stage
+        # one's face, the face the two-stage pipeline shows there, and counts it
+        stage_two_ran = run_refiner and (refiner is not None or bool(refined_at))
         # one batched recogniser call for the photos, both stages' faces and the sketches
         to_embed = (
             [b[3] for b in batch]
@@ -747,14 +760,8 @@ def evaluate_pairs(
             real_grid.append(grid_energy_score(photo_u8))
             real_features.append(realism_features(photo_u8))
             gen = face_of[i]
-            scores = model.add(
-                face_u8,
-                photo_u8,
-                real.vector,
-                gen,
-                grid_energy_score(face_u8),
-                realism_features(face_u8),
-            )
+            face_grid, face_features = grid_energy_score(face_u8), realism_features(face_u8)
+            scores = model.add(face_u8, photo_u8, real.vector, gen, face_grid, face_features)
             item: dict[str, Any] = {
                 "sketch": sketch_name,
                 "photo": photo_name,
@@ -775,6 +782,13 @@ def evaluate_pairs(
                     grid_energy_score(refined_face),
                     realism_features(refined_face),
                 )
+            elif stage_two_ran:
+                refined_face = face_u8
+                item["refined"] = refined_scores.add(
+                    face_u8, photo_u8, real.vector, gen, face_grid, face_features
+                )
+                item["refined_fell_back"] = True
+                refined_fallbacks += 1
             network_input = network_inputs[i]
             if baselines:
                 item["baselines"] = {
@@ -813,6 +827,7 @@ def evaluate_pairs(
     if refined_scores.rows:
         refined_summary = summarise(refined_scores)
         refined_summary["count"] = float(refined_summary["count"])  # historical type
+        refined_summary["fell_back"] = refined_fallbacks
     else:
         refined_unavailable = refined_unavailable_reason(pipeline, refine, notices)
 
@@ -921,8 +936,13 @@ def evaluate_pairs(
 
 
 def refiner_name(refiner: Any) -> str:
-    """A refiner's name for the report and the CLI: its ``name`` attribute, else its class name."""
-    return str(getattr(refiner, "name", None) or type(refiner).__name__)
+    """A refiner's name for the report and the CLI: its ``version`` (a trained refiner's model
+    version), else its ``name``, else its class name."""
+    return str(
+        getattr(refiner, "version", None)
+        or getattr(refiner, "name", None)
+        or type(refiner).__name__
+    )
 
 
 def refined_unavailable_reason(
