@@ -139,3 +139,37 @@ def test_the_shipped_refiner_config_loads() -> None:
     cfg = load_config(Path(__file__).parents[1] / "configs" / "refiner.toml")
     assert cfg.data.direction == "refine" and cfg.generator.attribute_dim == 0
     assert cfg.data.sketch_augment == 0
+
+
+def _trainer(tmp_path: Path, stage_one_pairs: float):
+    from sketch2face.models.patchgan import DiscriminatorConfig
+    from sketch2face.training.config import RunConfig, RuntimeConfig, TrainConfig
+    from sketch2face.training.trainer import PairTensors, Pix2PixTrainer
+
+    photos = np.stack([_face(32, i) for i in range(4)])
+    sketches = np.full_like(photos, 255)
+    faces = np.full_like(photos, 17)  # "stage one's faces": a flat level no degradation gives
+    data = PairTensors.from_arrays(sketches, photos)
+    data = PairTensors(data.sketches, data.photos, stage_one=torch.from_numpy(faces))
+    cfg = TrainConfig(
+        data=DataConfig(
+            batch_size=4, augment=False, direction="refine", stage_one_pairs=stage_one_pairs
+        ),
+        generator=GeneratorConfig(ngf=8, depth=5),
+        discriminator=DiscriminatorConfig(ndf=8, n_layers=2),
+        runtime=RuntimeConfig(device="cpu", precision="fp32", seed=1, threads=1),
+        run=RunConfig(out_dir=str(tmp_path)),
+    )
+    return Pix2PixTrainer(cfg, data, show_progress=False)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_refiner_batches_mix_stage_one_faces_and_degraded_photos(
+    tmp_path: Path, share: float
+) -> None:
+    batch = _trainer(tmp_path, share)._batch(0)
+    level = (17 / 127.5) - 1.0
+    own_face = (batch.sketch - level).abs().amax(dim=(1, 2, 3)) < 1e-5
+    assert own_face.all() if share == 1.0 else not own_face.any()
+    # the target is always the clean photo
+    assert batch.photo.shape == batch.sketch.shape == (4, 3, 32, 32)

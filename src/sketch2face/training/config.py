@@ -52,6 +52,9 @@ class DataConfig:
     #: direction "refine": the stage-one model whose faces of the validation sketches the refiner
     #: is validated on ("" = the packaged default model)
     stage_one_checkpoint: str = ""
+    #: direction "refine": share of training rows whose input is stage one's own face of the row's
+    #: sketch (pairs (b): the real artefacts); the rest are photos degraded like them (pairs (a))
+    stage_one_pairs: float = 0.0
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:

@@ -147,10 +147,15 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         len(indices),
     )
     ids = [arrays.ids[i] for i in stored]
+    stage_one = None
     if cfg.direction == "refine" and split != cfg.train_split:
         # the refiner is judged on what it will see: stage one's faces of the validation sketches
         # (training degrades the photos instead, afresh each step, in the trainer)
         sketches = stage_one_faces(root, split, ids, sketches, cfg.stage_one_checkpoint)
+    elif cfg.direction == "refine" and cfg.stage_one_pairs > 0:
+        stage_one = _as_tensor(
+            stage_one_faces(root, split, ids, sketches, cfg.stage_one_checkpoint)
+        )
     if cfg.direction == "photo2sketch":
         # the reverse model: photo in, the artist's sketch out, conditioned on the drawing style
         sketches, photos = photos, sketches
@@ -185,6 +190,7 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         indices=torch.tensor(indices, dtype=torch.long),
         attributes=torch.from_numpy(vectors),
         sources=tuple(str(s) for s in row_sources),
+        stage_one=stage_one,
         **chips,
     )
 

@@ -117,6 +117,8 @@ class PairTensors:
     chip_valid: torch.Tensor | None = None
     #: manifest source per stored row (e.g. "fs2k", "celeba"): per-source validation figures
     sources: tuple[str, ...] = ()
+    #: direction "refine": (N, H, W, 3) uint8 stage-one faces of the stored rows' sketches, or None
+    stage_one: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.sketches.shape[0] if self.indices is None else self.indices.shape[0])
@@ -460,6 +462,11 @@ class Pix2PixTrainer:
         aug = torch.Generator().manual_seed(
             self.cfg.runtime.seed * 7919 + step * 31 + self.dist.rank
         )
+        own_faces = None  # refiner rows whose input is stage one's face of their sketch
+        if self.cfg.data.direction == "refine" and self.train_data.stage_one is not None:
+            own_faces = torch.rand(len(rows), generator=aug) < self.cfg.data.stage_one_pairs
+            faces = to_model_input(self.train_data.stage_one[rows])
+            sketch = torch.where(own_faces[:, None, None, None], faces, sketch)
         affine = None
         if self.cfg.data.augment:
             sketch, photo, affine = paired_jitter(
@@ -467,9 +474,13 @@ class Pix2PixTrainer:
             )
         if self.cfg.data.direction == "refine":
             # the refiner's input: the photo with stage one's artefacts, its own sketch's lines
-            sketch = degraded_photos(
+            degraded = degraded_photos(
                 photo, sketch, seed=int(torch.randint(2**31, (1,), generator=aug))
             )
+            if own_faces is None:
+                sketch = degraded
+            else:
+                sketch = torch.where(own_faces[:, None, None, None], sketch, degraded)
         elif self.cfg.data.sketch_augment > 0:
             sketch = augment_sketches(sketch, aug, strength=self.cfg.data.sketch_augment)
         attrs = self._attributes_for(rows, aug)
