@@ -72,6 +72,66 @@ def make_tiny_checkpoint(path: Path, *, seed: int = 0, attribute_dim: int = 0) -
     )
 
 
+def make_tiny_refiner(
+    path: Path, *, seed: int = 1, direction: str = "refine", with_ema: bool = True
+) -> Path:
+    """Write a randomly initialised tiny refiner checkpoint as the trainer writes one
+    (``data.direction`` in its config; a moving average ``generator_ema.*`` beside the weights,
+    different from them, so a test can tell which one inference uses)."""
+    import json
+
+    import torch
+
+    from sketch2face.models.checkpoint import save_checkpoint
+    from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
+    from sketch2face.models.unet import GeneratorConfig, UNetGenerator
+
+    torch.manual_seed(seed)
+    gen_cfg = GeneratorConfig(**TINY_GENERATOR, upsample="resize")
+    disc_cfg = DiscriminatorConfig(**TINY_DISCRIMINATOR)
+    generator, ema = UNetGenerator(gen_cfg), UNetGenerator(gen_cfg)
+    for net in (generator, ema):
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 2.0)
+                m.running_mean.uniform_(-0.1, 0.1)
+    extra = {f"generator_ema.{k}": v for k, v in ema.state_dict().items()} if with_ema else None
+    return save_checkpoint(
+        path,
+        generator=generator,
+        discriminator=PatchGANDiscriminator(disc_cfg),
+        generator_config=gen_cfg,
+        discriminator_config=disc_cfg,
+        step=3,
+        config_json=json.dumps({"data": {"direction": direction, "image_size_px": 256}}),
+        extra_tensors=extra,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_refiner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a tiny random refiner checkpoint (``data.direction = "refine"``)."""
+    return make_tiny_refiner(tmp_path_factory.mktemp("tiny_refiner") / "refiner.safetensors")
+
+
+@pytest.fixture(autouse=True)
+def _no_packaged_refiner(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test sees an installation without the packaged refiner and without refiner
+    settings, so results do not depend on whether assets/refiner/refiner.safetensors has been
+    shipped yet; tests that want a refiner pass one (``tiny_refiner``) or set these."""
+    from sketch2face.refine import own
+
+    monkeypatch.setattr(
+        own,
+        "DEFAULT_REFINER",
+        tmp_path_factory.getbasetemp() / "no-refiner" / own.DEFAULT_REFINER.name,
+    )
+    monkeypatch.delenv(own.REFINER_ENV_VAR, raising=False)
+    monkeypatch.delenv("SKETCH2FACE_GFPGAN_WEIGHTS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a tiny random sketch2face checkpoint (fast on CPU, real architecture)."""

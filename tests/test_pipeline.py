@@ -36,7 +36,7 @@ def test_any_input_kind_gives_a_256_face(pipe: Sketch2Face, sketch_path: Path) -
         rgb[:, :, 0],
         Image.fromarray(rgb).resize((700, 300)),
     ]
-    result = pipe(inputs, batch_size=3)
+    result = pipe(inputs, batch_size=3, refine=False)
     assert len(result.faces) == len(inputs) == len(result.inputs) == len(result.face_found)
     for face, prepared in zip(result.faces, result.inputs):
         assert face.shape == (256, 256, 3) and face.dtype == np.uint8
@@ -66,12 +66,14 @@ def test_seeded_variations_are_reproducible(pipe: Sketch2Face, sketch_path: Path
     assert not np.array_equal(a, canonical)
 
 
-def test_refine_without_weights_is_a_notice_not_a_crash(
+def test_refine_without_a_refiner_is_a_notice_not_a_crash(
     pipe: Sketch2Face, sketch_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = pipe(sketch_path, refine=True)
+    result = pipe(sketch_path, refine=True)  # the default; no refiner is installed in tests
     assert result.refined == [None]
-    assert result.notices and "GFPGAN" in result.notices[0]
+    assert result.notices and "no refiner is installed" in result.notices[0]
+    assert "GFPGAN" in result.notices[0]  # it names both ways to get one
+    assert pipe(sketch_path, refine=False).notices == []
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,12 +29,19 @@ import torch
 from tqdm import tqdm
 
 from sketch2face.attributes import FaceAttributes
+
+# the backends moved to sketch2face.backends (shared with the refiner); importable from here too
+from sketch2face.backends import AutoBackend as AutoBackend
+from sketch2face.backends import GeneratorBackend as GeneratorBackend
+from sketch2face.backends import TorchBackend as TorchBackend
+from sketch2face.backends import make_backend
 from sketch2face.errors import CheckpointError, InvalidAttributesError
 from sketch2face.imaging import ImageInput, batch_to_u8, load_image
 from sketch2face.models.checkpoint import load_checkpoint
-from sketch2face.models.unet import GeneratorConfig, UNetGenerator
-from sketch2face.refine.base import Refiner
-from sketch2face.runtime import resolve_device, torch_seed
+from sketch2face.models.unet import GeneratorConfig
+from sketch2face.refine.base import Refiner, refine_detailed
+from sketch2face.refine.own import FALLBACK_NOTICE
+from sketch2face.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -50,73 +56,20 @@ class GenerationResult:
     """Outputs of one pipeline call, one entry per input sketch."""
 
     inputs: list[np.ndarray]  # prepared 256x256 uint8 sketches the network saw
-    faces: list[np.ndarray]  # 256x256 uint8 RGB generated faces
-    refined: list[np.ndarray | None]  # 512x512 uint8 refined faces, or None when not refined
+    faces: list[np.ndarray]  # 256x256 uint8 RGB stage-one faces (the generator's)
+    #: the refined faces (the second stage's: 256x256 from the project's refiner, 512x512 from
+    #: GFPGAN), or None per item when not refined (turned off, no refiner, or it failed)
+    refined: list[np.ndarray | None]
     face_found: list[bool]  # whether a face was detected on the sketch (else centred pad)
     timings_ms: dict[str, float] = field(default_factory=dict)  # totals: prepare, generate, refine
     notices: list[str] = field(default_factory=list)
-    model_version: str = ""
+    model_version: str = ""  # stage one's model
+    refiner_version: str = ""  # the second stage's model when it refined a face, else ""
 
-
-class GeneratorBackend(Protocol):
-    """Runs the generator: (N, 3, 256, 256) float32 in [-1, 1] -> same shape."""
-
-    name: str
-
-    def run(
-        self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None
-    ) -> torch.Tensor:
-        """Generate one batch."""
-        ...
-
-
-class TorchBackend:
-    """Eager PyTorch (fp32), eval mode; dropout switched on only for seeded variations."""
-
-    name = "torch"
-
-    def __init__(self, generator: UNetGenerator, device: torch.device) -> None:
-        self.generator = generator.eval().to(device)
-        self.device = device
-        self._lock = threading.Lock()  # toggling dropout mutates module state
-
-    def run(
-        self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None
-    ) -> torch.Tensor:
-        x = batch_t.to(self.device)
-        attrs = attributes.to(self.device) if attributes is not None else None
-        with self._lock, torch.inference_mode():
-            if seed is None:
-                return self.generator(x, attrs).float().cpu()
-            dropouts = [m for m in self.generator.modules() if isinstance(m, torch.nn.Dropout)]
-            try:
-                for m in dropouts:
-                    m.train()
-                with torch_seed(seed):
-                    return self.generator(x, attrs).float().cpu()
-            finally:
-                for m in dropouts:
-                    m.eval()
-
-
-class AutoBackend:
-    """CPU default: onnxruntime for canonical faces (measured 1.6-4.7x faster than eager PyTorch on
-    2 cores, same pixels within 1 level: benchmarks/README.md), eager PyTorch for seeded variations,
-    which need dropout at inference."""
-
-    name = "auto(onnx+torch)"
-
-    def __init__(self, generator: UNetGenerator, device: torch.device) -> None:
-        from sketch2face.export import OnnxBackend
-
-        self.torch = TorchBackend(generator, device)
-        self.onnx = OnnxBackend.from_generator(generator, spin=False)
-
-    def run(
-        self, batch_t: torch.Tensor, attributes: torch.Tensor | None, seed: int | None
-    ) -> torch.Tensor:
-        backend: GeneratorBackend = self.torch if seed is not None else self.onnx
-        return backend.run(batch_t, attributes, seed)
+    def shown(self, i: int) -> np.ndarray:
+        """THE face of item ``i``: the refined face when there is one, else stage one's."""
+        refined = self.refined[i]
+        return refined if refined is not None else self.faces[i]
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> Path:
@@ -135,7 +88,8 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None) -> Path:
 
 
 class Sketch2Face:
-    """Sketch -> face pipeline: prepare (crop, 256, normalise) -> generator -> optional refiner."""
+    """Sketch -> face pipeline: prepare (crop, 256, normalise) -> generator (stage one) -> refiner
+    (the second stage, on by default when one is loaded: ``refine.resolve``)."""
 
     def __init__(
         self,
@@ -164,49 +118,64 @@ class Sketch2Face:
         checkpoint: str | os.PathLike[str] | None = None,
         *,
         device: str | None = None,
-        refiner: Refiner | None = None,
+        refiner: Refiner | str | os.PathLike[str] | None = None,
         gfpgan_weights: str | os.PathLike[str] | None = None,
         backend: str = "auto",
     ) -> Sketch2Face:
-        """Load a checkpoint (None = packaged default) and, if weights are configured, GFPGAN.
+        """Load a checkpoint (None = packaged default) and the second stage.
 
-        ``gfpgan_weights`` (or ``$SKETCH2FACE_GFPGAN_WEIGHTS``) enables refinement; without them
-        ``refine=True`` calls return the generated face with a notice.
+        ``refiner``: a ``Refiner`` object used as is, or the path of a refiner checkpoint
+        (``"none"`` turns refinement off); otherwise :func:`sketch2face.refine.resolve.resolve_refiner`
+        picks GFPGAN weights (``gfpgan_weights`` / ``$SKETCH2FACE_GFPGAN_WEIGHTS``),
+        ``$SKETCH2FACE_REFINER`` or the packaged refiner. Without any, ``refine=True`` calls return
+        stage one's face with a notice.
         """
         path = resolve_checkpoint(checkpoint)
         ckpt = load_checkpoint(path)
-        generator = ckpt.build_generator()
-        dev = resolve_device(device or "auto")
-        if backend == "auto":
-            backend = "auto" if dev.type == "cpu" and _has_onnxruntime() else "torch"
-        if backend == "auto":
-            runner: GeneratorBackend = AutoBackend(generator, dev)
-        elif backend == "torch":
-            runner = TorchBackend(generator, dev)
-        elif backend == "onnx":
-            from sketch2face.export import OnnxBackend
-
-            runner = OnnxBackend.from_generator(generator)
-        else:
-            raise ValueError(f"unknown backend {backend!r}; use 'auto', 'torch' or 'onnx'")
-        notice = None
-        if refiner is None:
-            from sketch2face.refine.gfpgan import load_refiner
-
-            refiner, notice = load_refiner(
-                gfpgan_weights, strict=gfpgan_weights is not None, device=str(dev)
+        direction = ckpt.config.get("data", {}).get("direction", "sketch2photo")
+        if direction != "sketch2photo":
+            raise CheckpointError(
+                f"{path} is a {direction} model, not a sketch -> photo model; pass it as "
+                f"{'--refiner' if direction == 'refine' else 'the model it is'} and leave "
+                "--checkpoint out (the packaged default) or give a sketch -> photo checkpoint."
             )
+        dev = resolve_device(device or "auto")
+        runner = make_backend(ckpt.build_generator(), dev, backend)
+        notice = None
+        if refiner is None or isinstance(refiner, (str, os.PathLike)):
+            from sketch2face.refine.resolve import resolve_refiner
+
+            choice = resolve_refiner(
+                refiner, gfpgan_weights=gfpgan_weights, device=dev, backend=backend
+            )
+            loaded, notice = choice.refiner, choice.notice
+        else:
+            loaded = refiner
         size_px = int(ckpt.config.get("data", {}).get("image_size_px", MODEL_SIZE_PX))
         version = f"pix2pix-unet-ngf{ckpt.generator_config.ngf}-{size_px}px-step{ckpt.step}"
-        log.info("loaded %s from %s (%s backend on %s)", version, path, runner.name, dev)
+        log.info(
+            "loaded %s from %s (%s backend on %s); refiner: %s",
+            version,
+            path,
+            runner.name,
+            dev,
+            getattr(loaded, "version", getattr(loaded, "name", None)) or notice,
+        )
         return cls(
             runner,
             ckpt.generator_config,
-            refiner=refiner,
+            refiner=loaded,
             refiner_notice=notice,
             model_version=version,
             model_size_px=size_px,
         )
+
+    @property
+    def refiner_version(self) -> str:
+        """What the second stage is (its version, else its name); "" without one."""
+        if self.refiner is None:
+            return ""
+        return str(getattr(self.refiner, "version", None) or self.refiner.name)
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, sketch: ImageInput, *, prepared: bool = False) -> tuple[np.ndarray, bool]:
@@ -262,14 +231,19 @@ class Sketch2Face:
         self,
         sketches: ImageInput | Sequence[ImageInput],
         *,
-        refine: bool = False,
+        refine: bool = True,
         seed: int | None = None,
         attributes: Mapping[str, Any] | None = None,
         batch_size: int = 8,
         progress: bool = False,
         prepared: bool = False,
     ) -> GenerationResult:
-        """Generate one face per sketch. ``prepared=True``: inputs are already 256x256 model inputs."""
+        """Generate one face per sketch. ``prepared=True``: inputs are already 256x256 model inputs.
+
+        ``refine`` (default True) runs the second stage on every face when a refiner is loaded
+        (``result.refined``); without one, or where it fails, the item's refined face is None and
+        a notice says why. ``refine=False``: stage one only.
+        """
         items = list(sketches) if isinstance(sketches, (list, tuple)) else [sketches]
         notices: list[str] = []
         attrs_t = self.encode_attributes(attributes, 1)  # validates once; (1, D) or None
@@ -304,18 +278,32 @@ class Sketch2Face:
             if self.refiner is None:
                 notices.append(self.refiner_notice or "refinement skipped: no refiner configured")
             else:
-                refined = [
-                    self.refiner.refine(face)
-                    for face in tqdm(faces, desc="refine", disable=not progress or len(faces) < 2)
-                ]
+                refined = self._refine_all(faces, notices, progress=progress)
         t3 = time.perf_counter()
         timings = {"prepare": (t1 - t0) * 1e3, "generate": (t2 - t1) * 1e3}
         if refine and self.refiner is not None:
             timings["refine"] = (t3 - t2) * 1e3
-        return GenerationResult(inputs, faces, refined, found, timings, notices, self.model_version)
+        return GenerationResult(
+            inputs,
+            faces,
+            refined,
+            found,
+            timings,
+            notices,
+            self.model_version,
+            self.refiner_version if any(r is not None for r in refined) else "",
+        )
 
-
-def _has_onnxruntime() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
+    def _refine_all(
+        self, faces: list[np.ndarray], notices: list[str], *, progress: bool = False
+    ) -> list[np.ndarray | None]:
+        """The refined face of each stage-one face; None (and a notice) where the refiner fell
+        back, so a failure never passes stage one's face off as refined."""
+        assert self.refiner is not None
+        refined: list[np.ndarray | None] = []
+        for face in tqdm(faces, desc="refine", disable=not progress or len(faces) < 2):
+            result = refine_detailed(self.refiner, face)
+            refined.append(None if result.fell_back else result.image_u8)
+            if result.fell_back and FALLBACK_NOTICE not in notices:
+                notices.append(FALLBACK_NOTICE)
+        return refined

@@ -1,4 +1,9 @@
-"""The ``Refiner`` role: something that turns a generated face into a sharper, larger one."""
+"""The ``Refiner`` role: something that turns a stage-one face into a more photographic one.
+
+Two refiners implement it: the project's own (``refine.own``, 256x256 in and out, the default
+second stage) and GFPGAN (``refine.gfpgan``, optional weights, 2x larger: 512x512). Whatever
+shows or stores a refined face copes with either size.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ import numpy as np
 
 @runtime_checkable
 class Refiner(Protocol):
-    """Turns an HxWx3 uint8 RGB face into a refined (usually 2x larger) HxWx3 uint8 RGB face."""
+    """Turns an HxWx3 uint8 RGB face into a refined HxWx3 uint8 RGB face (the same size for the
+    project's refiner, 2x larger for GFPGAN)."""
 
     name: str
 
     def refine(self, face_u8: np.ndarray) -> np.ndarray:
-        """Refine one face; must never lose the image (fall back to an upscaled copy)."""
+        """Refine one face; must never lose the image (on failure, return the unrefined face,
+        resized to the refiner's output size)."""
         ...
 
 
@@ -25,10 +32,13 @@ class RefineResult:
     """One refined face and how it was made.
 
     Attributes:
-        image_u8: the refined face, (upscale*H)x(upscale*W)x3 uint8 RGB.
-        face_found: True when landmarks were found and the face was aligned to the template.
-        fell_back: True when the network failed and ``image_u8`` is only the bicubic upscale.
-        timings_ms: "align", "restore", "paste" and "total" for this face.
+        image_u8: the refined face, HxWx3 uint8 RGB (GFPGAN: 2x the input's size; the project's
+            refiner: the input's size).
+        face_found: True when the face was located: GFPGAN found landmarks and aligned the face
+            to its template; the project's refiner needs no alignment (always True).
+        fell_back: True when the network failed and ``image_u8`` is only the unrefined face
+            (GFPGAN: its bicubic upscale).
+        timings_ms: "total" for this face (GFPGAN adds "align", "restore" and "paste").
     """
 
     image_u8: np.ndarray
@@ -58,3 +68,14 @@ class NoRefiner:
     def refine(self, face_u8: np.ndarray) -> np.ndarray:
         """Return the face (bicubic-upscaled when ``upscale`` > 1)."""
         return upscale_bicubic(np.ascontiguousarray(face_u8), self.upscale)
+
+
+def refine_detailed(refiner: Refiner, face_u8: np.ndarray) -> RefineResult:
+    """Refine one face with any refiner and say whether it fell back: the refiner's own
+    ``refine_detailed`` when it has one, else its ``refine`` (which never falls back)."""
+    detailed = getattr(refiner, "refine_detailed", None)
+    if callable(detailed):
+        result = detailed(face_u8)
+        if isinstance(result, RefineResult):
+            return result
+    return RefineResult(refiner.refine(face_u8), face_found=True, fell_back=False)
