@@ -194,7 +194,7 @@ def main() -> int:
 
             t = time.perf_counter()
             pipe = Sketch2Face.from_pretrained(backend="torch")  # torch: honours the 1 thread
-            result = pipe(sketches, prepared=True, batch_size=8)
+            result = pipe(sketches, prepared=True, batch_size=8, refine=False)  # stage one
             generated = result.faces
             timings["generate_s"] = time.perf_counter() - t
             print(

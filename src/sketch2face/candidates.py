@@ -22,6 +22,10 @@ from one of two parents, sometimes mutated to a neighbouring value on its scale,
 parent's seed (a seed selects a dropout pattern and cannot be blended) or, by mutation, a new one.
 No child repeats a parent or a sibling.
 
+Refinement. Like a single face, every candidate goes through the second stage (the refiner) by
+default, so the witness chooses among the faces an appeal would show; ``Candidate.image`` keeps
+stage one's face and ``Candidate.shown`` is the face (the refined one where there is one).
+
 One generator call per candidate. A seeded pass draws one dropout pattern for its whole batch, so
 in a batch a face would depend on its neighbours; calling once per candidate keeps every candidate
 reproducible from its seed and attributes alone (``sketch2face generate --seed S --skin ...`` gives
@@ -90,12 +94,19 @@ class CandidateSpec:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One generated candidate: the 256x256 RGB face and how it was made."""
+    """One generated candidate: stage one's 256x256 RGB face, its refined face (None when not
+    refined) and how it was made."""
 
     image: np.ndarray
     seed: int
     attributes: Mapping[str, str]
     parents: tuple[int, ...] = ()
+    refined: np.ndarray | None = None
+
+    @property
+    def shown(self) -> np.ndarray:
+        """The candidate's face: the refined one when there is one, else stage one's."""
+        return self.refined if self.refined is not None else self.image
 
     @property
     def spec(self) -> CandidateSpec:
@@ -115,6 +126,8 @@ class CandidateSet:
     attributes_applied: bool
     notices: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: the second stage that refined the candidates ("" when none was refined)
+    refiner_version: str = ""
 
 
 class CandidatePipeline(Protocol):
@@ -318,13 +331,15 @@ def render_candidates(
     *,
     prepared: bool = False,
     lock: AbstractContextManager[Any] | None = None,
+    refine: bool = True,
 ) -> CandidateSet:
     """Generate one face per spec for ``sketch`` (prepared once; one generator call per spec).
 
     ``prepared=True``: ``sketch`` is already the 256x256 model input (e.g. ``input_u8`` of an
     earlier round), so every round of a case sees exactly the same input. ``lock`` is held around
     each model call (the web app's model client passes its run lock, so other users' generations
-    interleave with a long round instead of waiting for all of it).
+    interleave with a long round instead of waiting for all of it). ``refine`` (default True):
+    each candidate also goes through the pipeline's second stage (``Candidate.refined``).
     """
     if not specs:
         raise CandidateError("No candidates to generate.")
@@ -338,14 +353,23 @@ def render_candidates(
     prepared_at = time.perf_counter()
     candidates: list[Candidate] = []
     notices: list[str] = []
+    refine_ms = 0.0
+    refiner_version = ""
     for spec in specs:
         with guard:
             result = pipeline(
-                model_input, prepared=True, seed=spec.seed, attributes=dict(spec.attributes)
+                model_input,
+                prepared=True,
+                seed=spec.seed,
+                attributes=dict(spec.attributes),
+                refine=refine,
             )
         notices.extend(n for n in result.notices if n not in notices)
+        refined = result.refined[0] if getattr(result, "refined", None) else None
+        refine_ms += float(result.timings_ms.get("refine", 0.0))
+        refiner_version = refiner_version or str(getattr(result, "refiner_version", "") or "")
         candidates.append(
-            Candidate(result.faces[0], spec.seed, dict(spec.attributes), spec.parents)
+            Candidate(result.faces[0], spec.seed, dict(spec.attributes), spec.parents, refined)
         )
     done = time.perf_counter()
     return CandidateSet(
@@ -357,9 +381,11 @@ def render_candidates(
         notices=notices,
         timings_ms={
             "prepare": (prepared_at - started) * 1e3,
-            "generate": (done - prepared_at) * 1e3,
+            "generate": (done - prepared_at) * 1e3,  # both stages
             "per_candidate": (done - prepared_at) * 1e3 / len(specs),
+            **({"refine": refine_ms} if refine_ms else {}),
         },
+        refiner_version=refiner_version,
     )
 
 

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     pairs = [(root / r.sketch, root / r.photo) for r in rows][: args.limit]
     if not pairs:
         raise Sketch2FaceError(f"no {args.split} pairs of source {args.source!r} in {root}")
-    pipe = Sketch2Face.from_pretrained(args.checkpoint)
+    # attribute control is the generator's (stage one's faces): no refiner is loaded
+    pipe = Sketch2Face.from_pretrained(args.checkpoint, refiner="none")
     if not pipe.supports_attributes:
         raise Sketch2FaceError(
             f"{pipe.model_version} is not attribute-conditioned; nothing to measure"

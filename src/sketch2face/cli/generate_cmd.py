@@ -1,7 +1,13 @@
 """`sketch2face generate SKETCH... -o OUTDIR`: one PNG face per sketch (same stem).
 
+Both stages run by default: ``<stem>.png`` is the face (the refined one when the second stage
+refined it) and ``<stem>_stage1.png`` stage one's face beside it; ``--no-refine`` writes stage
+one's face alone as ``<stem>.png``. The refiner is resolved by ``refine.resolve`` (``--refiner``,
+``--gfpgan-weights``, ``SKETCH2FACE_REFINER``, ``SKETCH2FACE_GFPGAN_WEIGHTS``, the packaged one).
+
 With ``--candidates N`` each sketch gives N visibly different candidate faces instead
-(``sketch2face.candidates``): ``<stem>_candidate01.png`` ... , a numbered grid
+(``sketch2face.candidates``): ``<stem>_candidate01.png`` ... (refined like single faces, stage
+one's beside them as ``<stem>_candidate01_stage1.png``), a numbered grid
 ``<stem>_candidates_grid.png`` and ``<stem>_candidates.json`` (seed and attributes of each, so any
 candidate can be made again with ``--seed`` and the attribute options).
 """
@@ -31,10 +37,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--checkpoint", help="model checkpoint (default: the packaged model)")
     p.add_argument(
         "--refine",
-        action="store_true",
-        help="GFPGAN refinement (needs --gfpgan-weights or SKETCH2FACE_GFPGAN_WEIGHTS)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the second stage, the refiner, on every face (default: on; --no-refine: "
+        "stage one's face alone)",
     )
-    p.add_argument("--gfpgan-weights", help="path of GFPGANv1.3/1.4 .pth weights")
+    p.add_argument(
+        "--refiner",
+        metavar="PATH",
+        help="refiner checkpoint (data.direction = refine; default: SKETCH2FACE_REFINER, else "
+        "the packaged refiner); 'none' turns refinement off",
+    )
+    p.add_argument(
+        "--gfpgan-weights", help="refine with GFPGAN instead: path of GFPGANv1.3/1.4 .pth weights"
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -51,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--gender", choices=["female", "male"], help="gender as described by the witness"
     )
-    p.add_argument("--sheet", help="also write a comparison sheet PNG (sketch | face | refined)")
+    p.add_argument(
+        "--sheet", help="also write a comparison sheet PNG (sketch | stage one | refined)"
+    )
     p.add_argument(
         "--backend",
         choices=["auto", "torch", "onnx"],
@@ -167,16 +185,21 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("error: no sketch images given (folders were empty)", file=sys.stderr)
         return 1
-    if args.candidates and (args.refine or args.sheet):
+    if args.candidates and args.sheet:
+        print("error: --candidates writes its own grid; leave out --sheet", file=sys.stderr)
+        return 2
+    if not args.refine and (args.refiner or args.gfpgan_weights):
         print(
-            "error: --candidates writes its own grid and does not refine; leave out --refine "
-            "and --sheet",
+            "error: --no-refine turns the second stage off; leave out --refiner and "
+            "--gfpgan-weights",
             file=sys.stderr,
         )
         return 2
     pipe = Sketch2Face.from_pretrained(
         args.checkpoint,
         device=args.device,
+        # stage one alone loads no refiner at all
+        refiner=args.refiner if args.refine else "none",
         gfpgan_weights=args.gfpgan_weights,
         backend=args.backend,
     )
@@ -186,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     save_png = face_writer(pipe.model_version, args.checkpoint, args.key_dir)
     if args.candidates:
         return _run_candidates(
-            pipe, paths, out_dir, args.candidates, attributes, args.seed, save_png
+            pipe, paths, out_dir, args.candidates, attributes, args.seed, save_png, args.refine
         )
     failures = 0
     rows = []
@@ -203,10 +226,10 @@ def run(args: argparse.Namespace) -> int:
         for key, value in result.timings_ms.items():
             timings[key] = timings.get(key, 0.0) + value
         notices.update(result.notices)
-        save_png(result.faces[0], out_dir / f"{name}.png")
+        save_png(result.shown(0), out_dir / f"{name}.png")  # the face: refined when it was
         row = [result.inputs[0], result.faces[0]]
         if result.refined[0] is not None:
-            save_png(result.refined[0], out_dir / f"{name}_refined.png")
+            save_png(result.faces[0], out_dir / f"{name}_stage1.png")  # kept for provenance
             row.append(result.refined[0])
         rows.append(row)
     for notice in sorted(notices):
@@ -218,8 +241,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"comparison sheet: {args.sheet}")
     n_ok = len(rows)
     per = {k: v / max(n_ok, 1) for k, v in timings.items() if v}
+    stages = pipe.model_version + (
+        f" + {pipe.refiner_version}" if args.refine and pipe.refiner_version else ", stage one only"
+    )
     print(
-        f"wrote {n_ok} face(s) to {out_dir} ({pipe.model_version}); mean ms per image: "
+        f"wrote {n_ok} face(s) to {out_dir} ({stages}); mean ms per image: "
         + ", ".join(f"{k} {v:.0f}" for k, v in per.items())
     )
     if failures:
@@ -235,9 +261,11 @@ def _run_candidates(
     attributes: dict[str, str | None],
     rng_seed: int | None,
     save_png: Callable[[np.ndarray, Path], None],
+    refine: bool = True,
 ) -> int:
-    """``--candidates N``: N candidate PNGs, a numbered grid and a JSON of seeds/attributes per
-    sketch; a bad input is reported and skipped."""
+    """``--candidates N``: N candidate PNGs (refined unless ``refine`` is False; stage one's
+    beside them), a numbered grid and a JSON of seeds/attributes per sketch; a bad input is
+    reported and skipped."""
     from sketch2face.candidates import (
         CANDIDATES_NOTICE,
         candidate_grid,
@@ -253,24 +281,28 @@ def _run_candidates(
             failures += 1
             continue
         specs = plan_candidates(n, fixed, rng_seed, vary_attributes=pipe.supports_attributes)
-        result = render_candidates(pipe, image, specs)
+        result = render_candidates(pipe, image, specs, refine=refine)
         rows = []
         for i, candidate in enumerate(result.candidates, start=1):
             file_name = f"{name}_candidate{i:02d}.png"
-            save_png(candidate.image, out_dir / file_name)
-            rows.append(
-                {
-                    "number": i,
-                    "file": file_name,
-                    "seed": candidate.seed,
-                    "attributes": dict(candidate.attributes),
-                }
-            )
+            save_png(candidate.shown, out_dir / file_name)
+            row: dict[str, Any] = {
+                "number": i,
+                "file": file_name,
+                "seed": candidate.seed,
+                "attributes": dict(candidate.attributes),
+                "refined": candidate.refined is not None,
+            }
+            if candidate.refined is not None:
+                row["stage1_file"] = f"{name}_candidate{i:02d}_stage1.png"
+                save_png(candidate.image, out_dir / row["stage1_file"])
+            rows.append(row)
         grid_name = f"{name}_candidates_grid.png"
-        save_png(candidate_grid([c.image for c in result.candidates]), out_dir / grid_name)
+        save_png(candidate_grid([c.shown for c in result.candidates]), out_dir / grid_name)
         meta = {
             "sketch": str(path),
             "model_version": result.model_version,
+            "refiner_version": result.refiner_version or None,
             "fixed_attributes": fixed,
             "attributes_applied": result.attributes_applied,
             "rng_seed": rng_seed,
