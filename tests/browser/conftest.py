@@ -33,7 +33,11 @@ def browser() -> Iterator[Any]:
 def _model_client(request: pytest.FixtureRequest) -> Any:
     from sketch2face.serving.client import InProcessModelClient
 
-    return InProcessModelClient(str(request.getfixturevalue("tiny_checkpoint")), device="cpu")
+    return InProcessModelClient(
+        str(request.getfixturevalue("tiny_checkpoint")),
+        device="cpu",
+        refiner=str(request.getfixturevalue("tiny_refiner")),  # both stages, as shipped
+    )
 
 
 @pytest.fixture(scope="module")

@@ -151,11 +151,13 @@ def empty_postgres_schema(base: str, prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def web_model_client(tiny_checkpoint: Path) -> Any:
-    """ONE in-process client over the real pipeline with a tiny random checkpoint, for all tests."""
+def web_model_client(tiny_checkpoint: Path, tiny_refiner: Path) -> Any:
+    """ONE in-process client over the real pipeline with a tiny random checkpoint and a tiny
+    random refiner (both stages, as an installation with the packaged refiner runs), for all
+    tests."""
     from sketch2face.serving.client import InProcessModelClient
 
-    return InProcessModelClient(str(tiny_checkpoint), device="cpu")
+    return InProcessModelClient(str(tiny_checkpoint), device="cpu", refiner=str(tiny_refiner))
 
 
 @pytest.fixture

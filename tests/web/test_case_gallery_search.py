@@ -87,7 +87,8 @@ def test_members_with_the_permission_search_from_the_likeness_and_candidates(
     )
     with new_session(app) as s:
         first, second = s.scalars(sa.select(Candidate).order_by(Candidate.id)).all()
-        first_id, second_id, first_key = first.id, second.id, first.image_key
+        # the face a search starts from: the refined one (both stages run by default)
+        first_id, second_id, first_key = first.id, second.id, first.shown_key
     # the likeness is candidate 1, whose stored face is (here) a photo of 10001
     from sketch2face.web.extensions import get_store
 

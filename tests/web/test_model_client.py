@@ -96,6 +96,30 @@ def test_refine_available_follows_the_gfpgan_weights_setting_without_loading(
     assert client.describe()["refine_available"] is True and not client.is_loaded
 
 
+def test_refine_available_follows_the_refiner_resolution_without_loading(
+    tiny_checkpoint: Path, tiny_refiner: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Before the model loads, refinement is offered when the refiner it will load exists: an
+    explicit one, SKETCH2FACE_REFINER, or the packaged refiner; "none" turns it off."""
+    from sketch2face.refine import own
+
+    client = InProcessModelClient(str(tiny_checkpoint), device="cpu")
+    assert client.refine_available() is False  # no packaged refiner in tests
+    monkeypatch.setattr(own, "DEFAULT_REFINER", tiny_refiner)
+    assert client.refine_available() is True  # the packaged refiner, once shipped
+    monkeypatch.setenv(own.REFINER_ENV_VAR, "none")
+    assert client.refine_available() is False
+    monkeypatch.setenv(own.REFINER_ENV_VAR, str(tmp_path / "missing.safetensors"))
+    assert client.refine_available() is False
+    monkeypatch.setenv(own.REFINER_ENV_VAR, str(tiny_refiner))
+    assert client.refine_available() is True
+    off = InProcessModelClient(str(tiny_checkpoint), device="cpu", refiner="none")
+    assert off.refine_available() is False
+    explicit = InProcessModelClient(str(tiny_checkpoint), device="cpu", refiner=str(tiny_refiner))
+    assert explicit.refine_available() is True and not explicit.is_loaded
+    assert explicit.describe()["refine_available"] is True
+
+
 def test_loaded_pipeline_without_refiner_offers_no_refinement(web_model_client: Any) -> None:
     web_model_client.pipeline()  # loaded: its refiner decides, not the setting
     expected = getattr(web_model_client.pipeline(), "refiner", None) is not None

@@ -54,6 +54,12 @@ INTENDED_CHANGES = (
         '"Unique case number: no control characters, at least one letter or digit"',
         "case number description",
     ),
+    # issue 22: both stages run by default, so POST /generate's refine field defaults to true
+    # (an explicit false gives stage one's face alone) and its description says what it does
+    (
+        '"default": false,\n' + " " * 20 + '"description": "true or false (1 or 0 work too)."',
+        "refine default",
+    ),
 )
 
 
@@ -61,8 +67,12 @@ def _intended(text: str) -> str:
     """The previous release's document with INTENDED_CHANGES made."""
     from sketch2face.web.api import fields
     from sketch2face.web.api.cases import CASE_NUMBER_DESCRIPTION
+    from sketch2face.web.api.generations import REFINE_DESCRIPTION
 
     new = {
+        "refine default": '"default": true,\n'
+        + " " * 20
+        + f'"description": {json.dumps(REFINE_DESCRIPTION)}',
         "CASE_NUMBER": json.dumps(fields.CASE_NUMBER),
         "CASE_NUMBER_REQUIRED": json.dumps(fields.CASE_NUMBER_REQUIRED),
         "case number description": json.dumps(CASE_NUMBER_DESCRIPTION),

@@ -289,20 +289,19 @@ def test_images_too_small_or_narrow_for_a_face_are_refused(
 DEVELOPER_WORDS = ("SKETCH2FACE_", "--gfpgan", "GFPGAN")
 
 
-def test_refine_is_offered_only_with_gfpgan_weights(
-    app: Any, web_model_client: Any, alice: WebClient
+def test_refine_is_offered_ticked_only_with_a_refiner(
+    app: Any, tiny_checkpoint: Any, alice: WebClient
 ) -> None:
-    from .web_support import RefiningModelClient
+    from sketch2face.serving.client import InProcessModelClient
 
-    page = alice.get("/new").get_data(as_text=True)
-    if web_model_client.refine_available():
-        pytest.skip("GFPGAN weights are configured in this environment")
-    assert 'name="refine"' not in page
-    assert not any(word in page for word in DEVELOPER_WORDS)
-    app.extensions[MODEL] = RefiningModelClient(web_model_client)  # as with weights configured
-    offered = alice.get("/new").get_data(as_text=True)
-    assert 'name="refine"' in offered and "Refine the face" in offered
+    offered = alice.get("/new").get_data(as_text=True)  # the app's model has a refiner
+    assert 'name="refine" value="1" id="refine" checked' in offered
+    assert "Refine the face" in offered
     assert not any(word in offered for word in DEVELOPER_WORDS)
+    app.extensions[MODEL] = InProcessModelClient(str(tiny_checkpoint), refiner="none")
+    page = alice.get("/new").get_data(as_text=True)
+    assert 'name="refine"' not in page and "Refinement is not available on this server" in page
+    assert not any(word in page for word in DEVELOPER_WORDS)
 
 
 def test_result_page_shows_the_requested_witness_description(app: Any, alice: WebClient) -> None:

@@ -36,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--checkpoint", default=None, help="generator checkpoint (default: packaged model)"
     )
+    parser.add_argument(
+        "--refiner",
+        default=None,
+        metavar="PATH",
+        help="refiner checkpoint, the second stage (default: SKETCH2FACE_REFINER, GFPGAN weights "
+        "from SKETCH2FACE_GFPGAN_WEIGHTS, else the packaged refiner); 'none' turns it off",
+    )
     parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
     parser.add_argument(
         "--client-timeout",
@@ -79,6 +86,8 @@ def build_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         overrides["data_dir"] = args.data_dir
     if args.checkpoint:
         overrides["checkpoint"] = args.checkpoint
+    if getattr(args, "refiner", None):
+        overrides["refiner"] = args.refiner
     settings = settings.replace(**overrides)
     if not settings.secret_key:
         settings = settings.replace(secret_key=ensure_secret_key_file(settings.data_dir))

@@ -18,6 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--checkpoint", default=None, help="generator checkpoint (default: packaged model)"
     )
+    parser.add_argument(
+        "--refiner",
+        default=None,
+        metavar="PATH",
+        help="refiner checkpoint, the second stage (default: SKETCH2FACE_REFINER, GFPGAN weights "
+        "from SKETCH2FACE_GFPGAN_WEIGHTS, else the packaged refiner); 'none' turns it off",
+    )
     parser.add_argument("--device", default=None, help="torch device (default: auto)")
     parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
     parser.add_argument(
@@ -41,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint or os.environ.get("SKETCH2FACE_CHECKPOINT") or None,
         args.device or os.environ.get("SKETCH2FACE_DEVICE") or None,
         max_batch=args.max_batch,
+        refiner=args.refiner,
     )
     if args.preload:
         client.pipeline()

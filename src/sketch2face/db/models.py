@@ -105,6 +105,18 @@ class Generation(Base):
         return keys
 
     @property
+    def shown_kind(self) -> str:
+        """Which image is THE face of this generation (what pages, appeal sheets and gallery
+        searches use): "refined" when the second stage refined it, else "face" (stage one's,
+        which stays stored either way for provenance)."""
+        return "refined" if self.refined_key else "face"
+
+    @property
+    def shown_key(self) -> str:
+        """Object key of THE face (:attr:`shown_kind`)."""
+        return self.refined_key or self.face_key
+
+    @property
     def notices(self) -> list[str]:
         """Pipeline notices recorded with the generation."""
         return list(self.details.get("notices", []))
@@ -310,7 +322,10 @@ class Candidate(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: ids of the parent round's candidates this one was bred from
     parent_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    #: stage one's face (kept for provenance)
     image_key: Mapped[str] = mapped_column(sa.String(255))
+    #: the refined face (the second stage's), NULL when it was not refined (and before issue 22)
+    refined_key: Mapped[str | None] = mapped_column(sa.String(255), default=None)
     #: marked by the witness as one of the closest faces of its round
     closest: Mapped[bool] = mapped_column(default=False)
 
@@ -320,6 +335,12 @@ class Candidate(Base):
     def number(self) -> int:
         """1-based number shown under the face and on the grid."""
         return self.index + 1
+
+    @property
+    def shown_key(self) -> str:
+        """Object key of THE face of this candidate (what the witness sees, the likeness, appeal
+        sheets and gallery searches use): the refined face when there is one, else stage one's."""
+        return self.refined_key or self.image_key
 
 
 class SigningKey(Base):

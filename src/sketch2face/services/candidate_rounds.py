@@ -4,8 +4,13 @@ Shared by the candidate pages (``web/pages/candidates.py``) and the API (``web/a
 faces come from the app's model client (``ModelClient.candidates``: in-process or the remote
 model server), planned and bred by the library (:mod:`sketch2face.candidates`).
 
+Candidates are refined like single faces (the second stage, when the model has one): the refined
+face is the candidate's face (``Candidate.shown_key``: what the witness chooses from, the likeness
+and the grid), stage one's stays stored beside it for provenance.
+
 Consistency, as in ``generation.py``: the images are written first (the prepared model input and
-one PNG per candidate under ``cases/<case id>/rounds/<random>/``), then the round, its candidates
+one PNG per candidate, and one per refined candidate, under ``cases/<case id>/rounds/<random>/``),
+then the round, its candidates
 and the audit event are committed in one transaction; on any failure the transaction is rolled
 back and the written images are deleted.
 """
@@ -256,12 +261,18 @@ def _store_round(
         input_key = f"{prefix}/input.png"
         written.append(input_key)
         store.put(input_key, encode_png(output.input_u8), content_type="image/png")
-        keys = []
+        keys: list[tuple[str, str | None]] = []  # (stage one's face, the refined face)
         for i, face in enumerate(output.faces_u8, start=1):
             key = f"{prefix}/candidate-{i:02d}.png"
             written.append(key)
             store.put(key, _png(face, comment=comment), content_type="image/png")
-            keys.append(key)
+            refined_u8 = output.refined(i - 1)
+            refined_key = None
+            if refined_u8 is not None:
+                refined_key = f"{prefix}/candidate-{i:02d}-refined.png"
+                written.append(refined_key)
+                store.put(refined_key, _png(refined_u8, comment=comment), content_type="image/png")
+            keys.append((key, refined_key))
         number = (
             session.scalar(
                 sa.select(sa.func.max(CandidateRound.number)).where(
@@ -287,16 +298,22 @@ def _store_round(
                 "attributes_applied": output.attributes_applied,
                 "held_from_picks": held or {},
                 "model_sha256": loaded_weights_sha256(output.model_version),
-                # does each face show what it was asked for? (the captions say so)
+                "refiner": output.refiner_version or None,
+                # does each face (the one shown: refined when it was) show what it was asked
+                # for? (the captions say so)
                 "attribute_checks": check_faces(
-                    output.faces_u8, [dict(spec.attributes) for spec in specs]
+                    [
+                        r if (r := output.refined(i)) is not None else face
+                        for i, face in enumerate(output.faces_u8)
+                    ],
+                    [dict(spec.attributes) for spec in specs],
                 ),
                 "timings_ms": {k: round(v, 1) for k, v in output.timings_ms.items()},
             },
             created_by_id=user.id,
             created_at=utcnow(),
         )
-        for i, (spec, key) in enumerate(zip(specs, keys)):
+        for i, (spec, (key, refined_key)) in enumerate(zip(specs, keys)):
             round_.candidates.append(
                 Candidate(
                     index=i,
@@ -304,6 +321,7 @@ def _store_round(
                     attributes=dict(spec.attributes),
                     parent_ids=[chosen_ids[p] for p in spec.parents if p < len(chosen_ids)],
                     image_key=key,
+                    refined_key=refined_key,
                     closest=False,
                 )
             )
@@ -336,12 +354,13 @@ def _store_round(
 
 
 def round_grid_png(round_: CandidateRound) -> bytes:
-    """The round's candidates as one numbered grid PNG (missing images: grey cells)."""
+    """The round's candidates (their faces: refined where they were) as one numbered grid PNG
+    (missing images: grey cells)."""
     store = get_store()
     faces = []
     for candidate in round_.candidates:
         try:
-            faces.append(decode_image_bytes(store.get(candidate.image_key), name="candidate"))
+            faces.append(decode_image_bytes(store.get(candidate.shown_key), name="candidate"))
         except (ObjectNotFoundError, ValueError):
             faces.append(np.full((256, 256, 3), 200, np.uint8))
     return _png(candidate_grid(faces), comment=f"sketch2face: {LIKENESS_NOTICE}")

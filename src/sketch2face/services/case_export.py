@@ -9,7 +9,9 @@ Layout of ``case-<number>.zip``::
     likeness.png                       the chosen likeness, when there is one
     generations/<id>/sketch.png|face.png|refined.png
     rounds/<n>/input.png               the prepared sketch the model saw in round n
-    rounds/<n>/candidate-01.png ...    the candidates of round n
+    rounds/<n>/candidate-01.png ...    the candidates of round n (their faces: refined where
+                                       they were)
+    rounds/<n>/candidate-01-stage1.png stage one's face of a refined candidate
     rounds/<n>/grid.png                the candidates of round n as one numbered sheet
 
 Images whose files are missing from storage are listed with ``"missing": true`` instead of failing
@@ -111,13 +113,20 @@ def build_case_zip(
                         "parent_ids": candidate.parent_ids,
                         "closest": candidate.closest,
                         "likeness": case.likeness_candidate_id == candidate.id,
+                        "refined": candidate.refined_key is not None,
                         **add_object(
-                            candidate.image_key,
+                            candidate.shown_key,
                             f"{base}/candidate-{candidate.number:02d}.png",
                             _signer_for_round(case.number, round_),
                         ),
                     }
                 )
+                if candidate.refined_key is not None:  # stage one's face, for provenance
+                    candidates[-1]["stage1"] = add_object(
+                        candidate.image_key,
+                        f"{base}/candidate-{candidate.number:02d}-stage1.png",
+                        _signer_for_round(case.number, round_),
+                    )
             archive.writestr(
                 zipfile.ZipInfo(f"{base}/grid.png", _zip_time()), round_grid_png(round_)
             )

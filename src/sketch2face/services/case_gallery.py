@@ -46,9 +46,7 @@ def _candidate_detail(candidate: Candidate) -> dict[str, Any]:
 
 def _face_image(generation: Generation) -> tuple[str, str]:
     """(which image, key): the refined face if there is one, else the face."""
-    if generation.refined_key:
-        return "refined", generation.refined_key
-    return "face", generation.face_key
+    return generation.shown_kind, generation.shown_key
 
 
 def likeness_image(case: Case) -> CaseImage | None:
@@ -59,7 +57,7 @@ def likeness_image(case: Case) -> CaseImage | None:
             LIKENESS,
             LIKENESS,
             f"The likeness (candidate {candidate.number} of round {candidate.round.number})",
-            candidate.image_key,
+            candidate.shown_key,
             generation_id=candidate.round.generation_id,
             candidate_id=candidate.id,
             detail={"image": LIKENESS, **_candidate_detail(candidate)},
@@ -104,7 +102,7 @@ def case_images(session: Session, case: Case) -> list[CaseImage]:
                     f"{CANDIDATE}-{candidate.id}",
                     CANDIDATE,
                     f"Candidate {candidate.number} of round {round_.number}",
-                    candidate.image_key,
+                    candidate.shown_key,
                     generation_id=round_.generation_id,
                     candidate_id=candidate.id,
                     detail={"image": CANDIDATE, **_candidate_detail(candidate)},

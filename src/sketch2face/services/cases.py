@@ -477,11 +477,11 @@ def likeness_ref(case: Case) -> dict[str, Any] | None:
 
 
 def likeness_image_key(case: Case) -> str | None:
-    """Object key of the case's likeness image (a candidate's face, or a generation's refined
-    face if it has one, else its face), or None when none is chosen."""
+    """Object key of the case's likeness image (a candidate's or a generation's face: the refined
+    one when there is one, else stage one's), or None when none is chosen."""
     if case.likeness_candidate is not None:
-        return case.likeness_candidate.image_key
+        return case.likeness_candidate.shown_key
     generation = case.likeness_generation
     if generation is not None:
-        return generation.refined_key or generation.face_key
+        return generation.shown_key
     return None

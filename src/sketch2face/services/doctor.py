@@ -32,7 +32,7 @@ from sketch2face.storage.local import LocalStore
 IMAGE_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "generations": ("id", ("sketch_key", "face_key", "refined_key")),
     "candidate_rounds": ("id", ("sketch_key", "input_key")),
-    "candidates": ("id", ("image_key",)),
+    "candidates": ("id", ("image_key", "refined_key")),
     "gallery_photos": ("id", ("photo_key", "thumb_key")),
 }
 #: what an audit event's detail names a stored query thumbnail by (``detail.query.thumb_key``;

@@ -52,9 +52,9 @@ MAX_SEED = 2**31 - 1
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """What the user chose besides the sketch."""
+    """What the user chose besides the sketch; ``refine`` (default on) runs the second stage."""
 
-    refine: bool = False
+    refine: bool = True
     case_number: str | None = None
     notes: str | None = None
     source: str = "upload"
@@ -165,7 +165,13 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             "seed": options.seed,
             "attributes": dict(options.attributes),
             "batch_size": output.batch_size,
-            "attribute_check": check_faces([output.face_u8], [dict(options.attributes)])[0],
+            # what the second stage was (None: the face shown is stage one's)
+            "refiner": output.refiner_version or None,
+            # checked on THE face: the refined one when there is one
+            "attribute_check": check_faces(
+                [output.refined_u8 if output.refined_u8 is not None else output.face_u8],
+                [dict(options.attributes)],
+            )[0],
             # the weights' fingerprint for signed exports, while the model that made it is known
             "model_sha256": loaded_weights_sha256(output.model_version),
         }
@@ -320,8 +326,8 @@ def viewer_notices(notices: Iterable[str], viewer: Any) -> list[str]:
 
 
 def refine_available() -> bool:
-    """Whether the app's model can refine faces (GFPGAN weights configured); the refine option
-    is offered only then."""
+    """Whether the app's model can refine faces (a refiner is installed or configured:
+    ``refine.resolve``); the refine option is offered, switched on, only then."""
     check = getattr(get_model_client(), "refine_available", None)
     if check is None:
         return False

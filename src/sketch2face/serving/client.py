@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -51,13 +52,15 @@ class ModelOutput:
     """What one generation returns, whichever client ran it."""
 
     input_u8: np.ndarray  # the prepared 256x256 sketch the network saw
-    face_u8: np.ndarray  # 256x256 generated face
-    refined_u8: np.ndarray | None  # 512x512 refined face, or None
+    face_u8: np.ndarray  # 256x256 stage-one face
+    #: the refined face (256x256 from the project's refiner, 512x512 from GFPGAN), or None
+    refined_u8: np.ndarray | None
     model_version: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     face_found: bool = True  # False: no face detected on the sketch, it was centred and padded
     batch_size: int = 1  # how many queued requests shared the model call
+    refiner_version: str = ""  # the second stage that made ``refined_u8`` ("" when None)
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,19 @@ class CandidatesOutput:
     ran it: one face per requested spec, in order."""
 
     input_u8: np.ndarray  # the prepared 256x256 sketch the network saw (store it for next rounds)
-    faces_u8: list[np.ndarray]  # 256x256 candidate faces
+    faces_u8: list[np.ndarray]  # 256x256 stage-one candidate faces
     model_version: str
     attributes_applied: bool  # False: the model ignores skin/hair/gender (only seeds differed)
     face_found: bool = True
     timings_ms: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    #: each candidate's refined face (None where not refined); empty: none was refined
+    refined_u8: list[np.ndarray | None] = field(default_factory=list)
+    refiner_version: str = ""
+
+    def refined(self, i: int) -> np.ndarray | None:
+        """Candidate ``i``'s refined face, or None."""
+        return self.refined_u8[i] if i < len(self.refined_u8) else None
 
 
 class ModelClient(Protocol):
@@ -89,11 +99,17 @@ class ModelClient(Protocol):
         ...
 
     def candidates(
-        self, sketch_u8: np.ndarray, specs: Sequence[CandidateSpec], *, prepared: bool = False
+        self,
+        sketch_u8: np.ndarray,
+        specs: Sequence[CandidateSpec],
+        *,
+        prepared: bool = False,
+        refine: bool = True,
     ) -> CandidatesOutput:
-        """One face per spec (seed + attributes) for one sketch; ``prepared``: the sketch is
-        already the 256x256 model input of an earlier round. ValueError (InvalidImageError,
-        CandidateError) for bad input, ModelUnavailableError otherwise."""
+        """One face per spec (seed + attributes) for one sketch, refined unless ``refine`` is
+        False; ``prepared``: the sketch is already the 256x256 model input of an earlier round.
+        ValueError (InvalidImageError, CandidateError) for bad input, ModelUnavailableError
+        otherwise."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -101,7 +117,8 @@ class ModelClient(Protocol):
         ...
 
     def refine_available(self) -> bool:
-        """Whether ``refine=True`` can give a refined face (GFPGAN weights are configured)."""
+        """Whether ``refine=True`` can give a refined face (a refiner is installed or configured:
+        ``refine.resolve``)."""
         ...
 
 
@@ -122,10 +139,17 @@ class InProcessModelClient:
     """Runs ``Sketch2Face`` in this process; loaded once, on first use, shared by all threads."""
 
     def __init__(
-        self, checkpoint: str | None = None, device: str | None = None, *, max_batch: int = 8
+        self,
+        checkpoint: str | None = None,
+        device: str | None = None,
+        *,
+        max_batch: int = 8,
+        refiner: str | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.device = device
+        #: refiner checkpoint ("none": off); None: ``refine.resolve``'s default choice
+        self.refiner = refiner
         self.max_batch = max(1, max_batch)
         self._pipeline: Any | None = None
         self._load_lock = threading.Lock()
@@ -156,7 +180,7 @@ class InProcessModelClient:
                         ) from exc
                     try:
                         self._pipeline = Sketch2Face.from_pretrained(
-                            self.checkpoint, device=self.device
+                            self.checkpoint, device=self.device, refiner=self.refiner
                         )
                     except Sketch2FaceError as exc:  # e.g. CheckpointError: missing model
                         raise ModelUnavailableError(str(exc)) from exc
@@ -225,6 +249,9 @@ class InProcessModelClient:
                         notices=list(result.notices),
                         face_found=bool(found[i]),
                         batch_size=len(items),
+                        refiner_version=str(getattr(result, "refiner_version", "") or "")
+                        if result.refined and result.refined[i] is not None
+                        else "",
                     )
             except Exception as exc:
                 if len(items) > 1:  # one bad input must not fail its neighbours: retry singly
@@ -240,17 +267,27 @@ class InProcessModelClient:
                     it.done.set()
 
     def candidates(
-        self, sketch_u8: np.ndarray, specs: Sequence[CandidateSpec], *, prepared: bool = False
+        self,
+        sketch_u8: np.ndarray,
+        specs: Sequence[CandidateSpec],
+        *,
+        prepared: bool = False,
+        refine: bool = True,
     ) -> CandidatesOutput:
         """Render a round with ``sketch2face.candidates``: the sketch is prepared once, then one
-        model call per candidate, each under the run lock, so other users' generations can run
-        between the candidates of a long round."""
+        model call per candidate (both stages unless ``refine`` is False), each under the run
+        lock, so other users' generations can run between the candidates of a long round."""
         from sketch2face.candidates import render_candidates
 
         pipe = self.pipeline()
         try:
             result = render_candidates(
-                pipe, sketch_u8, list(specs), prepared=prepared, lock=self._run_lock
+                pipe,
+                sketch_u8,
+                list(specs),
+                prepared=prepared,
+                lock=self._run_lock,
+                refine=refine,
             )
         except (ValueError, ModelUnavailableError):  # bad input (400) or a clear model error
             raise
@@ -265,17 +302,21 @@ class InProcessModelClient:
             face_found=result.face_found,
             timings_ms=result.timings_ms,
             notices=result.notices,
+            refined_u8=[c.refined for c in result.candidates],
+            refiner_version=result.refiner_version,
         )
 
     def refine_available(self) -> bool:
         """Whether refinement works here, without loading anything: once the pipeline is loaded,
-        whether it has a refiner; before, whether the GFPGAN weights file it will read exists."""
+        whether it has a refiner; before, whether the refiner file it will load exists
+        (``refine.resolve``)."""
         if self._pipeline is not None:
             return getattr(self._pipeline, "refiner", None) is not None
-        from sketch2face.refine.gfpgan import resolve_weights_path
+        from sketch2face.refine.resolve import is_off, refiner_configured
 
-        weights = resolve_weights_path()
-        return weights is not None and weights.is_file()
+        if self.refiner:
+            return not is_off(self.refiner) and Path(self.refiner).expanduser().is_file()
+        return refiner_configured()
 
     def check_health(self) -> tuple[bool, str]:
         """Readiness: in process, the model is ready once loaded or before its first load."""
@@ -289,6 +330,7 @@ class InProcessModelClient:
             "mode": "in-process",
             "loaded": self.is_loaded,
             "model_version": version,
+            "refiner_version": getattr(self._pipeline, "refiner_version", None) or None,
             "refine_available": self.refine_available(),
             "weights_sha256": self._weights_sha256() if self.is_loaded else None,
         }
@@ -374,6 +416,7 @@ class RemoteModelClient:
             notices=list(body.get("notices", [])),
             face_found=bool(body.get("face_found", True)),
             batch_size=int(body.get("batch_size", 1)),
+            refiner_version=str(body.get("refiner_version") or ""),
         )
 
     def _post_sketch(
@@ -429,11 +472,18 @@ class RemoteModelClient:
         return body
 
     def candidates(
-        self, sketch_u8: np.ndarray, specs: Sequence[CandidateSpec], *, prepared: bool = False
+        self,
+        sketch_u8: np.ndarray,
+        specs: Sequence[CandidateSpec],
+        *,
+        prepared: bool = False,
+        refine: bool = True,
     ) -> CandidatesOutput:
-        """POST the sketch and the specs (JSON) to ``/v1/candidates``; decode the faces."""
+        """POST the sketch and the specs (JSON) to ``/v1/candidates``; decode the faces (and the
+        refined ones: none from a server older than refinement of candidates)."""
         data = {
             "prepared": "1" if prepared else "0",
+            "refine": "1" if refine else "0",
             "specs": json.dumps(
                 [{"seed": s.seed, "attributes": dict(s.attributes)} for s in specs]
             ),
@@ -450,13 +500,20 @@ class RemoteModelClient:
             model_input = decode_image_bytes(
                 base64.b64decode(images["input"]), name="model server input image"
             )
+            refined = [
+                None
+                if b64 is None
+                else decode_image_bytes(base64.b64decode(b64), name="model server refined face")
+                for b64 in images.get("refined") or []
+            ]
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelUnavailableError(
                 f"the model server at {self.base_url} sent no usable candidate images ({exc})"
             ) from exc
-        if len(faces) != len(specs):
+        if len(faces) != len(specs) or len(refined) not in (0, len(specs)):
             raise ModelUnavailableError(
-                f"the model server sent {len(faces)} candidates for {len(specs)} requested"
+                f"the model server sent {len(faces)} candidates ({len(refined)} refined) for "
+                f"{len(specs)} requested"
             )
         return CandidatesOutput(
             input_u8=model_input,
@@ -466,6 +523,8 @@ class RemoteModelClient:
             face_found=bool(body.get("face_found", True)),
             timings_ms={k: float(v) for k, v in body.get("timings_ms", {}).items()},
             notices=list(body.get("notices", [])),
+            refined_u8=refined,
+            refiner_version=str(body.get("refiner_version") or ""),
         )
 
     def refine_available(self) -> bool:
@@ -517,6 +576,7 @@ def model_output_to_json(output: ModelOutput) -> dict[str, Any]:
         "notices": output.notices,
         "face_found": output.face_found,
         "batch_size": output.batch_size,
+        "refiner_version": output.refiner_version or None,
         "images": {
             "input": b64(output.input_u8),
             "face": b64(output.face_u8),
@@ -534,8 +594,13 @@ def candidates_output_to_json(output: CandidatesOutput) -> dict[str, Any]:
         "face_found": output.face_found,
         "timings_ms": output.timings_ms,
         "notices": output.notices,
+        "refiner_version": output.refiner_version or None,
         "images": {
             "input": base64.b64encode(encode_png(output.input_u8)).decode("ascii"),
             "faces": [base64.b64encode(encode_png(f)).decode("ascii") for f in output.faces_u8],
+            "refined": [
+                None if r is None else base64.b64encode(encode_png(r)).decode("ascii")
+                for r in output.refined_u8
+            ],
         },
     }

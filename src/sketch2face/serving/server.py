@@ -1,16 +1,20 @@
 """``sketch2face serve-model``: a tiny HTTP app exposing the pipeline to remote web tiers.
 
-    POST /v1/generate   multipart: sketch (image file), refine (0/1), seed (int, optional),
-                        skin / hair_color / gender (optional witness attributes)
-                        -> 200 JSON {model_version, timings_ms, notices, face_found, batch_size,
-                                     images: {input, face, refined}} with base64 PNGs
-                           (refined null when not refined); 400 {error} for bad images
+    POST /v1/generate   multipart: sketch (image file), refine (0/1, default 1: both stages),
+                        seed (int, optional), skin / hair_color / gender (optional witness
+                        attributes)
+                        -> 200 JSON {model_version, refiner_version, timings_ms, notices,
+                                     face_found, batch_size, images: {input, face, refined}}
+                           with base64 PNGs (face: stage one's; refined null when not refined);
+                           400 {error} for bad images
     POST /v1/candidates multipart: sketch (image file), specs (JSON list of at most 12
                         {seed, attributes}), prepared (0/1: the sketch is already a 256x256
-                        model input of an earlier round)
-                        -> 200 JSON {model_version, attributes_applied, face_found, timings_ms,
-                                     notices, images: {input, faces: [...]}} with base64 PNGs
-                           in the order of specs; 400 {error} for bad images or specs
+                        model input of an earlier round), refine (0/1, default 1)
+                        -> 200 JSON {model_version, refiner_version, attributes_applied,
+                                     face_found, timings_ms, notices,
+                                     images: {input, faces: [...], refined: [... or null]}}
+                           with base64 PNGs in the order of specs; 400 {error} for bad images
+                           or specs
     GET  /v1/health     -> {status, model: {...}}
 
 The web tier's :class:`~sketch2face.serving.client.RemoteModelClient` is its only client. With
@@ -58,7 +62,8 @@ def create_model_app(
     max_upload_bytes: int = MAX_IMAGE_BYTES,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
 ) -> Flask:
-    """Build the model server; defaults come from SKETCH2FACE_CHECKPOINT/DEVICE/MODEL_TOKEN."""
+    """Build the model server; defaults come from SKETCH2FACE_CHECKPOINT/DEVICE/MODEL_TOKEN (the
+    refiner from SKETCH2FACE_REFINER, GFPGAN weights or the packaged one: ``refine.resolve``)."""
     if client is None:
         client = InProcessModelClient(
             os.environ.get("SKETCH2FACE_CHECKPOINT") or None,
@@ -88,7 +93,7 @@ def create_model_app(
             seed = int(request.form["seed"]) if request.form.get("seed") else None
         except ValueError:
             return _error(400, "seed must be an integer")
-        refine = request.form.get("refine", "0").lower() in ("1", "true", "yes", "on")
+        refine = _flag(request.form.get("refine"), default=True)
         try:
             sketch_u8 = decode_image_bytes(
                 upload.read(),
@@ -111,7 +116,8 @@ def create_model_app(
         upload = request.files.get("sketch")
         if upload is None:
             return _error(400, "send the sketch as a multipart file field named 'sketch'")
-        prepared = request.form.get("prepared", "0").lower() in ("1", "true", "yes", "on")
+        prepared = _flag(request.form.get("prepared"), default=False)
+        refine = _flag(request.form.get("refine"), default=True)
         try:
             specs = parse_specs(request.form.get("specs", ""))
             sketch_u8 = decode_image_bytes(
@@ -121,7 +127,7 @@ def create_model_app(
                 min_side=MIN_SKETCH_SIDE,
                 max_aspect=MAX_SKETCH_ASPECT,
             )
-            output = client.candidates(sketch_u8, specs, prepared=prepared)
+            output = client.candidates(sketch_u8, specs, prepared=prepared, refine=refine)
         except ValueError as exc:  # InvalidImageError, CandidateError, bad attributes
             return _error(400, str(exc))
         except Sketch2FaceError as exc:
@@ -165,6 +171,13 @@ def parse_specs(text: str) -> list[CandidateSpec]:
             raise CandidateError("spec attributes must be an object")
         specs.append(CandidateSpec(item["seed"], clean_attributes(attributes)))
     return specs
+
+
+def _flag(value: str | None, *, default: bool) -> bool:
+    """A 0/1 form field: ``default`` when absent or empty, else true for 1/true/yes/on."""
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _error(status: int, message: str) -> Any:

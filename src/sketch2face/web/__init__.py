@@ -145,7 +145,12 @@ def _default_model_client(settings: WebSettings) -> ModelClient:
         return RemoteModelClient(
             settings.model_url, token=settings.model_token, timeout_s=settings.model_timeout_s
         )
-    return InProcessModelClient(settings.checkpoint, settings.device, max_batch=settings.max_batch)
+    return InProcessModelClient(
+        settings.checkpoint,
+        settings.device,
+        max_batch=settings.max_batch,
+        refiner=settings.refiner,
+    )
 
 
 def _init_login(app: Flask) -> None:

@@ -170,7 +170,7 @@ def run_search(
             allow_whole = True  # a generated likeness is a face crop
         elif generation_id:
             generation = get_owned_generation(generation_id, user)  # 404: not visible to user
-            kind = image_kind or ("refined" if generation.refined_key else "face")
+            kind = image_kind or generation.shown_kind
             if kind not in QUERY_KINDS or kind not in generation.image_keys:
                 raise ValueError(f"This generation has no {kind[:20]!r} image to search with.")
             data = get_store().get(generation.image_keys[kind])

@@ -57,6 +57,9 @@ class WebSettings:
     model_timeout_s: float = 120.0
     #: generator checkpoint for the in-process model; None -> the packaged default
     checkpoint: str | None = None
+    #: refiner checkpoint of the in-process model (``serve --refiner``; "none": off); None ->
+    #: SKETCH2FACE_REFINER, GFPGAN weights or the packaged refiner (refine/resolve.py reads them)
+    refiner: str | None = None
     device: str | None = None
     #: most queued generations run as one batch by the in-process model
     max_batch: int = 8

@@ -305,9 +305,9 @@ def round_grid(case_id: int, round_id: int) -> Any:
 @bp.get("/cases/<int:case_id>/candidates/<int:candidate_id>/image")
 @token_required
 def candidate_image(case_id: int, candidate_id: int) -> Any:
-    """One candidate's face (PNG)."""
+    """One candidate's face (PNG; the refined one when it was refined)."""
     case = get_case_for(case_id, _user())
-    return stored_image(get_case_candidate(case, candidate_id).image_key)
+    return stored_image(get_case_candidate(case, candidate_id).shown_key)
 
 
 @bp.post("/cases/<int:case_id>/likeness")

@@ -25,11 +25,11 @@ ATTRIBUTE_NAMES: dict[str, tuple[str, ...]] = {
 _HEX_ALLOWED = ("skin", "hair_color")
 
 
-def boolean(form: Mapping[str, str], name: str) -> bool:
-    """A boolean form field: true or false (any case), 1 or 0; absent is false."""
+def boolean(form: Mapping[str, str], name: str, *, default: bool = False) -> bool:
+    """A boolean form field: true or false (any case), 1 or 0; absent is ``default``."""
     value = form.get(name)
     if value is None:
-        return False
+        return default
     if value.lower() in _TRUE_WORDS:
         return True
     if value.lower() in _FALSE_WORDS:

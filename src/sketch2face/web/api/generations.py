@@ -32,6 +32,11 @@ from sketch2face.web.security.access import get_visible_generation
 from sketch2face.web.security.headers import NO_STORE
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+#: the ``refine`` field of POST /generate (issue 22: both stages by default)
+REFINE_DESCRIPTION = (
+    "true or false (1 or 0 work too). True (the default): the second stage, the refiner, "
+    "refines the face where the server has one; false: stage one's face alone."
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -77,7 +82,7 @@ def generate() -> Any:
         abort(400, description="Send the sketch as a multipart file field named 'sketch'.")
     try:
         options = GenerationOptions(
-            refine=fields.boolean(request.form, "refine"),
+            refine=fields.boolean(request.form, "refine", default=True),
             case_number=request.form.get("case_number"),
             notes=request.form.get("notes"),
             source="api",
@@ -91,8 +96,7 @@ def generate() -> Any:
         abort(400, description=str(exc))
     location = url_for("api.get_generation", generation_id=generation.id, _external=True)
     if want_png:
-        kind = "refined" if generation.refined_key else "face"
-        data = get_store().get(generation.image_keys[kind])
+        data = get_store().get(generation.shown_key)
         response = Response(data, status=201, mimetype="image/png")
         response.headers["X-Generation-Id"] = generation.id
         response.headers["X-Sketch2face-Notice"] = LIKENESS_NOTICE
@@ -224,8 +228,8 @@ def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]
                                             {"type": "boolean"},
                                             {"type": "integer", "enum": [0, 1]},
                                         ],
-                                        "default": False,
-                                        "description": "true or false (1 or 0 work too).",
+                                        "default": True,
+                                        "description": REFINE_DESCRIPTION,
                                     },
                                     "case_number": {
                                         "type": "string",

@@ -189,9 +189,9 @@ def likeness(case_id: int, candidate_id: int) -> Any:
 @bp.get("/cases/<int:case_id>/candidates/<int:candidate_id>.png")
 @login_required
 def image(case_id: int, candidate_id: int) -> Any:
-    """One candidate's face."""
+    """One candidate's face (the refined one when it was refined)."""
     case = get_case_for(case_id, _user())
-    return stored_image(get_case_candidate(case, candidate_id).image_key)
+    return stored_image(get_case_candidate(case, candidate_id).shown_key)
 
 
 @bp.get("/cases/<int:case_id>/rounds/<int:round_id>/grid.png")

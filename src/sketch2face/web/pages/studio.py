@@ -85,7 +85,7 @@ def new() -> Any:
     form = {
         "case_number": request.args.get("case", "")[:64],
         "notes": "",
-        "refine": False,
+        "refine": True,  # both stages by default (issue 22)
         "source": "upload",
         "seed": "",
         "skin": "",
