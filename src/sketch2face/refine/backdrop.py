@@ -45,6 +45,9 @@ BORDER_PX = 6
 _INK_LEVEL = 240
 #: Stroke gaps up to about twice this (px at 256) are bridged when finding the enclosed region.
 _SEAL_PX = 5
+#: The enclosed view leaks (the outline has a gap) when it covers less of the face core above
+#: mid-nose than this.
+_LEAK_COVER = 0.9
 #: Connected ink smaller than this (px at 256) is a smudge, not a stroke, for the skull hull.
 _MIN_STROKE_PX = 40
 #: Below the mouth, strokes ending this close (px at 256) to a side edge are carried on to it.
@@ -58,6 +61,8 @@ _SHOULDER_LEVEL = 0.62
 #: a photo-sketch whose cluttered background encloses everything): the sketch is not used ...
 _MIN_SKETCH_AREA = 0.12
 _MAX_SKETCH_AREA = 0.85
+#: ... nor when both of its top corners are inked more than this (a cluttered photo-sketch) ...
+_MAX_CORNER_INK = 0.1
 #: ... nor when it covers less than this fraction of the face core (it is not this face).
 _MIN_CORE_COVER = 0.45
 #: When the drawing below the chin covers less than this fraction of a generic bust, it shows no
@@ -113,12 +118,15 @@ def studio_backdrop(
     - Returns a new HxWx3 uint8 RGB array of the same shape; the inputs are not modified. Deep
       inside the head (farther than about ``feather_px`` from its edge) the pixels are exactly the
       face's; away from it they are exactly ``backdrop(H, W, colour, gradient)``; between, a
-      smooth blend. The outermost ``border_px`` pixels of the face are rebuilt from just inside
-      them first, so frame lines at the border vanish also where the head reaches the edge.
+      smooth blend (half and half on the mask's edge, see :func:`feather_mask`). The outermost
+      ``border_px`` pixels of the face are rebuilt from just inside them first, so frame lines
+      at the border vanish also where the head reaches the edge (shoulders, long hair).
     - Never fails on a valid image: a blank, tiny or cluttered sketch, or a face dlib cannot find,
       falls back to the next cue (see :func:`head_mask`; call it to learn which cue was used).
-    - Deterministic, no network; about 10-20 ms for a 256 face on one CPU core (dlib's detector
-      and 68-point model are loaded once per process, ~1 s, on first use).
+    - Deterministic, no network, thread-safe; about 15-25 ms for a 256 face on one CPU core, two
+      thirds of it dlib (its detector and 68-point model load once per process, ~1 s).
+    - Apply it last, to the image the user gets (after any refiner: refiners keep the geometry,
+      so the sketch still lines up once resized, and might otherwise repaint the background).
 
     Args:
         face_u8: the generated (or refined) face.
@@ -217,7 +225,7 @@ def sketch_head_mask(
     Mid-nose, chin and jaw come from ``landmarks68`` (dlib points on the face) when given, else
     from the aligned template. Thin stray strokes are opened away, the largest part kept and its
     holes filled. None when the result covers too little of the frame (a blank or tiny sketch) or
-    nearly all of it (a photo-sketch whose cluttered background encloses everything).
+    nearly all of it, or when both top corners are inked (a photo-sketch of a cluttered scene).
     """
     size = np.asarray(sketch_u8).shape[0]
     gray = _check_sketch(sketch_u8, size)
@@ -232,10 +240,19 @@ def _sketch_mask(gray: np.ndarray, face: _Face) -> np.ndarray | None:
     size = gray.shape[0]
     scale = size / 256.0
     ink = (gray < _INK_LEVEL).astype(np.uint8)
-    # Scanned pages and photo-sketches often carry a frame or page edge along the border: it
-    # would enclose everything, so the outermost pixels never count as ink.
+    # Artist sketches leave the top corners blank (1% of FS2K have ink on more than a tenth of
+    # both); photo-sketches of busy scenes fill them (a third of CelebA ones): those would
+    # enclose the whole frame.
     edge = max(2, round(3 * scale))
-    ink[:edge] = 0
+    c = round(48 * scale)
+    if min(ink[edge:c, edge:c].mean(), ink[edge:c, -c:-edge].mean()) > _MAX_CORNER_INK:
+        return None
+    # Scanned pages and photo-sketches often carry a frame or page edge along the border: it
+    # would enclose everything, so the outermost pixels never count as ink (except above the
+    # crown, where a hat or tall hair cut by the frame closes its outline).
+    crown = face.crown_columns(size)
+    ink[:edge, : crown[0]] = 0
+    ink[:edge, crown[1] :] = 0
     ink[-edge:] = 0
     ink[:, :edge] = 0
     ink[:, -edge:] = 0
@@ -245,13 +262,17 @@ def _sketch_mask(gray: np.ndarray, face: _Face) -> np.ndarray | None:
     seal = _disk(round(_SEAL_PX * scale))
     sealed = cv2.dilate(ink, seal)
     drawing = (~_background(ink, sealed, face, scale)).astype(np.uint8)
-    main = _largest_component(sealed)  # the drawing without specks and detached marks
-    if main is not None:
-        main_ink = main & (ink > 0)
-        # A smudge near the hair would stretch the hull into a box: only real strokes count.
-        strokes = main_ink & _drop_specks(ink, round(_MIN_STROKE_PX * scale * scale)).astype(bool)
-        _add_skull_hull(drawing, strokes, face.mid_nose_y)
-        _add_body_under_strokes(drawing, main_ink, face)
+    # A faint or gappy outline lets the background into the face: then (only then, the hull
+    # would also swallow the paper between hair and ears) the skull's convex hull closes it.
+    core = face.core_mask(size)
+    upper = int(np.clip(round(face.mid_nose_y), 0, size))
+    if _cover(drawing[:upper] > 0, core[:upper]) < _LEAK_COVER:
+        main = _largest_component(sealed)  # the drawing without specks and detached marks
+        if main is not None:
+            # Smudges and stray marks would stretch the hull into a box: only strokes near the
+            # head count.
+            strokes = main & _drop_specks(ink, round(_MIN_STROKE_PX * scale * scale)).astype(bool)
+            _add_skull_hull(drawing, strokes & face.envelope_mask(size), face.mid_nose_y)
     # Lone strokes poking into the background (a stray line, a collar tip) are thinner than this.
     drawing = cv2.morphologyEx(drawing, cv2.MORPH_OPEN, _disk(round(4 * scale)))
     largest = _largest_component(drawing)
@@ -277,10 +298,11 @@ def _background(ink: np.ndarray, sealed: np.ndarray, face: _Face, scale: float) 
     right_band = ink[low:, size - reach :][:, ::-1]
     for y in np.nonzero(right_band.any(axis=1))[0]:
         walls[low + y, size - int(np.argmax(right_band[y])) :] = 1
-    outside = _reached_from_edges(walls == 0)
+    crown = face.crown_columns(size)
+    outside = _reached_from_edges(walls == 0, crown)
     # A region shut in only by carried-on strokes stays background when it is narrow (the strip
     # between hanging hair and the edge); clothing under a shoulder line is wide.
-    shut_in = (_reached_from_edges(sealed == 0) & ~outside & (walls == 0)).astype(np.uint8)
+    shut_in = (_reached_from_edges(sealed == 0, crown) & ~outside & (walls == 0)).astype(np.uint8)
     if shut_in.any():
         count, labels = cv2.connectedComponents(shut_in, connectivity=4)
         # (padded: the frame edge bounds a region as much as a stroke does)
@@ -305,17 +327,6 @@ def _add_skull_hull(drawing: np.ndarray, main_ink: np.ndarray, mid_nose_y: float
     if len(xs) >= 3:
         hull = cv2.convexHull(np.stack([xs, ys], axis=1).astype(np.int32))
         cv2.fillPoly(drawing, [hull[:, 0]], 1)
-
-
-def _add_body_under_strokes(drawing: np.ndarray, main_ink: np.ndarray, face: _Face) -> None:
-    size = drawing.shape[0]
-    x0 = int(np.clip(round(face.jaw[0, 0]), 0, size))
-    x1 = int(np.clip(round(face.jaw[16, 0]) + 1, x0, size))
-    y0 = int(np.clip(round(face.chin_y), 0, size))
-    below = main_ink[y0:, x0:x1]
-    first = np.where(below.any(axis=0), below.argmax(axis=0), below.shape[0])
-    rows = np.arange(below.shape[0])[:, None]
-    drawing[y0:, x0:x1] |= (rows >= first[None, :]).astype(np.uint8)
 
 
 # --- the landmark and template cues ------------------------------------------------------------
@@ -426,6 +437,30 @@ class _Face:
             np.float32,
         )
         return _fill_polygon(outline, size)
+
+    def crown_columns(self, size: int) -> tuple[int, int]:
+        """[start, stop) of the columns above the middle of the skull."""
+        half = 0.5 * self.width
+        cx = float(self.centre[0])
+        return int(np.clip(round(cx - half), 0, size)), int(np.clip(round(cx + half), 0, size))
+
+    def envelope_mask(self, size: int) -> np.ndarray:
+        """HxW bool: a generous ellipse around the head; strokes outside it are not the head's."""
+        cx, mid_y = self.centre
+        top_y = self.brow_y - _SKULL_RISE * self.height
+        half_h = 1.25 * (self.chin_y - top_y) / 2.0
+        mask = np.zeros((size, size), np.uint8)
+        cv2.ellipse(
+            mask,
+            (round(float(cx)), round((top_y + self.chin_y) / 2.0)),
+            (max(1, round(1.25 * _EAR_HAIR_WIDEN * self.width / 2.0)), max(1, round(half_h))),
+            0,
+            0,
+            360,
+            1,
+            -1,
+        )
+        return mask.astype(bool)
 
     def head_mask(self, size: int) -> np.ndarray:
         """HxW bool: skull and hair (an upper half-ellipse), face and ears (hull with the jaw),
@@ -572,15 +607,13 @@ def remove_border_lines(image_u8: np.ndarray, border_px: int) -> np.ndarray:
 
 def feather_mask(mask: np.ndarray, feather_px: float) -> np.ndarray:
     """HxW float32 alpha in [0, 1] from a hard mask: exactly 1 deep inside, exactly 0 far outside,
-    a smooth ramp about ``feather_px`` wide just outside the hard edge (so the outermost drawn
-    strands keep most of their weight)."""
-    m = mask.astype(np.uint8)
+    a smooth ramp about ``feather_px`` wide on each side of the hard edge (0.5 on it)."""
+    m = mask.astype(np.float32)
     if feather_px <= 0:
-        return m.astype(np.float32)
-    m = cv2.dilate(m, _disk(max(1, round(feather_px / 3))))
-    alpha = cv2.GaussianBlur(
-        m.astype(np.float32), (0, 0), feather_px / 2.0, borderType=cv2.BORDER_REPLICATE
-    )
+        return m
+    # Centred on the edge: grown outward it keeps a halo of the old background around the hair,
+    # shrunk it thins the hair.
+    alpha = cv2.GaussianBlur(m, (0, 0), feather_px / 2.0, borderType=cv2.BORDER_REPLICATE)
     # Snap the numerical tails so the head is exactly the face and the rest exactly the backdrop.
     alpha[alpha > 0.995] = 1.0
     alpha[alpha < 0.005] = 0.0
@@ -656,13 +689,16 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def _reached_from_edges(paper: np.ndarray) -> np.ndarray:
-    """The ``paper`` regions touching the top edge or the side edges above the shoulder level
-    (the background; regions touching only the bottom or the lower sides are clothing)."""
+def _reached_from_edges(paper: np.ndarray, crown: tuple[int, int]) -> np.ndarray:
+    """The ``paper`` regions touching the top edge (outside the ``crown`` columns) or the side
+    edges above the shoulder level: the background. Regions touching only the bottom or the lower
+    sides are clothing; regions touching the top only above the crown are a hat or tall hair cut
+    by the frame."""
     size = paper.shape[0]
     _, labels = cv2.connectedComponents(paper.astype(np.uint8), connectivity=4)
     upper = round(_SHOULDER_LEVEL * size)
-    seeds = np.unique(np.concatenate([labels[0], labels[:upper, 0], labels[:upper, -1]]))
+    top = np.concatenate([labels[0, : crown[0]], labels[0, crown[1] :]])
+    seeds = np.unique(np.concatenate([top, labels[:upper, 0], labels[:upper, -1]]))
     return np.isin(labels, seeds[seeds > 0])
 
 
