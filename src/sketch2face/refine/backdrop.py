@@ -7,8 +7,9 @@ backdrop like a passport or police photo.
 
 The head mask comes from three cues, best first:
 
-1. **the sketch** (aligned to the face pixel for pixel): what its strokes enclose, the convex hull
-   of the drawn skull, and the clothing under drawn shoulder lines.
+1. **the sketch** (aligned to the face pixel for pixel): what its strokes enclose, counting
+   clothing under drawn shoulder lines and a hat or hair cut by the top of the frame; where the
+   drawn outline has a gap, the convex hull of the drawn skull.
 2. **dlib's 68 landmarks** on the face: the face itself (jaw line up to the forehead, and the
    neck) is always kept, so a gap in the drawn outline can never cut the face out; without a
    usable sketch the head is the jaw line widened for ears and hair, extended up for the skull
@@ -16,7 +17,8 @@ The head mask comes from three cues, best first:
 3. **the aligned template** (where every prepared face sits, see ``sketch2face.data.align``) in
    place of the landmarks when dlib finds no face.
 
-Numpy/OpenCV (+ dlib for the landmarks), deterministic, about 10-20 ms per 256 face on one core.
+Numpy/OpenCV (+ dlib for the landmarks), deterministic, about 12-20 ms per 256 face on one core.
+``scripts/backdrop_sheet.py`` draws a sheet of examples (``docs/images/studio_backdrop_sheet.jpg``).
 """
 
 from __future__ import annotations
@@ -164,8 +166,8 @@ def head_mask(
 ) -> HeadMask:
     """The hard head mask of an aligned face (inputs as for :func:`studio_backdrop`).
 
-    The sketch mask (:func:`sketch_head_mask`) is used when plausible: 12-93% of the frame and
-    covering at least 45% of the face core. The face core (face and neck, from the landmarks or
+    The sketch mask (:func:`sketch_head_mask`) is used when plausible: 12-85% of the frame, top
+    corners not both inked, and covering at least 45% of the face core. The face core (face and neck, from the landmarks or
     the template) is always added to it, and a generic bust when the drawing shows no shoulders.
     Without a usable sketch the head is built from the landmarks (:func:`landmark_head_mask`),
     or, when dlib finds no face where an aligned face should be, from the template
@@ -210,17 +212,15 @@ def sketch_head_mask(
     """HxW bool region a prepared sketch draws (head, hair, neck, clothing), or None when the
     sketch shows no usable head.
 
-    Three views of the same strokes, united:
-
     - *enclosed*: strokes are sealed (gaps up to ~10 px at 256 bridged) and the paper split into
-      regions; a region reached from the top edge or the upper side edges is background; the rest
-      (strokes, what they enclose, clothing under a shoulder line open to the bottom edge) is kept.
-      Shoulder lines that stop short of a side edge are carried on to it.
-    - *skull*: the skull is convex, so above mid-nose (lower, a shoulder line could be in it) the
-      convex hull of the drawing covers a skull whose outline was drawn faintly, with wide gaps,
-      or not at all under the hair.
-    - *body*: below the chin and within the jaw's width, everything under the drawing's first
-      stroke in each column is neck or clothing (collar and shoulder lines are often open).
+      regions; a region reached from the top edge (beside the crown) or the side edges above
+      the shoulders is background; the rest (strokes, what they enclose, clothing under a
+      shoulder line open to the bottom edge, a hat cut by the top edge) is kept. Below the mouth,
+      strokes that stop short of a side edge (shoulder lines) are carried on to it.
+    - *skull*, only when the enclosed view leaks into the face (its outline was drawn faintly or
+      with a wide gap): the skull is convex, so the convex hull of the strokes above mid-nose
+      near the head closes it. (Always adding it would also swallow the paper between hair and
+      ears.)
 
     Mid-nose, chin and jaw come from ``landmarks68`` (dlib points on the face) when given, else
     from the aligned template. Thin stray strokes are opened away, the largest part kept and its
@@ -321,9 +321,10 @@ def _background(ink: np.ndarray, sealed: np.ndarray, face: _Face, scale: float) 
     return (cv2.dilate(outside.astype(np.uint8), _disk(round(_SEAL_PX * scale))) > 0) & (ink == 0)
 
 
-def _add_skull_hull(drawing: np.ndarray, main_ink: np.ndarray, mid_nose_y: float) -> None:
+def _add_skull_hull(drawing: np.ndarray, strokes: np.ndarray, mid_nose_y: float) -> None:
+    """Fill the convex hull of the ``strokes`` above ``mid_nose_y`` into ``drawing``."""
     limit = int(np.clip(round(mid_nose_y), 0, drawing.shape[0]))
-    ys, xs = np.nonzero(main_ink[:limit])
+    ys, xs = np.nonzero(strokes[:limit])
     if len(xs) >= 3:
         hull = cv2.convexHull(np.stack([xs, ys], axis=1).astype(np.int32))
         cv2.fillPoly(drawing, [hull[:, 0]], 1)
@@ -439,20 +440,20 @@ class _Face:
         return _fill_polygon(outline, size)
 
     def crown_columns(self, size: int) -> tuple[int, int]:
-        """[start, stop) of the columns above the middle of the skull."""
+        """[start, stop) of the columns above the skull (the jaw's width)."""
         half = 0.5 * self.width
         cx = float(self.centre[0])
         return int(np.clip(round(cx - half), 0, size)), int(np.clip(round(cx + half), 0, size))
 
     def envelope_mask(self, size: int) -> np.ndarray:
         """HxW bool: a generous ellipse around the head; strokes outside it are not the head's."""
-        cx, mid_y = self.centre
+        cx = float(self.centre[0])
         top_y = self.brow_y - _SKULL_RISE * self.height
         half_h = 1.25 * (self.chin_y - top_y) / 2.0
         mask = np.zeros((size, size), np.uint8)
         cv2.ellipse(
             mask,
-            (round(float(cx)), round((top_y + self.chin_y) / 2.0)),
+            (round(cx), round((top_y + self.chin_y) / 2.0)),
             (max(1, round(1.25 * _EAR_HAIR_WIDEN * self.width / 2.0)), max(1, round(half_h))),
             0,
             0,
