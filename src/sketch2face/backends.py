@@ -88,17 +88,23 @@ def has_onnxruntime() -> bool:
 
 
 def make_backend(
-    generator: UNetGenerator, device: torch.device, backend: str = "auto"
+    generator: UNetGenerator, device: torch.device, backend: str = "auto", *, seeded: bool = True
 ) -> GeneratorBackend:
     """The backend named ``backend`` for ``generator`` on ``device``.
 
     ``"auto"``: :class:`AutoBackend` on a CPU with onnxruntime installed, else PyTorch;
     ``"torch"``: :class:`TorchBackend`; ``"onnx"``: onnxruntime only (no seeded variations).
+    ``seeded=False`` (a network never asked for seeded variations, such as the refiner): "auto" on
+    such a CPU is onnxruntime alone, without the PyTorch copy AutoBackend keeps for seeds.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; use 'auto', 'torch' or 'onnx'")
     if backend == "auto":
         backend = "auto" if device.type == "cpu" and has_onnxruntime() else "torch"
+    if backend == "auto" and not seeded:
+        from sketch2face.export import OnnxBackend
+
+        return OnnxBackend.from_generator(generator, spin=False)  # as AutoBackend's
     if backend == "auto":
         return AutoBackend(generator, device)
     if backend == "torch":

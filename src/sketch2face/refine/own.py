@@ -124,7 +124,7 @@ class OwnRefiner:
         ckpt = load_refiner_checkpoint(path)
         generator = ckpt.build_generator()  # the moving average when the checkpoint has one
         dev = device if isinstance(device, torch.device) else resolve_device(device or "auto")
-        runner = make_backend(generator, dev, backend)
+        runner = make_backend(generator, dev, backend, seeded=False)
         version = f"{REFINE_DIRECTION}-unet-ngf{ckpt.generator_config.ngf}-step{ckpt.step}"
         version += f"@{file_sha256(ckpt.path)[:12]}"
         log.info("loaded refiner %s from %s (%s backend)", version, ckpt.path, runner.name)
