@@ -44,6 +44,19 @@ def test_skin_and_hair_shown_only_when_the_regions_have_that_colour() -> None:
     assert "gender" not in checks[0]
 
 
+def test_faces_of_both_stages_sizes_are_checked_together() -> None:
+    """A round can mix a 512 px refined face (GFPGAN) with a 256 px one (a face it fell back on):
+    each is measured at 256 px, with the same verdict as at its own size."""
+    import cv2
+
+    dark_grey = _face(SKIN_TONES["dark"], HAIR_COLOURS["grey"])
+    large = cv2.resize(dark_grey, (512, 512), interpolation=cv2.INTER_NEAREST)
+    wanted = {"skin": "dark", "hair_color": "grey"}
+    mixed = check_faces([large, dark_grey], [wanted, wanted])
+    assert mixed[0] == mixed[1] == check_faces([dark_grey], [wanted])[0]
+    assert mixed[0]["skin"]["shown"] is True and mixed[0]["hair_color"]["shown"] is True
+
+
 def test_gender_is_measured_with_the_gender_head(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(attribute_check, "gender_seen", lambda faces: ["male", None])
     face = _face(SKIN_TONES["light"], HAIR_COLOURS["brown"])

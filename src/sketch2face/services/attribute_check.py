@@ -81,17 +81,32 @@ def gender_seen(faces_u8: Sequence[np.ndarray]) -> list[str | None]:
     return [None if v < 0 else ("female" if v == 1 else "male") for v in labels]
 
 
+#: faces are measured at stage one's size (a refined face may be 512 px: GFPGAN's)
+CHECK_SIZE_PX = 256
+
+
+def _at_check_size(face_u8: np.ndarray) -> np.ndarray:
+    """``face_u8`` at CHECK_SIZE_PX x CHECK_SIZE_PX (area filter down, bicubic up)."""
+    if face_u8.shape[:2] == (CHECK_SIZE_PX, CHECK_SIZE_PX):
+        return face_u8
+    import cv2
+
+    interp = cv2.INTER_AREA if face_u8.shape[0] > CHECK_SIZE_PX else cv2.INTER_CUBIC
+    return cv2.resize(face_u8, (CHECK_SIZE_PX, CHECK_SIZE_PX), interpolation=interp)
+
+
 def check_faces(
     faces_u8: Sequence[np.ndarray], requested: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, dict[str, Any]]]:
     """Per face, a verdict for each attribute requested of it (empty dict: nothing requested).
+    Faces of any size (256 stage-one and refined faces, GFPGAN's 512) are measured at 256 px.
     A failing measurement (e.g. missing gender head) leaves ``shown`` None, never a claim."""
     if len(faces_u8) != len(requested):
         raise ValueError(f"{len(requested)} requests for {len(faces_u8)} faces")
     out: list[dict[str, dict[str, Any]]] = [{} for _ in faces_u8]
     if not faces_u8:
         return out
-    faces = np.stack([np.asarray(f) for f in faces_u8])
+    faces = np.stack([_at_check_size(np.asarray(f)) for f in faces_u8])
     skins, hairs = skin_colours(faces), hair_colours(faces)
     genders: list[str | None] = [None] * len(faces)
     if any(r.get("gender") in GENDERS for r in requested):
