@@ -850,7 +850,9 @@ class Pix2PixTrainer:
                 self._refiner_realism(np.asarray(fakes), data.sketches[rows].numpy(), reals, fs2k)
             )
             ratio = metrics["val_realism_fd_fs2k"] / max(metrics["val_realism_fd_input_fs2k"], 1e-9)
-            metrics["val_score"] = metrics["val_rank1_fs2k"] - max(0.0, ratio - 0.5)
+            # a refiner must keep the person: rank-1 below stage one's costs twice what it loses
+            lost = max(0.0, metrics["val_rank1_sketch_fs2k"] - metrics["val_rank1_fs2k"])
+            metrics["val_score"] = metrics["val_rank1_fs2k"] - max(0.0, ratio - 0.5) - 2.0 * lost
         return metrics
 
     @staticmethod
@@ -858,8 +860,9 @@ class Pix2PixTrainer:
         refined: np.ndarray, stage_one: np.ndarray, reals: np.ndarray, fs2k: np.ndarray
     ) -> dict[str, float]:
         """The refiner's aim on FS2K val: realism FD (simple image statistics against the real
-        photos) of its faces and of its inputs, stage one's faces; the score rewards rank-1 and,
-        until the FD is half stage one's, a lower FD (issue 22's go / no-go)."""
+        photos) of its faces and of its inputs, stage one's faces. ``validate`` turns them into
+        ``val_score``: rank-1, minus the FD ratio above 0.5, minus twice any rank-1 lost against
+        stage one (issue 22's go / no-go: a lower FD at rank-1 not lower)."""
         from sketch2face.evaluation.realism import realism_distance_from_features, realism_features
 
         real = np.stack([realism_features(r) for r in reals[fs2k]])
