@@ -102,10 +102,15 @@ class Candidate:
     attributes: Mapping[str, str]
     parents: tuple[int, ...] = ()
     refined: np.ndarray | None = None
+    #: the face shown on the studio backdrop (``backdrop="studio"``), else None
+    studio: np.ndarray | None = None
 
     @property
     def shown(self) -> np.ndarray:
-        """The candidate's face: the refined one when there is one, else stage one's."""
+        """The candidate's face: on the studio backdrop when asked, else the refined one when
+        there is one, else stage one's."""
+        if self.studio is not None:
+            return self.studio
         return self.refined if self.refined is not None else self.image
 
     @property
@@ -332,6 +337,7 @@ def render_candidates(
     prepared: bool = False,
     lock: AbstractContextManager[Any] | None = None,
     refine: bool = True,
+    backdrop: str = "photo",
 ) -> CandidateSet:
     """Generate one face per spec for ``sketch`` (prepared once; one generator call per spec).
 
@@ -340,6 +346,8 @@ def render_candidates(
     each model call (the web app's model client passes its run lock, so other users' generations
     interleave with a long round instead of waiting for all of it). ``refine`` (default True):
     each candidate also goes through the pipeline's second stage (``Candidate.refined``).
+    ``backdrop="studio"``: each candidate's face is also put on the studio backdrop
+    (``Candidate.studio``, what ``Candidate.shown`` gives).
     """
     if not specs:
         raise CandidateError("No candidates to generate.")
@@ -363,13 +371,18 @@ def render_candidates(
                 seed=spec.seed,
                 attributes=dict(spec.attributes),
                 refine=refine,
+                # only when asked: a pipeline without backdrops still renders photo rounds
+                **({"backdrop": backdrop} if backdrop != "photo" else {}),
             )
         notices.extend(n for n in result.notices if n not in notices)
         refined = result.refined[0] if getattr(result, "refined", None) else None
         refine_ms += float(result.timings_ms.get("refine", 0.0))
         refiner_version = refiner_version or str(getattr(result, "refiner_version", "") or "")
+        studio = result.studio[0] if getattr(result, "studio", None) else None
         candidates.append(
-            Candidate(result.faces[0], spec.seed, dict(spec.attributes), spec.parents, refined)
+            Candidate(
+                result.faces[0], spec.seed, dict(spec.attributes), spec.parents, refined, studio
+            )
         )
     done = time.perf_counter()
     return CandidateSet(

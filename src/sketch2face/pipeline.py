@@ -39,6 +39,7 @@ from sketch2face.errors import CheckpointError, InvalidAttributesError
 from sketch2face.imaging import ImageInput, batch_to_u8, load_image
 from sketch2face.models.checkpoint import load_checkpoint
 from sketch2face.models.unet import GeneratorConfig
+from sketch2face.refine.backdrop import check_backdrop, on_backdrop
 from sketch2face.refine.base import Refiner, refine_detailed
 from sketch2face.refine.own import FALLBACK_NOTICE
 from sketch2face.runtime import resolve_device
@@ -65,9 +66,19 @@ class GenerationResult:
     notices: list[str] = field(default_factory=list)
     model_version: str = ""  # stage one's model
     refiner_version: str = ""  # the second stage's model when it refined a face, else ""
+    #: the backdrop asked for (``refine.backdrop.BACKDROPS``): "photo" (the networks' own) or
+    #: "studio"
+    backdrop: str = "photo"
+    #: with ``backdrop="studio"``: each item's face as shown, on the studio backdrop (made from
+    #: the refined face when there is one, else stage one's); empty with "photo". ``faces`` and
+    #: ``refined`` stay as the networks made them (provenance: what each stage did).
+    studio: list[np.ndarray] = field(default_factory=list)
 
     def shown(self, i: int) -> np.ndarray:
-        """THE face of item ``i``: the refined face when there is one, else stage one's."""
+        """THE face of item ``i``: on the studio backdrop when one was asked for, else the refined
+        face when there is one, else stage one's."""
+        if self.studio:
+            return self.studio[i]
         refined = self.refined[i]
         return refined if refined is not None else self.faces[i]
 
@@ -237,13 +248,20 @@ class Sketch2Face:
         batch_size: int = 8,
         progress: bool = False,
         prepared: bool = False,
+        backdrop: str = "photo",
     ) -> GenerationResult:
         """Generate one face per sketch. ``prepared=True``: inputs are already 256x256 model inputs.
 
         ``refine`` (default True) runs the second stage on every face when a refiner is loaded
         (``result.refined``); without one, or where it fails, the item's refined face is None and
         a notice says why. ``refine=False``: stage one only.
+
+        ``backdrop``: ``"photo"`` (default) shows the background the networks painted;
+        ``"studio"`` puts the face shown (refined, else stage one's) on a plain studio backdrop,
+        last, using the prepared sketch (``result.studio``, ``result.shown``); stage one's and the
+        refined faces stay as made. Anything else is a ValueError before any work.
         """
+        check_backdrop(backdrop)
         items = list(sketches) if isinstance(sketches, (list, tuple)) else [sketches]
         notices: list[str] = []
         attrs_t = self.encode_attributes(attributes, 1)  # validates once; (1, D) or None
@@ -280,9 +298,18 @@ class Sketch2Face:
             else:
                 refined = self._refine_all(faces, notices, progress=progress)
         t3 = time.perf_counter()
+        studio: list[np.ndarray] = []
+        if backdrop != "photo":
+            for i, face in enumerate(faces):
+                shown = refined[i] if refined[i] is not None else face
+                placed = on_backdrop(shown, inputs[i], backdrop)
+                studio.append(placed if placed is not None else shown)
+        t4 = time.perf_counter()
         timings = {"prepare": (t1 - t0) * 1e3, "generate": (t2 - t1) * 1e3}
         if refine and self.refiner is not None:
             timings["refine"] = (t3 - t2) * 1e3
+        if studio:
+            timings["backdrop"] = (t4 - t3) * 1e3
         return GenerationResult(
             inputs,
             faces,
@@ -292,6 +319,8 @@ class Sketch2Face:
             notices,
             self.model_version,
             self.refiner_version if any(r is not None for r in refined) else "",
+            backdrop,
+            studio,
         )
 
     def _refine_all(

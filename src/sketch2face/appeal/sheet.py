@@ -51,6 +51,9 @@ def make_appeal_sheet(
     model_id: str | None = None,
     model_sha256: str | None = None,
     generation_id: str | None = None,
+    refiner_id: str | None = None,
+    refiner_sha256: str | None = None,
+    backdrop: str | None = None,
     now: datetime | None = None,
     preview_dpi: int = PREVIEW_DPI,
 ) -> AppealSheetFiles:
@@ -61,6 +64,8 @@ def make_appeal_sheet(
         sheet: case number, contact line, description, attributes.
         private_key: the instance key (``provenance.ensure_signing_key``).
         model_id, model_sha256, generation_id: provenance of the face, when known.
+        refiner_id, refiner_sha256, backdrop: its second stage ("none": stage one's face) and
+            backdrop, when known (``Provenance.create``).
         now: signing time (tests); default the current UTC time.
 
     Raises InvalidImageError for an unreadable face, AppealSheetError for missing or oversized
@@ -74,6 +79,9 @@ def make_appeal_sheet(
         model_sha256=model_sha256,
         generation_id=generation_id,
         case_number=sheet.case_number,
+        refiner_id=refiner_id,
+        refiner_sha256=refiner_sha256,
+        backdrop=backdrop,
         now=now,
     )
     issued = datetime.strptime(provenance.created_at, "%Y-%m-%dT%H:%M:%SZ")

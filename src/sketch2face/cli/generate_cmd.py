@@ -10,6 +10,11 @@ With ``--candidates N`` each sketch gives N visibly different candidate faces in
 one's beside them as ``<stem>_candidate01_stage1.png``), a numbered grid
 ``<stem>_candidates_grid.png`` and ``<stem>_candidates.json`` (seed and attributes of each, so any
 candidate can be made again with ``--seed`` and the attribute options).
+
+``--backdrop studio`` puts every face written as ``<stem>.png`` (and every candidate, and the grid)
+on a plain studio backdrop (``refine.backdrop``), the look for appeal sheets; ``_stage1.png`` files
+stay stage one's faces as the network made them. Every face file is signed with provenance naming
+both stages (model and refiner with their weights' SHA-256) and the backdrop.
 """
 
 from __future__ import annotations
@@ -66,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument(
         "--gender", choices=["female", "male"], help="gender as described by the witness"
+    )
+    p.add_argument(
+        "--backdrop",
+        choices=["photo", "studio"],
+        default="photo",
+        help="background of the face written: photo (default: the one the networks painted) or "
+        "studio (a plain studio backdrop, the usual look of a police likeness, for appeal sheets)",
     )
     p.add_argument(
         "--sheet", help="also write a comparison sheet PNG (sketch | stage one | refined)"
@@ -145,18 +157,27 @@ def load_sketch_or_report(path: Path) -> np.ndarray | None:
 
 
 def face_writer(
-    model_id: str, checkpoint: str | None, key_dir: Path | None
-) -> Callable[[np.ndarray, Path], None]:
-    """A ``save_png(face, path)`` that signs every face file with the instance key, like the web
-    app's exports: provenance with the model and its weights' SHA-256 (``sketch2face verify``
-    checks it against the same data folder's key)."""
+    model_id: str,
+    checkpoint: str | None,
+    key_dir: Path | None,
+    *,
+    refiner: Any = None,
+    backdrop: str = "photo",
+) -> Callable[..., None]:
+    """A ``save_png(face, path, stage1=False)`` that signs every face file with the instance key,
+    like the web app's exports: provenance with the model and its weights' SHA-256, the refiner
+    (``refiner``: the pipeline's loaded one, or None) with its weights' SHA-256, and ``backdrop``
+    (``sketch2face verify`` checks it against the same data folder's key). ``stage1=True``: the
+    file is stage one's face alone (signed with refiner "none" and backdrop "photo")."""
     from sketch2face.cli.verify_cmd import default_key_dir
     from sketch2face.errors import ProvenanceError
     from sketch2face.provenance import (
         KIND_FACE,
+        NO_REFINER,
         Provenance,
         default_checkpoint_path,
         ensure_signing_key,
+        refiner_stamp,
         sign_png,
         weights_sha256,
     )
@@ -167,8 +188,17 @@ def face_writer(
     except ProvenanceError:
         model_sha256 = None
 
-    def save(face: np.ndarray, path: Path) -> None:
-        provenance = Provenance.create(KIND_FACE, model_id=model_id, model_sha256=model_sha256)
+    stages = refiner_stamp(refiner)
+
+    def save(face: np.ndarray, path: Path, stage1: bool = False) -> None:
+        provenance = Provenance.create(
+            KIND_FACE,
+            model_id=model_id,
+            model_sha256=model_sha256,
+            refiner_id=NO_REFINER if stage1 else stages[0],
+            refiner_sha256=None if stage1 else stages[1],
+            backdrop="photo" if stage1 else backdrop,
+        )
         Path(path).write_bytes(sign_png(face, provenance, key))
 
     return save
@@ -206,10 +236,24 @@ def run(args: argparse.Namespace) -> int:
     attributes = {"skin": args.skin, "hair_color": args.hair_color, "gender": args.gender}
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_png = face_writer(pipe.model_version, args.checkpoint, args.key_dir)
+    save_png = face_writer(
+        pipe.model_version,
+        args.checkpoint,
+        args.key_dir,
+        refiner=pipe.refiner if args.refine else None,
+        backdrop=args.backdrop,
+    )
     if args.candidates:
         return _run_candidates(
-            pipe, paths, out_dir, args.candidates, attributes, args.seed, save_png, args.refine
+            pipe,
+            paths,
+            out_dir,
+            args.candidates,
+            attributes,
+            args.seed,
+            save_png,
+            args.refine,
+            args.backdrop,
         )
     failures = 0
     rows = []
@@ -222,15 +266,26 @@ def run(args: argparse.Namespace) -> int:
         if image is None:
             failures += 1
             continue
-        result = pipe(image, refine=args.refine, seed=args.seed, attributes=attributes)
+        result = pipe(
+            image,
+            refine=args.refine,
+            seed=args.seed,
+            attributes=attributes,
+            backdrop=args.backdrop,
+        )
         for key, value in result.timings_ms.items():
             timings[key] = timings.get(key, 0.0) + value
         notices.update(result.notices)
-        save_png(result.shown(0), out_dir / f"{name}.png")  # the face: refined when it was
+        # the face: refined when it was, on the studio backdrop when asked
+        save_png(result.shown(0), out_dir / f"{name}.png")
         row = [result.inputs[0], result.faces[0]]
+        if result.refined[0] is not None or result.studio:
+            # kept for provenance
+            save_png(result.faces[0], out_dir / f"{name}_stage1.png", stage1=True)
         if result.refined[0] is not None:
-            save_png(result.faces[0], out_dir / f"{name}_stage1.png")  # kept for provenance
             row.append(result.refined[0])
+        if result.studio:
+            row.append(result.studio[0])
         rows.append(row)
     for notice in sorted(notices):
         print(f"notice: {notice}", file=sys.stderr)
@@ -260,12 +315,13 @@ def _run_candidates(
     n: int,
     attributes: dict[str, str | None],
     rng_seed: int | None,
-    save_png: Callable[[np.ndarray, Path], None],
+    save_png: Callable[..., None],
     refine: bool = True,
+    backdrop: str = "photo",
 ) -> int:
-    """``--candidates N``: N candidate PNGs (refined unless ``refine`` is False; stage one's
-    beside them), a numbered grid and a JSON of seeds/attributes per sketch; a bad input is
-    reported and skipped."""
+    """``--candidates N``: N candidate PNGs (refined unless ``refine`` is False, on ``backdrop``;
+    stage one's beside them), a numbered grid and a JSON of seeds/attributes per sketch; a bad
+    input is reported and skipped."""
     from sketch2face.candidates import (
         CANDIDATES_NOTICE,
         candidate_grid,
@@ -281,7 +337,7 @@ def _run_candidates(
             failures += 1
             continue
         specs = plan_candidates(n, fixed, rng_seed, vary_attributes=pipe.supports_attributes)
-        result = render_candidates(pipe, image, specs, refine=refine)
+        result = render_candidates(pipe, image, specs, refine=refine, backdrop=backdrop)
         rows = []
         for i, candidate in enumerate(result.candidates, start=1):
             file_name = f"{name}_candidate{i:02d}.png"
@@ -293,9 +349,9 @@ def _run_candidates(
                 "attributes": dict(candidate.attributes),
                 "refined": candidate.refined is not None,
             }
-            if candidate.refined is not None:
+            if candidate.refined is not None or candidate.studio is not None:
                 row["stage1_file"] = f"{name}_candidate{i:02d}_stage1.png"
-                save_png(candidate.image, out_dir / row["stage1_file"])
+                save_png(candidate.image, out_dir / row["stage1_file"], stage1=True)
             rows.append(row)
         grid_name = f"{name}_candidates_grid.png"
         save_png(candidate_grid([c.shown for c in result.candidates]), out_dir / grid_name)
@@ -303,6 +359,7 @@ def _run_candidates(
             "sketch": str(path),
             "model_version": result.model_version,
             "refiner_version": result.refiner_version or None,
+            "backdrop": backdrop,
             "fixed_attributes": fixed,
             "attributes_applied": result.attributes_applied,
             "rng_seed": rng_seed,

@@ -36,9 +36,11 @@ from sketch2face.provenance.keys import (
 from sketch2face.provenance.metadata import (
     KIND_APPEAL_SHEET,
     KIND_FACE,
+    NO_REFINER,
     STATEMENT,
     Provenance,
     default_checkpoint_path,
+    refiner_stamp,
     weights_sha256,
 )
 from sketch2face.provenance.pdf import sign_pdf
@@ -56,6 +58,7 @@ __all__ = [
     "EARLIER_KEYS_DIRNAME",
     "KIND_APPEAL_SHEET",
     "KIND_FACE",
+    "NO_REFINER",
     "PUBLIC_KEY_FILENAME",
     "SIGNING_KEY_FILENAME",
     "STATEMENT",
@@ -73,6 +76,7 @@ __all__ = [
     "load_public_key",
     "load_signing_key",
     "public_key_pem",
+    "refiner_stamp",
     "short_key_id",
     "sign_pdf",
     "sign_png",

@@ -26,6 +26,8 @@ FORMAT_VERSION = 1
 #: what the file is
 KIND_FACE = "face"
 KIND_APPEAL_SHEET = "appeal-sheet"
+#: ``refiner_id`` of a face no second stage touched (stage one's face alone)
+NO_REFINER = "none"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,15 @@ class Provenance:
     software: str = SOFTWARE
     software_version: str = __version__
     format_version: int = FORMAT_VERSION
+    #: the second stage that refined the face, e.g. ``refine-unet-ngf32-step800@<sha12>``;
+    #: ``"none"`` (:data:`NO_REFINER`) when stage one's face is shown; None = not recorded
+    #: (records signed before both stages were named)
+    refiner_id: str | None = None
+    #: SHA-256 (hex) of the refiner's weights file; None = none, or not known
+    refiner_sha256: str | None = None
+    #: background of the face: "photo" (the networks' own) or "studio" (``refine.backdrop``);
+    #: None = not recorded
+    backdrop: str | None = None
 
     @classmethod
     def create(
@@ -58,9 +69,16 @@ class Provenance:
         model_sha256: str | None = None,
         generation_id: str | None = None,
         case_number: str | None = None,
+        refiner_id: str | None = None,
+        refiner_sha256: str | None = None,
+        backdrop: str | None = None,
         now: datetime | None = None,
     ) -> Provenance:
-        """New metadata stamped with the current UTC time and this software's version."""
+        """New metadata stamped with the current UTC time and this software's version.
+
+        ``refiner_id``: the second stage's version, :data:`NO_REFINER` when the face is stage
+        one's alone, None when not known; ``backdrop``: "photo" or "studio" (None: not known).
+        """
         if kind not in (KIND_FACE, KIND_APPEAL_SHEET):
             raise ValueError(
                 f"unknown provenance kind {kind!r}; use {KIND_FACE!r} or {KIND_APPEAL_SHEET!r}"
@@ -72,6 +90,9 @@ class Provenance:
             generation_id=generation_id or None,
             case_number=(case_number or "").strip() or None,
             created_at=utc_timestamp(now),
+            refiner_id=refiner_id or None,
+            refiner_sha256=refiner_sha256 or None,
+            backdrop=backdrop or None,
         )
 
     def with_key_id(self, key_id: str) -> Provenance:
@@ -110,9 +131,49 @@ class Provenance:
             ("Software", f"{self.software} {self.software_version}"),
             ("Model", self.model_id or "not recorded"),
             ("Model weights SHA-256", self.model_sha256 or "not recorded"),
+            ("Refiner", _refiner_text(self.refiner_id)),
+            ("Refiner weights SHA-256", _refiner_sha_text(self.refiner_id, self.refiner_sha256)),
+            ("Backdrop", _BACKDROP_TEXT.get(self.backdrop or "", self.backdrop or "not recorded")),
             ("Signing key id", self.key_id),
             ("Document", self.kind),
         ]
+
+
+_BACKDROP_TEXT = {
+    "photo": "photo (the networks' own background)",
+    "studio": "studio (plain backdrop put behind the head)",
+}
+
+
+def _refiner_text(refiner_id: str | None) -> str:
+    if refiner_id is None:
+        return "not recorded (signed before the refiner was named)"
+    if refiner_id == NO_REFINER:
+        return "none (stage one's face alone)"
+    return refiner_id
+
+
+def _refiner_sha_text(refiner_id: str | None, refiner_sha256: str | None) -> str:
+    if refiner_sha256:
+        return refiner_sha256
+    return "none" if refiner_id == NO_REFINER else "not recorded"
+
+
+def refiner_stamp(refiner: Any) -> tuple[str, str | None]:
+    """(``refiner_id``, ``refiner_sha256``) for provenance of a face made with ``refiner`` (a
+    loaded ``Refiner``, or None when no second stage ran): its version (else name) and the
+    SHA-256 of its weights file (``path`` of the project's refiner, ``weights_path`` of GFPGAN;
+    None when it has none or it cannot be read); ``(NO_REFINER, None)`` without one."""
+    if refiner is None:
+        return NO_REFINER, None
+    version = str(getattr(refiner, "version", None) or getattr(refiner, "name", "") or "unknown")
+    path = getattr(refiner, "path", None) or getattr(refiner, "weights_path", None)
+    if not path:
+        return version, None
+    try:
+        return version, weights_sha256(Path(path))
+    except ProvenanceError:
+        return version, None
 
 
 def canonical_json(value: Any) -> str:

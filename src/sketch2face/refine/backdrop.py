@@ -80,6 +80,38 @@ _TEMPLATE_BROW, _TEMPLATE_JAW_END, _TEMPLATE_MID_NOSE, _TEMPLATE_CHIN = 0.14, 0.
 _TEMPLATE_JAW_HALF_WIDTH = 0.48
 
 
+#: The backdrop choices every entry point offers: ``"photo"`` keeps the background the networks
+#: painted; ``"studio"`` puts the head on the plain studio backdrop (:func:`studio_backdrop`), the
+#: usual look of a police likeness and the one for appeal sheets.
+BACKDROPS: tuple[str, ...] = ("photo", "studio")
+#: The default backdrop: the networks' own background.
+DEFAULT_BACKDROP = "photo"
+
+
+def check_backdrop(value: object) -> str:
+    """``value`` when it is one of :data:`BACKDROPS`; else a ValueError that names the choices."""
+    if not isinstance(value, str) or value not in BACKDROPS:
+        raise ValueError(
+            f"backdrop must be one of {', '.join(repr(b) for b in BACKDROPS)}, got {value!r}"
+        )
+    return value
+
+
+def on_backdrop(
+    face_u8: np.ndarray, sketch_u8: np.ndarray | None, backdrop: str
+) -> np.ndarray | None:
+    """The face shown to the user on ``backdrop`` (the one place every entry point asks).
+
+    ``"photo"``: None (the face is shown as the networks made it). ``"studio"``:
+    :func:`studio_backdrop` of ``face_u8`` (THE face: the refined one when there is one, else
+    stage one's) with ``sketch_u8``, the prepared sketch the generator saw. ValueError for an
+    unknown ``backdrop``.
+    """
+    if check_backdrop(backdrop) == "photo":
+        return None
+    return studio_backdrop(face_u8, sketch_u8)
+
+
 @dataclass(frozen=True)
 class HeadMask:
     """Where the head is, and which cues found it.

@@ -87,7 +87,7 @@ def build_case_zip(
                 kind: add_object(
                     key,
                     f"generations/{generation.id}/{kind}.png",
-                    None if kind == "sketch" else _signer_for_generation(generation),
+                    None if kind == "sketch" else _signer_for_generation(generation, kind),
                 )
                 for kind, key in generation.image_keys.items()
             }
@@ -125,7 +125,7 @@ def build_case_zip(
                     candidates[-1]["stage1"] = add_object(
                         candidate.image_key,
                         f"{base}/candidate-{candidate.number:02d}-stage1.png",
-                        _signer_for_round(case.number, round_),
+                        _signer_for_round(case.number, round_, "face"),
                     )
             archive.writestr(
                 zipfile.ZipInfo(f"{base}/grid.png", _zip_time()), round_grid_png(round_)
@@ -166,12 +166,14 @@ def build_case_zip(
     return out
 
 
-def _signer_for_generation(generation: Any) -> Callable[[bytes], bytes]:
-    return lambda data: sign_generation_png(generation, data)
+def _signer_for_generation(generation: Any, image: str) -> Callable[[bytes], bytes]:
+    return lambda data: sign_generation_png(generation, data, image=image)
 
 
-def _signer_for_round(case_number: str, round_: Any) -> Callable[[bytes], bytes]:
-    return lambda data: sign_candidate_png(case_number, round_, data)
+def _signer_for_round(
+    case_number: str, round_: Any, image: str = "shown"
+) -> Callable[[bytes], bytes]:
+    return lambda data: sign_candidate_png(case_number, round_, data, image=image)
 
 
 def likeness_signer(case: Case) -> Callable[[bytes], bytes] | None:

@@ -8,6 +8,7 @@ from typing import Any
 from sketch2face.appeal import AppealSheet, AppealSheetFiles, make_appeal_sheet
 from sketch2face.provenance import (
     KIND_FACE,
+    NO_REFINER,
     Provenance,
     sign_png,
 )
@@ -27,6 +28,27 @@ def loaded_weights_sha256(model_id: str | None) -> str | None:
     return info.get("weights_sha256")
 
 
+def stages_of(details: dict[str, Any] | None, image: str = "shown") -> dict[str, str | None]:
+    """``refiner_id``, ``refiner_sha256`` and ``backdrop`` for provenance of one stored image of a
+    generation or round (``details`` as recorded when it was made).
+
+    ``image``: "face" (stage one's face alone: refiner "none", backdrop "photo"), "refined" (the
+    refiner's face, on the networks' background), "studio" (the face shown on the studio
+    backdrop) or "shown" (whichever is THE face). The refiner is "not recorded" (None) for records
+    made before the refiner was recorded; backdrops did not exist then, so those are "photo".
+    """
+    details = details or {}
+    if image == "face":
+        return {"refiner_id": NO_REFINER, "refiner_sha256": None, "backdrop": "photo"}
+    refiner = (details.get("refiner") or NO_REFINER) if "refiner" in details else None
+    backdrop = "photo" if image == "refined" else str(details.get("backdrop") or "photo")
+    return {
+        "refiner_id": refiner,
+        "refiner_sha256": details.get("refiner_sha256") if refiner != NO_REFINER else None,
+        "backdrop": backdrop,
+    }
+
+
 def face_provenance(
     *,
     model_id: str | None,
@@ -34,13 +56,15 @@ def face_provenance(
     case_number: str | None,
     details: dict[str, Any] | None = None,
     kind: str = KIND_FACE,
+    image: str = "shown",
 ) -> Provenance:
     """Provenance for an exported face (of a generation or a candidate), stamped now.
 
     The weights SHA-256 is ``details["model_sha256"]`` when the generation or round recorded it
     (:func:`loaded_weights_sha256` when it was made); else that of the in-process model's
     weights, if that model is loaded and made the face; else not recorded (a remote model
-    server, or a model since changed).
+    server, or a model since changed). Both stages and the backdrop come from ``details`` for
+    the stored ``image`` (:func:`stages_of`).
     """
     model_sha256 = (details or {}).get("model_sha256") or loaded_weights_sha256(model_id)
     return Provenance.create(
@@ -49,33 +73,43 @@ def face_provenance(
         model_sha256=model_sha256,
         generation_id=generation_id,
         case_number=case_number,
+        **stages_of(details, image),
     )
 
 
-def generation_provenance(generation: Any, kind: str = KIND_FACE) -> Provenance:
-    """Provenance for an export of ``generation`` (a ``models.Generation``), stamped now."""
+def generation_provenance(
+    generation: Any, kind: str = KIND_FACE, image: str = "shown"
+) -> Provenance:
+    """Provenance for an export of ``generation`` (a ``models.Generation``), stamped now;
+    ``image``: which stored image (:func:`stages_of`)."""
     return face_provenance(
         model_id=getattr(generation, "model_version", None),
         generation_id=getattr(generation, "id", None),
         case_number=getattr(generation, "case_number", None),
         details=getattr(generation, "details", None),
         kind=kind,
+        image=image,
     )
 
 
-def sign_generation_png(generation: Any, png: bytes, *, kind: str = KIND_FACE) -> bytes:
-    """``png`` (a stored face) re-encoded with this instance's signed provenance."""
-    return sign_png(png, generation_provenance(generation, kind), get_signing_key())
+def sign_generation_png(
+    generation: Any, png: bytes, *, kind: str = KIND_FACE, image: str = "shown"
+) -> bytes:
+    """``png`` (a stored face: ``image`` says which, see :func:`stages_of`) re-encoded with this
+    instance's signed provenance."""
+    return sign_png(png, generation_provenance(generation, kind, image), get_signing_key())
 
 
-def sign_candidate_png(case_number: str, round_: Any, png: bytes) -> bytes:
+def sign_candidate_png(case_number: str, round_: Any, png: bytes, *, image: str = "shown") -> bytes:
     """A candidate face (``models.Candidate`` of ``round_``) with signed provenance: the model of
-    its round, the generation whose sketch it came from, the case number."""
+    its round (and its refiner and backdrop, for the stored ``image``: :func:`stages_of`), the
+    generation whose sketch it came from, the case number."""
     provenance = face_provenance(
         model_id=round_.model_version,
         generation_id=round_.generation_id,
         case_number=case_number,
         details=round_.details,
+        image=image,
     )
     return sign_png(png, provenance, get_signing_key())
 
@@ -116,4 +150,7 @@ def signed_appeal_sheet(
         model_id=provenance.model_id,
         model_sha256=provenance.model_sha256,
         generation_id=provenance.generation_id,
+        refiner_id=provenance.refiner_id,
+        refiner_sha256=provenance.refiner_sha256,
+        backdrop=provenance.backdrop,
     )

@@ -139,7 +139,7 @@ def image(generation_id: str, kind: str) -> Any:
     )
     session.commit()
     if kind != "sketch":
-        data = sign_generation_png(generation, data)  # an exported face carries its provenance
+        data = sign_generation_png(generation, data, image=kind)  # an exported face carries its provenance
     response = Response(data, mimetype="image/png")
     response.headers["Cache-Control"] = NO_STORE
     return response

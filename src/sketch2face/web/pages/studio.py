@@ -209,7 +209,7 @@ def image(generation_id: str, kind: str) -> Any:
         abort(404, description="The image file is missing from storage.")
     download = request.args.get("download") == "1"
     if download and kind != "sketch":
-        data = sign_generation_png(generation, data)  # an exported face carries its provenance
+        data = sign_generation_png(generation, data, image=kind)  # an exported face carries its provenance
     response = Response(data, mimetype="image/png")
     response.headers["Cache-Control"] = NO_STORE  # gone from the browser once deleted
     if download:
