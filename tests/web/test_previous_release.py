@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,11 @@ INTENDED_CHANGES = (
         '"default": false,\n' + " " * 20 + '"description": "true or false (1 or 0 work too)."',
         "refine default",
     ),
+    # issue 22 item 3: POST /generate takes a backdrop ("photo", the default, or "studio"); a
+    # studio generation has a fourth image, "studio" (its links and the image kinds list it)
+    (" " * 18 + '"case_number": {\n', "backdrop field"),
+    ('"format": "uri"\n' + " " * 14 + "}\n" + " " * 12 + "},", "studio link"),
+    ('"refined"\n' + " " * 14 + "]", "studio kind"),
 )
 
 
@@ -67,7 +73,7 @@ def _intended(text: str) -> str:
     """The previous release's document with INTENDED_CHANGES made."""
     from sketch2face.web.api import fields
     from sketch2face.web.api.cases import CASE_NUMBER_DESCRIPTION
-    from sketch2face.web.api.generations import REFINE_DESCRIPTION
+    from sketch2face.web.api.generations import BACKDROP_FIELD, REFINE_DESCRIPTION
 
     new = {
         "refine default": '"default": true,\n'
@@ -76,6 +82,25 @@ def _intended(text: str) -> str:
         "CASE_NUMBER": json.dumps(fields.CASE_NUMBER),
         "CASE_NUMBER_REQUIRED": json.dumps(fields.CASE_NUMBER_REQUIRED),
         "case number description": json.dumps(CASE_NUMBER_DESCRIPTION),
+        "backdrop field": " " * 18
+        + textwrap.indent('"backdrop": ' + json.dumps(BACKDROP_FIELD, indent=2), " " * 18).lstrip()
+        + ",\n"
+        + " " * 18
+        + '"case_number": {\n',
+        "studio link": '"format": "uri"\n'
+        + " " * 14
+        + "},\n"
+        + " " * 14
+        + '"studio": {\n'
+        + " " * 16
+        + '"type": "string",\n'
+        + " " * 16
+        + '"format": "uri"\n'
+        + " " * 14
+        + "}\n"
+        + " " * 12
+        + "},",
+        "studio kind": '"refined",\n' + " " * 16 + '"studio"\n' + " " * 14 + "]",
     }
     for old, name in INTENDED_CHANGES:
         assert old in text, old

@@ -102,19 +102,25 @@ class Generation(Base):
         keys = {"sketch": self.sketch_key, "face": self.face_key}
         if self.refined_key:
             keys["refined"] = self.refined_key
+        studio = (self.details or {}).get("studio_key")
+        if studio:
+            keys["studio"] = str(studio)
         return keys
 
     @property
     def shown_kind(self) -> str:
         """Which image is THE face of this generation (what pages, appeal sheets and gallery
-        searches use): "refined" when the second stage refined it, else "face" (stage one's,
-        which stays stored either way for provenance)."""
+        searches use): "studio" when it was put on the studio backdrop (``details["studio_key"]``,
+        no column: issue 22 item 3), else "refined" when the second stage refined it, else "face"
+        (stage one's, which stays stored either way for provenance)."""
+        if (self.details or {}).get("studio_key"):
+            return "studio"
         return "refined" if self.refined_key else "face"
 
     @property
     def shown_key(self) -> str:
         """Object key of THE face (:attr:`shown_kind`)."""
-        return self.refined_key or self.face_key
+        return self.image_keys[self.shown_kind]
 
     @property
     def notices(self) -> list[str]:

@@ -26,6 +26,7 @@ from sketch2face.candidates import ATTRIBUTE_FIELDS  # form / API fields of witn
 from sketch2face.db.models import Generation, User, as_utc, utcnow
 from sketch2face.errors import InvalidImageError
 from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, decode_image_bytes
+from sketch2face.refine.backdrop import BACKDROPS, check_backdrop, on_backdrop
 from sketch2face.services import audit
 from sketch2face.services.attribute_check import check_faces, verdict_text
 from sketch2face.services.listing import Listing, contains_pattern
@@ -36,7 +37,7 @@ from sketch2face.storage import StorageError
 log = logging.getLogger(__name__)
 
 LIKENESS_NOTICE = "Generated likeness, not a photograph of a real person."
-IMAGE_KINDS = ("sketch", "face", "refined")
+IMAGE_KINDS = ("sketch", "face", "refined", "studio")
 
 
 def attributes_from_form(form: Any) -> tuple[tuple[str, str], ...]:
@@ -61,6 +62,8 @@ class GenerationOptions:
     seed: int | None = None
     #: witness attributes as sorted (name, value) pairs: skin, hair_color, gender (unset = omitted)
     attributes: tuple[tuple[str, str], ...] = ()
+    #: "photo" (the networks' background) or "studio" (the shown face on the studio backdrop)
+    backdrop: str = "photo"
 
     def cleaned(self) -> GenerationOptions:
         """Trimmed copy; raises ValueError with a user-facing message on bad values."""
@@ -80,7 +83,15 @@ class GenerationOptions:
             raise ValueError(f"The variation seed must be a whole number from 0 to {MAX_SEED}.")
         attributes = tuple(sorted((k, v.strip()) for k, v in self.attributes if v and v.strip()))
         FaceAttributes.from_request(dict(attributes))  # ValueError says what is allowed
-        return GenerationOptions(self.refine, case, notes, self.source, self.seed, attributes)
+        try:
+            backdrop = check_backdrop(self.backdrop)
+        except ValueError:
+            raise ValueError(
+                f"The backdrop must be one of {', '.join(BACKDROPS)}, not {self.backdrop!r}."
+            ) from None
+        return GenerationOptions(
+            self.refine, case, notes, self.source, self.seed, attributes, backdrop
+        )
 
 
 def _png(image_u8: np.ndarray, *, comment: str | None = None) -> bytes:
@@ -139,6 +150,13 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
     images = {"sketch": (sketch_u8, None), "face": (output.face_u8, comment)}
     if output.refined_u8 is not None:
         images["refined"] = (output.refined_u8, comment)
+    shown_u8 = output.refined_u8 if output.refined_u8 is not None else output.face_u8
+    # the backdrop goes on last, here (whichever model client ran), on THE face, with the
+    # prepared sketch the generator saw; stage one's and the refined face stay as made
+    studio_u8 = on_backdrop(shown_u8, output.input_u8, options.backdrop)
+    if studio_u8 is not None:
+        images["studio"] = (studio_u8, comment)
+        shown_u8 = studio_u8
 
     store = get_store()
     session = get_session()
@@ -167,11 +185,11 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             "batch_size": output.batch_size,
             # what the second stage was (None: the face shown is stage one's)
             "refiner": output.refiner_version or None,
+            # the background of THE face; "studio": it is studio.png (Generation.shown_key)
+            "backdrop": options.backdrop,
+            **({"studio_key": f"{prefix}/studio.png"} if "studio" in images else {}),
             # checked on THE face: the refined one when there is one
-            "attribute_check": check_faces(
-                [output.refined_u8 if output.refined_u8 is not None else output.face_u8],
-                [dict(options.attributes)],
-            )[0],
+            "attribute_check": check_faces([shown_u8], [dict(options.attributes)])[0],
             # the weights' fingerprint for signed exports, while the model that made it is known
             "model_sha256": loaded_weights_sha256(output.model_version),
         }

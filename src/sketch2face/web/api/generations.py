@@ -12,6 +12,7 @@ from sketch2face.db.models import Generation, User
 from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE
 from sketch2face.services import audit
 from sketch2face.services.generation import (
+    BACKDROPS,
     IMAGE_KINDS,
     LIKENESS_NOTICE,
     MAX_CASE_CHARS,
@@ -75,7 +76,7 @@ def _wants_png() -> bool:
 @bp.post("/generate")
 @token_required
 def generate() -> Any:
-    """Multipart ``sketch`` (+ refine, case_number, notes, seed, skin, hair_color, gender) -> JSON
+    """Multipart ``sketch`` (+ refine, backdrop, case_number, notes, seed, skin, hair_color, gender) -> JSON
     (default) or PNG."""
     upload = request.files.get("sketch")
     if upload is None:
@@ -88,6 +89,7 @@ def generate() -> Any:
             source="api",
             seed=fields.seed(request.form),
             attributes=fields.attributes(request.form),
+            backdrop=request.form.get("backdrop") or "photo",  # checked by GenerationOptions
         )
         want_png = _wants_png()
         user: User = g.api_user
@@ -139,10 +141,23 @@ def image(generation_id: str, kind: str) -> Any:
     )
     session.commit()
     if kind != "sketch":
-        data = sign_generation_png(generation, data, image=kind)  # an exported face carries its provenance
+        data = sign_generation_png(
+            generation, data, image=kind
+        )  # an exported face carries its provenance
     response = Response(data, mimetype="image/png")
     response.headers["Cache-Control"] = NO_STORE
     return response
+
+
+#: the OpenAPI schema of POST /generate's ``backdrop`` form field
+BACKDROP_FIELD: dict[str, Any] = {
+    "type": "string",
+    "enum": list(BACKDROPS),
+    "default": "photo",
+    "description": "photo: the background the networks painted; studio: the face on a plain "
+    "studio backdrop (the usual look of a police likeness, for appeal sheets), stored as the "
+    "'studio' image. Stage one's face ('face') and the refined face ('refined') stay as made.",
+}
 
 
 def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -231,6 +246,7 @@ def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]
                                         "default": True,
                                         "description": REFINE_DESCRIPTION,
                                     },
+                                    "backdrop": BACKDROP_FIELD,
                                     "case_number": {
                                         "type": "string",
                                         "maxLength": MAX_CASE_CHARS,

@@ -86,6 +86,7 @@ def new() -> Any:
         "case_number": request.args.get("case", "")[:64],
         "notes": "",
         "refine": True,  # both stages by default (issue 22)
+        "backdrop": "photo",
         "source": "upload",
         "seed": "",
         "skin": "",
@@ -97,6 +98,7 @@ def new() -> Any:
             "case_number": request.form.get("case_number", ""),
             "notes": request.form.get("notes", ""),
             "refine": request.form.get("refine") in ("1", "on", "true"),
+            "backdrop": request.form.get("backdrop") or "photo",
             "source": request.form.get("source", "upload"),
             "seed": request.form.get("seed", "").strip(),
             **{k: request.form.get(k, "").strip() for k in ATTRIBUTE_FIELDS},
@@ -118,6 +120,7 @@ def new() -> Any:
                     source="canvas" if form["source"] == "canvas" else "upload",
                     seed=_seed(str(form["seed"])),
                     attributes=attributes_from_form(form),
+                    backdrop=str(form["backdrop"]),
                 )
                 generation = generate_for(current_user._get_current_object(), sketch_bytes, options)
             except (InvalidImageError, ValueError) as exc:
@@ -209,7 +212,9 @@ def image(generation_id: str, kind: str) -> Any:
         abort(404, description="The image file is missing from storage.")
     download = request.args.get("download") == "1"
     if download and kind != "sketch":
-        data = sign_generation_png(generation, data, image=kind)  # an exported face carries its provenance
+        data = sign_generation_png(
+            generation, data, image=kind
+        )  # an exported face carries its provenance
     response = Response(data, mimetype="image/png")
     response.headers["Cache-Control"] = NO_STORE  # gone from the browser once deleted
     if download:
