@@ -4,14 +4,21 @@ signed download names the refiner and the backdrop."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Any
 
 import numpy as np
+import pytest
+import sqlalchemy as sa
 
+from sketch2face.db.models import CandidateRound
 from sketch2face.provenance import verify_bytes
+from sketch2face.web.database import new_session
 
 from .test_api import auth, make_token, post_generate
-from .test_two_stages import generation, stored
+from .test_cases import create_case
+from .test_two_stages import generation, pixels, stored
 from .web_support import WebClient, generation_id_from
 
 STUDIO_RGB = np.asarray((200, 206, 213), np.float32)
@@ -35,7 +42,10 @@ def test_api_backdrop_field(app: Any, alice: WebClient) -> None:
     fetched = app.test_client().get(body["images"]["studio"], headers=auth(token))
     assert fetched.status_code == 200
     meta = verify_bytes(fetched.data).metadata
-    assert meta is not None and meta.backdrop == "studio" and meta.refiner_id
+    assert meta is not None and meta.backdrop == "studio"
+    # both stages named: the refiner that made it, with its weights' fingerprint
+    assert meta.refiner_id == row.details["refiner"] and meta.refiner_sha256
+    assert meta.refiner_sha256 == row.details["refiner_sha256"]
     stage1 = verify_bytes(app.test_client().get(body["images"]["face"], headers=auth(token)).data)
     assert stage1.metadata is not None
     assert (stage1.metadata.refiner_id, stage1.metadata.backdrop) == ("none", "photo")
@@ -57,3 +67,47 @@ def test_new_page_offers_the_backdrop(app: Any, alice: WebClient) -> None:
     _corners_are_backdrop(stored(app, row.shown_key))
     assert alice.get(f"/generations/{gid}/studio.png").status_code == 200
     assert f"/generations/{gid}/studio.png" in alice.get("/history").get_data(as_text=True)
+
+
+def test_candidate_rounds_keep_the_generations_backdrop(
+    app: Any,
+    alice: WebClient,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sketch2face.cli.main import main as cli_main
+
+    case_id = create_case(alice, "BD-1")
+    gid = generation_id_from(alice.generate(case_number="BD-1", refine="1", backdrop="studio"))
+    page = alice.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert '<option value="studio" selected>' in page  # the round form follows the generation
+    response = alice.post(f"/cases/{case_id}/candidates", {"generation_id": gid, "n": "2"})
+    assert response.status_code == 302
+    with new_session(app) as s:
+        round_ = s.scalar(sa.select(CandidateRound))
+        assert round_ is not None and round_.details["backdrop"] == "studio"
+        rows = [(c.id, c.image_key, c.refined_key, c.shown_key) for c in round_.candidates]
+    for cid, image_key, refined_key, shown_key in rows:
+        assert shown_key.endswith("-studio.png") and refined_key and image_key
+        shown = pixels(alice.get(f"/cases/{case_id}/candidates/{cid}.png").data)
+        assert np.array_equal(shown, stored(app, shown_key))
+        _corners_are_backdrop(shown)
+    archive = zipfile.ZipFile(io.BytesIO(alice.get(f"/cases/{case_id}/export.zip").data))
+    assert {"rounds/1/candidate-01.png", "rounds/1/candidate-01-stage1.png"} <= set(
+        archive.namelist()
+    )
+    assert f"generations/{gid}/studio.png" in archive.namelist()
+    # a photo round asked for explicitly; a bad backdrop is refused
+    alice.post(
+        f"/cases/{case_id}/candidates", {"generation_id": gid, "n": "1", "backdrop": "photo"}
+    )
+    bad = alice.post(f"/cases/{case_id}/candidates", {"generation_id": gid, "backdrop": "x"})
+    assert bad.status_code == 400
+    with new_session(app) as s:
+        backdrops = [r.details["backdrop"] for r in s.scalars(sa.select(CandidateRound))]
+    assert sorted(backdrops) == ["photo", "studio"]
+    # the studio faces, named in details JSON, count as referenced
+    monkeypatch.setenv("SKETCH2FACE_DATABASE_URL", settings.database_url)
+    assert cli_main(["doctor", "--data-dir", str(settings.data_dir)]) == 0
+    assert "nothing to fix" in capsys.readouterr().out

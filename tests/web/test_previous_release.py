@@ -66,13 +66,18 @@ INTENDED_CHANGES = (
     (" " * 18 + '"case_number": {\n', "backdrop field"),
     ('"format": "uri"\n' + " " * 14 + "}\n" + " " * 12 + "},", "studio link"),
     ('"refined"\n' + " " * 14 + "]", "studio kind"),
+    # ... and a first round of candidates takes one too (default: the generation's)
+    (
+        '"description": "gender held fixed; empty: let the model choose"\n' + " " * 18 + "}\n",
+        "candidates backdrop",
+    ),
 )
 
 
 def _intended(text: str) -> str:
     """The previous release's document with INTENDED_CHANGES made."""
     from sketch2face.web.api import fields
-    from sketch2face.web.api.cases import CASE_NUMBER_DESCRIPTION
+    from sketch2face.web.api.cases import CANDIDATES_BACKDROP_FIELD, CASE_NUMBER_DESCRIPTION
     from sketch2face.web.api.generations import BACKDROP_FIELD, REFINE_DESCRIPTION
 
     new = {
@@ -100,6 +105,15 @@ def _intended(text: str) -> str:
         + "}\n"
         + " " * 12
         + "},",
+        "candidates backdrop": '"description": "gender held fixed; empty: let the model '
+        'choose"\n'
+        + " " * 18
+        + "},\n"
+        + " " * 18
+        + textwrap.indent(
+            '"backdrop": ' + json.dumps(CANDIDATES_BACKDROP_FIELD, indent=2), " " * 18
+        ).lstrip()
+        + "\n",
         "studio kind": '"refined",\n' + " " * 16 + '"studio"\n' + " " * 14 + "]",
     }
     for old, name in INTENDED_CHANGES:

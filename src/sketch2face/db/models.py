@@ -343,10 +343,18 @@ class Candidate(Base):
         return self.index + 1
 
     @property
+    def studio_key(self) -> str | None:
+        """Object key of this candidate's face on the studio backdrop (its round's
+        ``details["studio_keys"]``, by index: issue 22 item 3, no column), else None."""
+        keys = (self.round.details or {}).get("studio_keys") or []
+        return str(keys[self.index]) if self.index < len(keys) else None
+
+    @property
     def shown_key(self) -> str:
         """Object key of THE face of this candidate (what the witness sees, the likeness, appeal
-        sheets and gallery searches use): the refined face when there is one, else stage one's."""
-        return self.refined_key or self.image_key
+        sheets and gallery searches use): on the studio backdrop when its round asked for it,
+        else the refined face when there is one, else stage one's."""
+        return self.studio_key or self.refined_key or self.image_key
 
 
 class SigningKey(Base):

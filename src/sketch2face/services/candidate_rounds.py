@@ -39,6 +39,7 @@ from sketch2face.candidates import (
 )
 from sketch2face.db.models import Candidate, CandidateRound, Case, Generation, User, utcnow
 from sketch2face.imaging import decode_image_bytes, encode_png
+from sketch2face.refine.backdrop import BACKDROPS, check_backdrop, on_backdrop
 from sketch2face.services import audit
 from sketch2face.services.attribute_check import check_faces
 from sketch2face.services.cases import CaseError, ensure_open
@@ -49,7 +50,7 @@ from sketch2face.services.generation import (
     requested_attributes,
 )
 from sketch2face.services.runtime import get_model_client, get_session, get_store
-from sketch2face.services.signing import loaded_weights_sha256
+from sketch2face.services.signing import loaded_refiner_sha256, loaded_weights_sha256
 from sketch2face.serving.client import CandidatesOutput
 from sketch2face.storage import ObjectNotFoundError, StorageError
 
@@ -121,12 +122,21 @@ def start_round(
     fixed_attributes: Mapping[str, Any] | None = None,
     rng_seed: int | None = None,
     via: str | None = None,
+    backdrop: str | None = None,
 ) -> CandidateRound:
     """A first round for one of the case's sketches: ``n`` candidates that vary every attribute
     not in ``fixed_attributes`` and the seed. The caller checked that ``generation`` is in
-    ``case``."""
+    ``case``. ``backdrop`` ("photo" or "studio"; None: the generation's): the candidates' faces
+    are put on it (later rounds bred from this one keep it)."""
     ensure_open(case)
     check_count(n)
+    chosen_backdrop = backdrop or str((generation.details or {}).get("backdrop") or "photo")
+    try:
+        check_backdrop(chosen_backdrop)
+    except ValueError:
+        raise CandidateError(
+            f"The backdrop must be one of {', '.join(BACKDROPS)}, not {backdrop!r}."
+        ) from None
     fixed = clean_attributes(fixed_attributes)
     sketch_u8 = _load_image(generation.sketch_key, "sketch of this generation")
     specs = plan_candidates(n, fixed, rng_seed)
@@ -142,6 +152,7 @@ def start_round(
         parent=None,
         chosen=[],
         via=via,
+        backdrop=chosen_backdrop,
     )
 
 
@@ -233,6 +244,7 @@ def breed_round(
         chosen=chosen,
         via=via,
         held=held,
+        backdrop=str(parent.details.get("backdrop") or "photo"),
     )
 
 
@@ -249,6 +261,7 @@ def _store_round(
     chosen: Sequence[Candidate],
     via: str | None,
     held: dict[str, str] | None = None,
+    backdrop: str = "photo",
 ) -> CandidateRound:
     if len(output.faces_u8) != len(specs):
         raise CaseError("The model returned a different number of candidates than requested.")
@@ -262,6 +275,8 @@ def _store_round(
         written.append(input_key)
         store.put(input_key, encode_png(output.input_u8), content_type="image/png")
         keys: list[tuple[str, str | None]] = []  # (stage one's face, the refined face)
+        shown: list[np.ndarray] = []  # THE face of each candidate
+        studio_keys: list[str] = []  # on the studio backdrop: THE faces, by index
         for i, face in enumerate(output.faces_u8, start=1):
             key = f"{prefix}/candidate-{i:02d}.png"
             written.append(key)
@@ -273,6 +288,16 @@ def _store_round(
                 written.append(refined_key)
                 store.put(refined_key, _png(refined_u8, comment=comment), content_type="image/png")
             keys.append((key, refined_key))
+            face_shown = refined_u8 if refined_u8 is not None else face
+            # last, on THE face with the prepared sketch (as for single faces)
+            studio_u8 = on_backdrop(face_shown, output.input_u8, backdrop)
+            if studio_u8 is not None:
+                studio_key = f"{prefix}/candidate-{i:02d}-studio.png"
+                written.append(studio_key)
+                store.put(studio_key, _png(studio_u8, comment=comment), content_type="image/png")
+                studio_keys.append(studio_key)
+                face_shown = studio_u8
+            shown.append(face_shown)
         number = (
             session.scalar(
                 sa.select(sa.func.max(CandidateRound.number)).where(
@@ -299,15 +324,13 @@ def _store_round(
                 "held_from_picks": held or {},
                 "model_sha256": loaded_weights_sha256(output.model_version),
                 "refiner": output.refiner_version or None,
-                # does each face (the one shown: refined when it was) show what it was asked
-                # for? (the captions say so)
-                "attribute_checks": check_faces(
-                    [
-                        r if (r := output.refined(i)) is not None else face
-                        for i, face in enumerate(output.faces_u8)
-                    ],
-                    [dict(spec.attributes) for spec in specs],
-                ),
+                "refiner_sha256": loaded_refiner_sha256(output.refiner_version),
+                # the candidates' background; "studio": THE faces are studio_keys (by index,
+                # Candidate.shown_key; no column)
+                "backdrop": backdrop,
+                **({"studio_keys": studio_keys} if studio_keys else {}),
+                # does each face (the one shown) show what it was asked for? (the captions say so)
+                "attribute_checks": check_faces(shown, [dict(spec.attributes) for spec in specs]),
                 "timings_ms": {k: round(v, 1) for k, v in output.timings_ms.items()},
             },
             created_by_id=user.id,

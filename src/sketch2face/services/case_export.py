@@ -7,11 +7,11 @@ Layout of ``case-<number>.zip``::
                                        metadata (seed, attributes, model, who, when), the likeness
     audit.json                         the case's audit trail, oldest first (this export included)
     likeness.png                       the chosen likeness, when there is one
-    generations/<id>/sketch.png|face.png|refined.png
+    generations/<id>/sketch.png|face.png|refined.png|studio.png (on the studio backdrop)
     rounds/<n>/input.png               the prepared sketch the model saw in round n
     rounds/<n>/candidate-01.png ...    the candidates of round n (their faces: refined where
-                                       they were)
-    rounds/<n>/candidate-01-stage1.png stage one's face of a refined candidate
+                                       they were, on the studio backdrop when asked)
+    rounds/<n>/candidate-01-stage1.png stage one's face of a refined (or studio) candidate
     rounds/<n>/grid.png                the candidates of round n as one numbered sheet
 
 Images whose files are missing from storage are listed with ``"missing": true`` instead of failing
@@ -114,6 +114,7 @@ def build_case_zip(
                         "closest": candidate.closest,
                         "likeness": case.likeness_candidate_id == candidate.id,
                         "refined": candidate.refined_key is not None,
+                        "backdrop": (round_.details or {}).get("backdrop") or "photo",
                         **add_object(
                             candidate.shown_key,
                             f"{base}/candidate-{candidate.number:02d}.png",
@@ -121,7 +122,7 @@ def build_case_zip(
                         ),
                     }
                 )
-                if candidate.refined_key is not None:  # stage one's face, for provenance
+                if candidate.shown_key != candidate.image_key:  # stage one's, for provenance
                     candidates[-1]["stage1"] = add_object(
                         candidate.image_key,
                         f"{base}/candidate-{candidate.number:02d}-stage1.png",

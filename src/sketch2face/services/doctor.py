@@ -35,6 +35,12 @@ IMAGE_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "candidates": ("id", ("image_key", "refined_key")),
     "gallery_photos": ("id", ("photo_key", "thumb_key")),
 }
+#: table -> (id column, keys of its ``details`` JSON holding a storage key or a list of them):
+#: the studio-backdrop faces (issue 22 item 3) are named there, not in a column
+DETAIL_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "generations": ("id", ("studio_key",)),
+    "candidate_rounds": ("id", ("studio_keys",)),
+}
 #: what an audit event's detail names a stored query thumbnail by (``detail.query.thumb_key``;
 #: gallery_search events today: every action is read, so a new one never loses its thumbnails)
 THUMB_KEY = "thumb_key"
@@ -201,6 +207,20 @@ def _referenced_keys(conn: sa.Connection, report: Report) -> list[tuple[str, str
                 for column, key in zip(columns, keys, strict=True)
                 if key
             ]
+    for table, (id_column, names) in DETAIL_KEYS.items():
+        if table not in tables:
+            continue
+        rows = conn.execute(
+            sa.select(sa.column(id_column), sa.column("details", sa.JSON))
+            .select_from(sa.table(table))
+            .where(sa.or_(*(sa.cast(sa.column("details"), sa.Text).like(f"%{n}%") for n in names)))
+        )
+        for row_id, details in rows:
+            for name in names:
+                value = details.get(name) if isinstance(details, dict) else None
+                for key in value if isinstance(value, list) else [value]:
+                    if isinstance(key, str) and key:
+                        found.append((table, str(row_id), f"details.{name}", key))
     if "audit_events" in tables:
         events = sa.table(
             "audit_events", sa.column("id"), sa.column("action"), sa.column("detail", sa.JSON)

@@ -31,7 +31,7 @@ from sketch2face.services import audit
 from sketch2face.services.attribute_check import check_faces, verdict_text
 from sketch2face.services.listing import Listing, contains_pattern
 from sketch2face.services.runtime import get_model_client, get_session, get_settings, get_store
-from sketch2face.services.signing import loaded_weights_sha256
+from sketch2face.services.signing import loaded_refiner_sha256, loaded_weights_sha256
 from sketch2face.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,7 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             "batch_size": output.batch_size,
             # what the second stage was (None: the face shown is stage one's)
             "refiner": output.refiner_version or None,
+            "refiner_sha256": loaded_refiner_sha256(output.refiner_version),
             # the background of THE face; "studio": it is studio.png (Generation.shown_key)
             "backdrop": options.backdrop,
             **({"studio_key": f"{prefix}/studio.png"} if "studio" in images else {}),

@@ -28,6 +28,18 @@ def loaded_weights_sha256(model_id: str | None) -> str | None:
     return info.get("weights_sha256")
 
 
+def loaded_refiner_sha256(refiner_version: str | None) -> str | None:
+    """SHA-256 of the weights of the refiner this app runs in process, when that refiner is
+    ``refiner_version``; None otherwise (no refiner, a remote model server, another refiner).
+    Generations and rounds record it when made (``details["refiner_sha256"]``)."""
+    if not refiner_version:
+        return None
+    info = get_model_client().describe()
+    if info.get("refiner_version") != refiner_version:
+        return None
+    return info.get("refiner_sha256")
+
+
 def stages_of(details: dict[str, Any] | None, image: str = "shown") -> dict[str, str | None]:
     """``refiner_id``, ``refiner_sha256`` and ``backdrop`` for provenance of one stored image of a
     generation or round (``details`` as recorded when it was made).

@@ -324,7 +324,7 @@ class InProcessModelClient:
 
     def describe(self) -> dict[str, Any]:
         """Mode, load state, whether refinement is available and, once loaded, the SHA-256 of
-        the weights file (for signed provenance; computed once per file)."""
+        the weights file and of the refiner's (for signed provenance; computed once per file)."""
         version = getattr(self._pipeline, "model_version", None)
         return {
             "mode": "in-process",
@@ -333,7 +333,14 @@ class InProcessModelClient:
             "refiner_version": getattr(self._pipeline, "refiner_version", None) or None,
             "refine_available": self.refine_available(),
             "weights_sha256": self._weights_sha256() if self.is_loaded else None,
+            "refiner_sha256": self._refiner_sha256() if self.is_loaded else None,
         }
+
+    def _refiner_sha256(self) -> str | None:
+        from sketch2face.provenance import refiner_stamp
+
+        refiner = getattr(self._pipeline, "refiner", None)
+        return refiner_stamp(refiner)[1] if refiner is not None else None
 
     def _weights_sha256(self) -> str | None:
         from sketch2face.errors import ProvenanceError

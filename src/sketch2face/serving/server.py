@@ -17,6 +17,11 @@
                            or specs
     GET  /v1/health     -> {status, model: {...}}
 
+The studio backdrop (issue 22 item 3) is not this server's: it is a cheap CPU post-process
+(``refine.backdrop.on_backdrop``) that the web tier's services apply to THE face the model returned,
+with the ``input`` image (the prepared sketch) from the same answer, so it works with this server
+at any version and never occupies the accelerator host.
+
 The web tier's :class:`~sketch2face.serving.client.RemoteModelClient` is its only client. With
 SKETCH2FACE_MODEL_TOKEN set, requests must carry ``Authorization: Bearer <token>``.
 Production: ``gunicorn -w 1 --threads 8 'sketch2face.serving.server:create_model_app()'``.

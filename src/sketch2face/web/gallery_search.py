@@ -170,7 +170,15 @@ def run_search(
             allow_whole = True  # a generated likeness is a face crop
         elif generation_id:
             generation = get_owned_generation(generation_id, user)  # 404: not visible to user
-            kind = image_kind or generation.shown_kind
+            # THE face; on the studio backdrop its face pixels are the refined (else stage one's)
+            # face's, which the search uses (the API's image kinds stay face and refined)
+            kind = image_kind or (
+                generation.shown_kind
+                if generation.shown_kind in QUERY_KINDS
+                else "refined"
+                if generation.refined_key
+                else "face"
+            )
             if kind not in QUERY_KINDS or kind not in generation.image_keys:
                 raise ValueError(f"This generation has no {kind[:20]!r} image to search with.")
             data = get_store().get(generation.image_keys[kind])

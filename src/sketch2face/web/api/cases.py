@@ -38,7 +38,7 @@ from sketch2face.services.cases import (
     members_of,
     set_likeness,
 )
-from sketch2face.services.generation import LIKENESS_NOTICE, viewer_notices
+from sketch2face.services.generation import BACKDROPS, LIKENESS_NOTICE, viewer_notices
 from sketch2face.web.api import fields
 from sketch2face.web.api.auth import token_required
 from sketch2face.web.database import get_session
@@ -229,7 +229,8 @@ def get_case(case_id: int) -> Any:
 @token_required
 def generate_candidates(case_id: int) -> Any:
     """A first round for one of the case's sketches: ``generation_id``, ``n`` (default 6),
-    fixed attributes ``skin``, ``hair_color``, ``gender`` (exactly those sent; the rest vary)."""
+    fixed attributes ``skin``, ``hair_color``, ``gender`` (exactly those sent; the rest vary),
+    ``backdrop`` (photo or studio; default: the generation's)."""
     user = _user()
     case = get_case_for(case_id, user)
     generation_id = request.form.get("generation_id")
@@ -244,6 +245,7 @@ def generate_candidates(case_id: int) -> Any:
             n=_count(request.form),
             fixed_attributes=dict(fields.attributes(request.form)),
             via="api",
+            backdrop=request.form.get("backdrop") or None,
         )
     except ValueError as exc:  # CaseError, CandidateError, InvalidImageError
         _fail(exc)
@@ -341,6 +343,16 @@ def likeness(case_id: int) -> Any:
             via="api",
         )
     return jsonify(case_json(case, full=True))
+
+
+#: the OpenAPI schema of the ``backdrop`` field of POST /cases/{case_id}/candidates
+CANDIDATES_BACKDROP_FIELD: dict[str, Any] = {
+    "type": "string",
+    "enum": list(BACKDROPS),
+    "description": "Background of the candidates' faces: photo (the networks' own) or studio "
+    "(a plain studio backdrop); default: the one the generation was made with. Later rounds "
+    "bred from this one keep it.",
+}
 
 
 def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -561,6 +573,7 @@ def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]
                             "hair_color", "hair colour held fixed"
                         ),
                         "gender": fields.attribute_schema("gender", "gender held fixed"),
+                        "backdrop": CANDIDATES_BACKDROP_FIELD,
                     },
                     ["generation_id"],
                 ),

@@ -116,15 +116,20 @@ def chosen_ids(values: list[str]) -> list[int]:
 @login_required
 def generate(case_id: int) -> Any:
     """A first round for one of the case's sketches: ``generation_id``, ``n`` (1-12, default 6),
-    and the attributes the witness is sure of (``skin``, ``hair_color``, ``gender``: held fixed;
-    empty: varied)."""
+    the attributes the witness is sure of (``skin``, ``hair_color``, ``gender``: held fixed;
+    empty: varied) and ``backdrop`` (photo or studio; empty: the generation's)."""
     user = _user()
     case = get_case_for(case_id, user)
     generation = get_case_generation(case, request.form.get("generation_id", ""))
     fixed = {k: request.form.get(k, "").strip() for k in ATTRIBUTE_FIELDS}
     try:
         round_ = start_round(
-            user, case, generation, n=parse_count(request.form.get("n")), fixed_attributes=fixed
+            user,
+            case,
+            generation,
+            n=parse_count(request.form.get("n")),
+            fixed_attributes=fixed,
+            backdrop=request.form.get("backdrop") or None,
         )
     except (CaseError, ValueError) as exc:  # CandidateError and InvalidImageError are ValueErrors
         get_session().rollback()
