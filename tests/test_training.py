@@ -119,6 +119,19 @@ def test_fit_writes_logs_samples_checkpoints_and_resumes_exactly(
     assert sheet.size[0] > 3 * 256  # three columns: sketch | generated | real
 
 
+def test_every_validation_can_keep_its_checkpoint(shared_dir: Path, tmp_path: Path) -> None:
+    data = _fixture_pairs(shared_dir)
+    cfg = _cfg(tmp_path, max_steps=4, eval_every=2)
+    cfg = TrainConfig(
+        **{**cfg.__dict__, "run": RunConfig(**{**cfg.run.__dict__, "keep_validated": True})}
+    )
+    Pix2PixTrainer(cfg, data, data, show_progress=False).fit()
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.safetensors"))
+    assert kept == ["step_0000002.safetensors", "step_0000004.safetensors"]
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "step_0000002.safetensors")
+    assert ckpt.step == 2 and "val_ssim" in ckpt.metrics
+
+
 def test_checkpoint_reloads_to_same_outputs(shared_dir: Path, tmp_path: Path) -> None:
     data = _fixture_pairs(shared_dir)
     trainer = Pix2PixTrainer(_cfg(tmp_path, max_steps=2), data, show_progress=False)

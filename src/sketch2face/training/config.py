@@ -136,6 +136,9 @@ class RunConfig:
     #: validation figure that picks best.safetensors: "val_ssim", or "val_score" (FS2K-val SSIM +
     #: FS2K-val identity rank-1: artist sketches are the target, and SSIM alone rewards blur)
     select_metric: str = "val_ssim"
+    #: also keep a checkpoint of every validation (``checkpoints/step_NNNNNNN.safetensors``), so a
+    #: run whose best point the select metric misjudged can still be shipped from that point
+    keep_validated: bool = False
     #: exponential moving average of the generator's weights (0 = off). Validation, samples, best/
     #: final checkpoints and exports use the average: it smooths the step-to-step swings of the
     #: GAN game (FS2K-val rank-1 moved by +-0.17 between evaluations without it)

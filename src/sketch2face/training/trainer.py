@@ -970,6 +970,11 @@ class Pix2PixTrainer:
                             step,
                             ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
                         )
+                        if cfg.run.keep_validated:
+                            self.save(
+                                self.out_dir / "checkpoints" / f"step_{step:07d}.safetensors",
+                                metrics,
+                            )
                         selected = metrics.get(cfg.run.select_metric, metrics["val_ssim"])
                         if selected > self.best_val_ssim:
                             self.best_val_ssim = selected
