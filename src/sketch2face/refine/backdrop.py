@@ -24,7 +24,6 @@ Numpy/OpenCV (+ dlib for the landmarks), deterministic, about 12-20 ms per 256 f
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,7 +212,7 @@ def head_mask(
         if points.shape != (68, 2) or not np.isfinite(points).all():
             raise ValueError(f"landmarks68 must be a finite (68, 2) array, got {points.shape}")
     elif detect_landmarks:
-        points = _plausible(_landmarker().find(face_u8), size)
+        points = _plausible(_find_points68(face_u8), size)
     face = _Face.from_landmarks(points) if points is not None else _Face.template(size)
     core = face.core_mask(size)
     sketch_mask = None
@@ -545,47 +544,19 @@ def _plausible(points: np.ndarray | None, size: int) -> np.ndarray | None:
     return points
 
 
-class _Landmarker:
-    """dlib's HOG face detector and 68-point shape model; one call at a time (dlib objects)."""
+def _find_points68(face_u8: np.ndarray) -> np.ndarray | None:
+    """(68, 2) float32 points of the largest face, or None (the process-wide dlib landmarker)."""
+    from sketch2face.refine.gfpgan import default_landmarker
 
-    def __init__(self) -> None:
-        import dlib  # imported lazily: only landmark-based masks need it
-
-        from sketch2face.facemodels import SHAPE_PREDICTOR_68, dlib_model_path
-
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_68)))
-        self._lock = threading.Lock()
-
-    def find(self, image_u8: np.ndarray) -> np.ndarray | None:
-        """(68, 2) float32 points of the largest face, or None."""
-        # An aligned face is half the frame: a 256 copy is plenty and keeps detection ~6 ms.
-        scale = 256.0 / image_u8.shape[0]
-        work = (
-            image_u8
-            if image_u8.shape[0] == 256
-            else cv2.resize(image_u8, (256, 256), interpolation=cv2.INTER_AREA)
-        )
-        with self._lock:
-            rects = list(self._detector(work, 0))
-            if not rects:
-                return None
-            best = max(rects, key=lambda r: r.width() * r.height())
-            shape = self._predictor(work, best)
-        points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float32)
-        return points / scale
-
-
-_landmarker_instance: _Landmarker | None = None
-_landmarker_lock = threading.Lock()
-
-
-def _landmarker() -> _Landmarker:
-    global _landmarker_instance
-    with _landmarker_lock:
-        if _landmarker_instance is None:
-            _landmarker_instance = _Landmarker()
-        return _landmarker_instance
+    # An aligned face is half the frame: a 256 copy is plenty and keeps detection ~6 ms.
+    scale = 256.0 / face_u8.shape[0]
+    work = (
+        face_u8
+        if face_u8.shape[0] == 256
+        else cv2.resize(face_u8, (256, 256), interpolation=cv2.INTER_AREA)
+    )
+    points = default_landmarker().points68(np.ascontiguousarray(work), retry_upsampled=False)
+    return None if points is None else points / scale
 
 
 # --- backdrop, border and blending -------------------------------------------------------------

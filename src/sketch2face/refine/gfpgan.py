@@ -179,6 +179,23 @@ class FaceLandmarker:
         self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_68)))
         self._lock = threading.Lock()  # dlib objects are not documented as thread-safe
 
+    def points68(self, image_u8: np.ndarray, *, retry_upsampled: bool = True) -> np.ndarray | None:
+        """(68, 2) float32 dlib points of the largest face, or None. ``retry_upsampled`` runs the
+        detector once more on a 2x upsampled image when it finds nothing (small faces)."""
+        import dlib
+
+        with self._lock:
+            rects = list(self._detector(image_u8, 0))
+            if not rects and retry_upsampled:
+                rects = list(self._detector(image_u8, 1))
+            if not rects:
+                return None
+            best = max(rects, key=lambda r: r.width() * r.height())
+            shape = self._predictor(
+                image_u8, dlib.rectangle(best.left(), best.top(), best.right(), best.bottom())
+            )
+        return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float32)
+
     def five_points(self, image_u8: np.ndarray) -> np.ndarray | None:
         """(5, 2) float32 [left eye, right eye, nose tip, left mouth, right mouth], or None.
 
@@ -188,19 +205,9 @@ class FaceLandmarker:
         face, point 33 lands 3 px from the template's nose while the tip (30) is 39 px above it, and
         dlib's own 5-point model gives eye corners, not centres.
         """
-        import dlib
-
-        with self._lock:
-            rects = list(self._detector(image_u8, 0))
-            if not rects:
-                rects = list(self._detector(image_u8, 1))
-            if not rects:
-                return None
-            best = max(rects, key=lambda r: r.width() * r.height())
-            shape = self._predictor(
-                image_u8, dlib.rectangle(best.left(), best.top(), best.right(), best.bottom())
-            )
-        pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float32)
+        pts = self.points68(image_u8)
+        if pts is None:
+            return None
         return np.stack(
             [pts[36:42].mean(axis=0), pts[42:48].mean(axis=0), pts[33], pts[48], pts[54]]
         ).astype(np.float32)
