@@ -202,13 +202,12 @@ def stage_one_faces(
     cached in ``<dataset>/cache/stage_one/`` per model file and row list."""
     import hashlib
 
-    from sketch2face.data.manifest import file_sha256 as sha256_of
     from sketch2face.pipeline import Sketch2Face, resolve_checkpoint
     from sketch2face.refine.base import NoRefiner
 
     model = resolve_checkpoint(checkpoint or None)
     rows_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
-    cache = root / "cache" / "stage_one" / f"{split}_{sha256_of(model)[:12]}_{rows_key}.npy"
+    cache = root / "cache" / "stage_one" / f"{split}_{file_sha256(model)[:12]}_{rows_key}.npy"
     if cache.is_file():
         faces = np.load(cache, mmap_mode="r")
         if faces.shape == sketches_u8.shape:

@@ -147,12 +147,10 @@ def to_model_input(batch_u8: torch.Tensor) -> torch.Tensor:
 def degraded_photos(photo_t: torch.Tensor, sketch_t: torch.Tensor, seed: int) -> torch.Tensor:
     """(N, 3, H, W) photos in [-1, 1] -> the same photos degraded like stage one's faces
     (refine/degrade.py), with their aligned sketches' strokes as the leftover lines."""
+    from sketch2face.imaging import batch_to_u8
     from sketch2face.refine.degrade import degrade_batch
 
-    def to_u8(t: torch.Tensor) -> np.ndarray:
-        return ((t.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-
-    degraded = degrade_batch(to_u8(photo_t), to_u8(sketch_t), seed)
+    degraded = degrade_batch(np.stack(batch_to_u8(photo_t)), np.stack(batch_to_u8(sketch_t)), seed)
     return to_model_input(torch.from_numpy(degraded))
 
 
