@@ -173,3 +173,168 @@ def test_refiner_batches_mix_stage_one_faces_and_degraded_photos(
     assert own_face.all() if share == 1.0 else not own_face.any()
     # the target is always the clean photo
     assert batch.photo.shape == batch.sketch.shape == (4, 3, 32, 32)
+
+
+# ---------------------------------------------------------------- pairs (b) from chosen sources only
+#: (id, source, split, sketch level): every sketch a distinct flat level, so a fake stage one can
+#: tell which rows it was run on
+_MIXED = [
+    ("fs2k-0", "fs2k", "train", 10),
+    ("fs2k-1", "fs2k", "train", 20),
+    ("celeba-0", "celeba", "train", 30),
+    ("celeba-0-a", "celeba_artist", "train", 40),
+    ("celeba-1-a", "celeba_artist", "train", 50),
+    ("fs2k-0-a", "fs2k_artist", "train", 60),  # outside data.sources below: never loaded
+    ("fs2k-2", "fs2k", "val", 70),
+    ("celeba-2", "celeba", "val", 80),
+]
+
+
+def _mixed_dataset(root: Path) -> None:
+    rows = []
+    for folder in ("sketches", "photos"):
+        (root / folder).mkdir(parents=True)
+    for k, (row_id, source, split, level) in enumerate(_MIXED):
+        row = ManifestRow(row_id, source, "s", split, f"sketches/{k}.png", f"photos/{k}.png")
+        Image.fromarray(np.full((256, 256, 3), level, np.uint8)).save(root / row.sketch)
+        Image.fromarray(_face(256, k)).save(root / row.photo)
+        rows.append(row)
+    write_manifest(root / "manifest.jsonl", rows)
+
+
+class _FakeStageOne:
+    """Stands in for stage one: the face of a flat sketch at level L is flat at 255 - L; records
+    every sketch level it is asked for and how often it was loaded."""
+
+    loads = 0
+    seen: list[int] = []
+
+    def __call__(self, sketches, *, prepared, refine, batch_size):  # noqa: ANN001, ANN204
+        assert prepared and not refine
+        levels = [int(s[0, 0, 0]) for s in sketches]
+        _FakeStageOne.seen += levels
+        faces = [np.full((256, 256, 3), 255 - level, np.uint8) for level in levels]
+        return type("Result", (), {"faces": faces})()
+
+
+@pytest.fixture
+def fake_stage_one(monkeypatch: pytest.MonkeyPatch) -> type[_FakeStageOne]:
+    from sketch2face.pipeline import Sketch2Face
+
+    _FakeStageOne.loads, _FakeStageOne.seen = 0, []
+
+    def load(cls, model, *, refiner):  # noqa: ANN001, ANN202
+        _FakeStageOne.loads += 1
+        return _FakeStageOne()
+
+    monkeypatch.setattr(Sketch2Face, "from_pretrained", classmethod(load))
+    return _FakeStageOne
+
+
+def _mixed_cfg(tmp_path: Path, **changes) -> DataConfig:  # noqa: ANN003
+    root = tmp_path / "data"
+    if not root.exists():
+        _mixed_dataset(root)
+    model = tmp_path / "stage1.safetensors"
+    if not model.exists():
+        _stage_one(model)
+    base = {
+        "dataset_dir": str(root),
+        "direction": "refine",
+        "stage_one_checkpoint": str(model),
+        "sources": ("fs2k", "celeba", "celeba_artist"),
+        "stage_one_sources": ("celeba_artist",),
+        "stage_one_pairs": 0.5,
+    }
+    return DataConfig(**{**base, **changes})
+
+
+def test_stage_one_runs_only_on_the_rows_of_the_chosen_sources(
+    tmp_path: Path, fake_stage_one: type[_FakeStageOne]
+) -> None:
+    train = load_pairs(_mixed_cfg(tmp_path), "train")
+    assert sorted(fake_stage_one.seen) == [40, 50]  # the celeba_artist sketches, nothing else
+    assert train.stage_one is not None and train.stage_one_rows is not None
+    assert train.stage_one.shape == (2, 256, 256, 3)  # faces of those rows only
+    for stored in train.rows(torch.arange(len(train))).tolist():
+        source, level = train.sources[stored], int(train.sketches[stored, 0, 0, 0])
+        face_row = int(train.stage_one_rows[stored])
+        if source == "celeba_artist":
+            assert int(train.stage_one[face_row, 0, 0, 0]) == 255 - level  # its own sketch's face
+        else:
+            assert face_row == -1, source
+
+
+def test_without_stage_one_sources_every_loaded_row_can_be_a_pair_b(
+    tmp_path: Path, fake_stage_one: type[_FakeStageOne]
+) -> None:
+    load_pairs(_mixed_cfg(tmp_path, stage_one_sources=()), "train")
+    assert sorted(fake_stage_one.seen) == [10, 20, 30, 40, 50]  # never fs2k_artist (not loaded)
+
+
+def test_stage_one_faces_are_cached_per_row_list(
+    tmp_path: Path, fake_stage_one: type[_FakeStageOne]
+) -> None:
+    first = load_pairs(_mixed_cfg(tmp_path), "train")
+    again = load_pairs(_mixed_cfg(tmp_path), "train")
+    assert fake_stage_one.loads == 1 and sorted(fake_stage_one.seen) == [40, 50]  # reused
+    assert torch.equal(first.stage_one, again.stage_one)
+    cache = tmp_path / "data" / "cache" / "stage_one"
+    assert [p.name for p in cache.iterdir() if "partial" in p.name] == []
+    load_pairs(_mixed_cfg(tmp_path, stage_one_sources=("fs2k",)), "train")
+    assert fake_stage_one.loads == 2 and sorted(fake_stage_one.seen) == [10, 20, 40, 50]
+    assert len(list(cache.glob("train_*.npy"))) == 2  # one file per row list
+
+
+def test_refiner_validation_runs_stage_one_on_the_loaded_val_rows_only(
+    tmp_path: Path, fake_stage_one: type[_FakeStageOne]
+) -> None:
+    val = load_pairs(_mixed_cfg(tmp_path, sources=("fs2k", "celeba_artist")), "val")
+    assert fake_stage_one.seen == [70]  # the FS2K val sketch; the CelebA one is not loaded
+    assert val.sources == ("fs2k",) and int(val.sketches[0, 0, 0, 0]) == 255 - 70
+    assert np.array_equal(val.photos[0].numpy(), _face(256, 6))
+
+
+def test_refiner_batches_take_stage_one_faces_only_where_computed(
+    tmp_path: Path, fake_stage_one: type[_FakeStageOne]
+) -> None:
+    from sketch2face.models.patchgan import DiscriminatorConfig
+    from sketch2face.training.config import RunConfig, RuntimeConfig, TrainConfig
+    from sketch2face.training.trainer import Pix2PixTrainer
+
+    data_cfg = _mixed_cfg(tmp_path, stage_one_pairs=1.0, batch_size=5, augment=False)
+    cfg = TrainConfig(
+        data=data_cfg,
+        generator=GeneratorConfig(ngf=8, depth=5),
+        discriminator=DiscriminatorConfig(ndf=8, n_layers=2),
+        runtime=RuntimeConfig(device="cpu", precision="fp32", seed=1, threads=1),
+        run=RunConfig(out_dir=str(tmp_path / "run")),
+    )
+    trainer = Pix2PixTrainer(cfg, load_pairs(data_cfg, "train"), show_progress=False)
+    for step in range(3):
+        x = trainer._batch(step).sketch  # all 5 training rows, a new order each epoch
+        flat = (x - x[:, :1, :1, :1]).abs().amax(dim=(1, 2, 3)) < 1e-6
+        levels = sorted(round(float((x[i, 0, 0, 0] + 1) * 127.5)) for i in flat.nonzero().flatten())
+        assert levels == [255 - 50, 255 - 40]  # the celeba_artist rows; the rest degraded photos
+
+
+def test_stage_one_sources_must_be_loaded_sources() -> None:
+    from sketch2face.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stage_one_sources"):
+        DataConfig(direction="refine", sources=("fs2k",), stage_one_sources=("celeba_artist",))
+    with pytest.raises(ConfigError, match="stage_one_pairs"):
+        DataConfig(direction="refine", stage_one_pairs=1.5)
+
+
+def test_no_rows_of_the_stage_one_sources_is_an_error(
+    tmp_path: Path, fake_stage_one: type[_FakeStageOne]
+) -> None:
+    from sketch2face.errors import DatasetError
+
+    cfg = _mixed_cfg(
+        tmp_path, sources=("fs2k", "fs2k_missing"), stage_one_sources=("fs2k_missing",)
+    )
+    with pytest.raises(DatasetError, match="stage_one_sources"):
+        load_pairs(cfg, "train")
+    assert fake_stage_one.seen == []

@@ -53,13 +53,27 @@ class DataConfig:
     #: is validated on ("" = the packaged default model)
     stage_one_checkpoint: str = ""
     #: direction "refine": share of training rows whose input is stage one's own face of the row's
-    #: sketch (pairs (b): the real artefacts); the rest are photos degraded like them (pairs (a))
+    #: sketch (pairs (b): the real artefacts), among the rows that can have one (see
+    #: ``stage_one_sources``); the rest are photos degraded like them (pairs (a))
     stage_one_pairs: float = 0.0
+    #: direction "refine": pairs (b) only from train rows of these sources (empty = every source of
+    #: ``sources``); stage one's faces are computed for those rows alone, and other rows always get
+    #: pairs (a). Pick sketches stage one never trained on (e.g. "celeba_artist"): its faces of its
+    #: own training sketches are memorised, far cleaner than its faces of new sketches
+    stage_one_sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ConfigError(
                 f"data.direction must be one of {', '.join(DIRECTIONS)}, not {self.direction!r}"
+            )
+        if not 0.0 <= self.stage_one_pairs <= 1.0:
+            raise ConfigError(f"data.stage_one_pairs must be in [0, 1], not {self.stage_one_pairs}")
+        outside = sorted(set(self.stage_one_sources) - set(self.sources)) if self.sources else []
+        if outside:
+            raise ConfigError(
+                f"data.stage_one_sources {outside} are not among data.sources "
+                f"{list(self.sources)}: rows of other sources are never loaded"
             )
 
 

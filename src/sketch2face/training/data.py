@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from sketch2face.attributes import training_vectors
 from sketch2face.data.artist_styles import ARTIST_STYLES, style_vectors
@@ -123,10 +125,11 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
             f"excluded styles {list(cfg.exclude_styles)}; sources there: {sorted(set(all_sources))}."
         )
     # At the dataset's own size the images stay memory-mapped (the OS pages in the rows a batch
-    # reads), so a split of many sources need not fit in RAM; only a resized run copies, and then
-    # only the rows it uses.
+    # reads), so a split of many sources need not fit in RAM; only a resized run, or the refiner's
+    # validation (whose inputs are stage one's faces), copies, and then only the rows it uses.
     resize = cfg.image_size_px != arrays.sketches.shape[1]
-    stored = kept if resize else np.arange(len(arrays))
+    refine_val = cfg.direction == "refine" and split != cfg.train_split
+    stored = kept if resize or refine_val else np.arange(len(arrays))
     position = np.full(len(arrays), -1)
     position[stored] = np.arange(len(stored))
     factors = _parse_oversample(cfg.oversample)
@@ -135,11 +138,6 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         indices.extend([int(position[row])] * factors.get(str(all_sources[row]), 1))
     row_sources = all_sources[stored]
     counts = {str(s): int((all_sources[kept] == s).sum()) for s in np.unique(all_sources[kept])}
-    if resize:
-        sketches = resize_stack(np.asarray(arrays.sketches[kept]), cfg.image_size_px)
-        photos = resize_stack(np.asarray(arrays.photos[kept]), cfg.image_size_px)
-    else:
-        sketches, photos = arrays.sketches, arrays.photos
     log.info(
         "%s split: %s pairs per source, %d rows per epoch after oversampling",
         split,
@@ -147,15 +145,29 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         len(indices),
     )
     ids = [arrays.ids[i] for i in stored]
-    stage_one = None
-    if cfg.direction == "refine" and split != cfg.train_split:
+    stage_one = stage_one_rows = None
+    if refine_val:
         # the refiner is judged on what it will see: stage one's faces of the validation sketches
         # (training degrades the photos instead, afresh each step, in the trainer)
-        sketches = stage_one_faces(root, split, ids, sketches, cfg.stage_one_checkpoint)
-    elif cfg.direction == "refine" and cfg.stage_one_pairs > 0:
-        stage_one = _as_tensor(
-            stage_one_faces(root, split, ids, sketches, cfg.stage_one_checkpoint)
+        sketches = stage_one_faces(
+            root, split, ids, arrays.sketches, cfg.stage_one_checkpoint, rows=kept
         )
+        photos = np.asarray(arrays.photos[kept])
+        if resize:
+            sketches = resize_stack(np.asarray(sketches), cfg.image_size_px)
+            photos = resize_stack(photos, cfg.image_size_px)
+    elif resize:
+        sketches = resize_stack(np.asarray(arrays.sketches[kept]), cfg.image_size_px)
+        photos = resize_stack(np.asarray(arrays.photos[kept]), cfg.image_size_px)
+    else:
+        sketches, photos = arrays.sketches, arrays.photos
+    if cfg.direction == "refine" and not refine_val and cfg.stage_one_pairs > 0:
+        faces, face_rows = _stage_one_pairs(
+            cfg, root, split, arrays.ids, arrays.sketches, kept, all_sources
+        )
+        stage_one = _as_tensor(faces)
+        stage_one_rows = torch.full((len(stored),), -1, dtype=torch.long)
+        stage_one_rows[torch.from_numpy(position[face_rows])] = torch.arange(len(face_rows))
     if cfg.direction == "photo2sketch":
         # the reverse model: photo in, the artist's sketch out, conditioned on the drawing style
         sketches, photos = photos, sketches
@@ -191,43 +203,113 @@ def load_pairs(cfg: DataConfig, split: str, *, face_chips: bool = False) -> Pair
         attributes=torch.from_numpy(vectors),
         sources=tuple(str(s) for s in row_sources),
         stage_one=stage_one,
+        stage_one_rows=stage_one_rows,
         **chips,
     )
 
 
+def _stage_one_pairs(
+    cfg: DataConfig,
+    root: Path,
+    split: str,
+    split_ids: Sequence[str],
+    split_sketches: np.ndarray,
+    kept: np.ndarray,
+    all_sources: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stage one's faces for the pairs (b) of the refiner's training split: only the ``kept`` rows
+    whose source is in ``data.stage_one_sources`` (every kept row when empty). Returns the faces,
+    at ``data.image_size_px``, and the split rows they belong to, in the same order."""
+    chosen = kept
+    if cfg.stage_one_sources:
+        chosen = kept[np.isin(all_sources[kept], list(cfg.stage_one_sources))]
+        missing = sorted(set(cfg.stage_one_sources) - set(all_sources[chosen].tolist()))
+        if len(chosen) == 0:
+            raise DatasetError(
+                f"split {split!r} of {root} has no rows of data.stage_one_sources "
+                f"{list(cfg.stage_one_sources)} for pairs (b); sources there: "
+                f"{sorted(set(all_sources[kept].tolist()))}."
+            )
+        if missing:
+            log.warning("%s split: no rows of stage_one_sources %s", split, missing)
+    faces = stage_one_faces(
+        root,
+        split,
+        [split_ids[r] for r in chosen],
+        split_sketches,
+        cfg.stage_one_checkpoint,
+        rows=chosen,
+    )
+    if cfg.image_size_px != faces.shape[1]:
+        faces = resize_stack(np.asarray(faces), cfg.image_size_px)
+    log.info(
+        "%s split: pairs (b) can be drawn for %d of %d rows (sources %s); the others are always "
+        "pairs (a)",
+        split,
+        len(chosen),
+        len(kept),
+        list(cfg.stage_one_sources) or "all",
+    )
+    return faces, chosen
+
+
 def stage_one_faces(
-    root: Path, split: str, ids: list[str], sketches_u8: np.ndarray, checkpoint: str = ""
+    root: Path,
+    split: str,
+    ids: Sequence[str],
+    sketches_u8: np.ndarray,
+    checkpoint: str = "",
+    *,
+    rows: np.ndarray | None = None,
+    batch_size: int = 16,
+    chunk_rows: int = 512,
 ) -> np.ndarray:
-    """Stage one's 256x256 faces of ``sketches_u8`` (rows ``ids`` of ``split``), computed once and
-    cached in ``<dataset>/cache/stage_one/`` per model file and row list."""
+    """Stage one's 256x256 faces of ``sketches_u8[rows]`` (every row when ``rows`` is None), the
+    rows ``ids`` of ``split``, computed once and cached in ``<dataset>/cache/stage_one/`` per
+    model file and row list; returned memory-mapped.
+
+    ``sketches_u8`` may be the split's memory map: the rows are read ``chunk_rows`` at a time and
+    the faces written straight into the cache file, so neither is ever held whole in memory.
+    """
     import hashlib
 
     from sketch2face.pipeline import Sketch2Face, resolve_checkpoint
     from sketch2face.refine.base import NoRefiner
 
+    picked = np.arange(len(sketches_u8)) if rows is None else np.asarray(rows)
+    if len(picked) != len(ids):
+        raise ValueError(f"{len(ids)} ids for {len(picked)} sketches")
+    shape = (len(picked), *sketches_u8.shape[1:])
     model = resolve_checkpoint(checkpoint or None)
     rows_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
     cache = root / "cache" / "stage_one" / f"{split}_{file_sha256(model)[:12]}_{rows_key}.npy"
     if cache.is_file():
         faces = np.load(cache, mmap_mode="r")
-        if faces.shape == sketches_u8.shape:
+        if faces.shape == shape:
             return faces
     pipe = Sketch2Face.from_pretrained(model, refiner=NoRefiner())
     log.info(
         "%s split: stage one's faces of %d sketches (%s), cached in %s",
         split,
-        len(ids),
+        len(picked),
         model,
         cache,
     )
-    faces = np.stack(
-        pipe(
-            list(np.asarray(sketches_u8)), prepared=True, refine=False, batch_size=16, progress=True
-        ).faces
-    )
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, faces)
-    return faces
+    # written under another name and renamed when complete: an interrupted run leaves no cache
+    partial = cache.with_name(cache.stem + ".partial.npy")
+    faces = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
+    with tqdm(total=len(picked), desc=f"stage one ({split})", unit="face") as bar:
+        for start in range(0, len(picked), chunk_rows):
+            chunk = picked[start : start + chunk_rows]
+            sketches = list(np.asarray(sketches_u8[chunk]))
+            out = pipe(sketches, prepared=True, refine=False, batch_size=batch_size).faces
+            faces[start : start + len(chunk)] = np.stack(out)
+            bar.update(len(chunk))
+    faces.flush()
+    del faces
+    partial.replace(cache)
+    return np.load(cache, mmap_mode="r")
 
 
 def _as_tensor(images_u8: np.ndarray) -> torch.Tensor:

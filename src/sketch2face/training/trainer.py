@@ -117,8 +117,12 @@ class PairTensors:
     chip_valid: torch.Tensor | None = None
     #: manifest source per stored row (e.g. "fs2k", "celeba"): per-source validation figures
     sources: tuple[str, ...] = ()
-    #: direction "refine": (N, H, W, 3) uint8 stage-one faces of the stored rows' sketches, or None
+    #: direction "refine": (M, H, W, 3) uint8 stage-one faces of some stored rows' sketches (the
+    #: rows that may be pairs (b)), or None
     stage_one: torch.Tensor | None = None
+    #: (N,) long: stored row -> its row of ``stage_one``, -1 where stage one's face was not computed
+    #: (that row is always a pair (a)); None = ``stage_one`` has one face per stored row
+    stage_one_rows: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.sketches.shape[0] if self.indices is None else self.indices.shape[0])
@@ -126,6 +130,12 @@ class PairTensors:
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
         """Map virtual row numbers to stored rows."""
         return idx if self.indices is None else self.indices[idx]
+
+    def stage_one_face_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows of ``stage_one`` holding stored ``rows``' stage-one faces; -1 where there is none."""
+        if self.stage_one is None:
+            return torch.full((len(rows),), -1, dtype=torch.long)
+        return rows if self.stage_one_rows is None else self.stage_one_rows[rows]
 
     @classmethod
     def from_arrays(
@@ -462,9 +472,11 @@ class Pix2PixTrainer:
         )
         own_faces = None  # refiner rows whose input is stage one's face of their sketch
         if self.cfg.data.direction == "refine" and self.train_data.stage_one is not None:
+            face_rows = self.train_data.stage_one_face_rows(rows)
             own_faces = torch.rand(len(rows), generator=aug) < self.cfg.data.stage_one_pairs
-            faces = to_model_input(self.train_data.stage_one[rows])
-            sketch = torch.where(own_faces[:, None, None, None], faces, sketch)
+            own_faces &= face_rows >= 0  # a row without stage one's face is always a pair (a)
+            if own_faces.any():
+                sketch[own_faces] = to_model_input(self.train_data.stage_one[face_rows[own_faces]])
         affine = None
         if self.cfg.data.augment:
             sketch, photo, affine = paired_jitter(
