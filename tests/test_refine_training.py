@@ -338,3 +338,17 @@ def test_no_rows_of_the_stage_one_sources_is_an_error(
     with pytest.raises(DatasetError, match="stage_one_sources"):
         load_pairs(cfg, "train")
     assert fake_stage_one.seen == []
+
+
+def test_the_refiners_curve_names_stage_ones_face_as_the_baseline(tmp_path: Path) -> None:
+    from sketch2face.training.curve import panels_for, plot_validation_curves
+
+    def baseline(direction: str) -> str:
+        series = [s for _, group in panels_for(direction) for s in group]
+        return next(label for column, label, _ in series if column == "val_rank1_sketch_fs2k")
+
+    assert "stage one" in baseline("refine") and "sketch" not in baseline("refine")
+    assert "sketch itself" in baseline("sketch2photo")
+    log = tmp_path / "metrics.csv"
+    log.write_text("step,val_ssim,val_rank1_fs2k,val_rank1_sketch_fs2k\n5,0.4,0.5,0.45\n")
+    assert plot_validation_curves(log, tmp_path / "c.png", batch_size=4, direction="refine")

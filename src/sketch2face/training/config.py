@@ -148,7 +148,10 @@ class RunConfig:
     #: warm start: a checkpoint whose network weights are loaded (not optimisers)
     init_from: str = ""
     #: validation figure that picks best.safetensors: "val_ssim", or "val_score" (FS2K-val SSIM +
-    #: FS2K-val identity rank-1: artist sketches are the target, and SSIM alone rewards blur)
+    #: FS2K-val identity rank-1: artist sketches are the target, and SSIM alone rewards blur).
+    #: With ``data.direction = "refine"``, "val_score" is another formula: FS2K-val rank-1 minus
+    #: the realism-FD ratio (refined / stage one's faces) above 0.5, minus twice any rank-1 lost
+    #: against stage one (``Pix2PixTrainer.validate``)
     select_metric: str = "val_ssim"
     #: also keep a checkpoint of every validation (``checkpoints/step_NNNNNNN.safetensors``), so a
     #: run whose best point the select metric misjudged can still be shipped from that point

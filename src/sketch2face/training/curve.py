@@ -2,7 +2,8 @@
 
 One panel per figure family, against images seen: SSIM (all validation pairs and the FS2K artist
 sketches, with the mean-face level when known) and identity (FS2K rank-1 of the generated face
-next to the rank-1 of the sketch itself, the baseline to beat, and the descriptor cosine).
+next to the rank-1 of the model's own input, the baseline to beat: the sketch itself for the
+product, stage one's face for the refiner; and the descriptor cosine).
 """
 
 from __future__ import annotations
@@ -30,6 +31,31 @@ PANELS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
         ),
     ),
 )
+
+#: label of ``val_rank1_sketch_fs2k`` per ``data.direction``: the trainer ranks the model's own
+#: input there, which is not a sketch for every direction
+BASELINE_LABELS = {
+    "sketch2photo": "rank-1 the sketch itself (baseline)",
+    "photo2sketch": "rank-1 the photo itself (the input)",
+    "refine": "rank-1 stage one's face (the input, baseline)",
+}
+
+
+def panels_for(
+    direction: str = "sketch2photo",
+) -> tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...]:
+    """:data:`PANELS` with the input's rank-1 series named for ``direction``."""
+    label = BASELINE_LABELS.get(direction, BASELINE_LABELS["sketch2photo"])
+    return tuple(
+        (
+            title,
+            tuple(
+                (column, label if column == "val_rank1_sketch_fs2k" else text, style)
+                for column, text, style in series
+            ),
+        )
+        for title, series in PANELS
+    )
 
 
 def read_validation_rows(metrics_csv: str | Path) -> list[dict[str, float]]:
@@ -60,13 +86,15 @@ def plot_validation_curves(
     reference_lines: Mapping[str, float] | None = None,
     events: Mapping[int, str] | None = None,
     title: str = "",
+    direction: str = "sketch2photo",
 ) -> Path | None:
     """Draw the run's validation figures against cumulative images seen; None without data.
 
     ``images_before`` shifts the x axis by the images seen by earlier phases (warm starts), so
     curves of successive sessions line up; ``reference_lines`` adds flat dashed levels per panel
     title prefix, e.g. ``{"SSIM": 0.45}`` for the mean face; ``events`` marks recipe changes
-    (step -> label, e.g. ``{5200: "SSIM loss"}``) with dotted vertical lines on every panel.
+    (step -> label, e.g. ``{5200: "SSIM loss"}``) with dotted vertical lines on every panel;
+    ``direction`` (the run's ``data.direction``) names the baseline: the model's input.
     """
     rows = read_validation_rows(metrics_csv)
     if not rows:
@@ -77,8 +105,9 @@ def plot_validation_curves(
     import matplotlib.pyplot as plt
 
     x = [images_before + r["step"] * batch_size for r in rows]
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(6 * len(PANELS), 4), dpi=110)
-    for ax, (panel_title, series) in zip(axes, PANELS):
+    panels = panels_for(direction)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), dpi=110)
+    for ax, (panel_title, series) in zip(axes, panels):
         for column, label, style in series:
             ys = [r.get(column, math.nan) for r in rows]
             if all(math.isnan(y) for y in ys):

@@ -816,8 +816,15 @@ class Pix2PixTrainer:
 
     def validate(self) -> dict[str, float]:
         """SSIM / PSNR on ``run.eval_pairs`` validation pairs (sources balanced), and on the FS2K
-        ones: SSIM, identity cosine and rank-1 (generated face, and the sketch itself, ranked among
-        the real photos by dlib's recogniser on the real photo's face chip) when face chips exist."""
+        ones: SSIM, identity cosine and rank-1 (generated face, and the model's input, ranked among
+        the real photos by dlib's recogniser on the real photo's face chip) when face chips exist.
+        The input is the sketch itself for the product; for ``data.direction = "refine"`` it is
+        stage one's face, so ``val_rank1_sketch_fs2k`` is then stage one's rank-1.
+
+        ``val_score`` (``run.select_metric = "val_score"``) is NOT one formula for every
+        direction: for the product it is FS2K-val SSIM + rank-1; for the refiner it is rank-1
+        minus the realism-FD ratio above 0.5 minus twice any rank-1 lost against stage one (see
+        below). Scores of a refiner run and of a sketch -> photo run are not comparable."""
         if self.val_data is None or len(self.val_data) == 0:
             return {}
         self.recalibrate_batchnorm()
@@ -854,8 +861,12 @@ class Pix2PixTrainer:
         metrics["val_id_cos_fs2k"] = float((fake * real).sum(dim=1).mean())
         metrics["val_rank1_fs2k"] = rank1(fake)
         metrics["val_rank1_sketch_fs2k"] = rank1(sketch)
+        # val_score, the product's: SSIM rewards blur on its own, rank-1 keeps the person
         metrics["val_score"] = metrics["val_ssim_fs2k"] + metrics["val_rank1_fs2k"]
         if self.cfg.data.direction == "refine":
+            # val_score, the refiner's (replaces the product's; SSIM plays no part): issue 22's
+            # go / no-go as one number, rank-1 - max(0, FD ratio - 0.5) - 2 * rank-1 lost, where
+            # FD ratio = realism FD of the refined faces / of stage one's faces (its inputs)
             metrics.update(
                 self._refiner_realism(np.asarray(fakes), data.sketches[rows].numpy(), reals, fs2k)
             )
@@ -908,6 +919,7 @@ class Pix2PixTrainer:
                 self.out_dir / "curve.png",
                 batch_size=self.cfg.data.batch_size * self.dist.world_size,
                 title=f"{self.out_dir.name}: validation",
+                direction=self.cfg.data.direction,
             )
         except ImportError:  # matplotlib is the optional "train" extra
             log.debug("matplotlib not installed: no curve.png")
