@@ -139,6 +139,9 @@ def test_the_shipped_refiner_config_loads() -> None:
     cfg = load_config(Path(__file__).parents[1] / "configs" / "refiner.toml")
     assert cfg.data.direction == "refine" and cfg.generator.attribute_dim == 0
     assert cfg.data.sketch_augment == 0
+    # pairs (b) from sketches the shipped stage one never trained on; FS2K val still validates
+    assert cfg.data.stage_one_sources == ("celeba_artist",) and cfg.data.stage_one_pairs > 0
+    assert "fs2k" in cfg.data.sources and cfg.run.keep_validated
 
 
 def _trainer(tmp_path: Path, stage_one_pairs: float):
