@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+from sketch2face.candidates import CandidateSpec
 from sketch2face.imaging import decode_image_bytes
 from sketch2face.serving.client import InProcessModelClient
 
@@ -124,3 +126,42 @@ def test_loaded_pipeline_without_refiner_offers_no_refinement(web_model_client: 
     web_model_client.pipeline()  # loaded: its refiner decides, not the setting
     expected = getattr(web_model_client.pipeline(), "refiner", None) is not None
     assert web_model_client.refine_available() is expected
+
+
+def test_queued_requests_on_different_backdrops_each_get_theirs(web_model_client: Any) -> None:
+    """The model tier puts THE face on the backdrop asked for: a batch that mixes backdrops runs
+    one pipeline call per backdrop, and each answer says which one it is on."""
+    from sketch2face.refine.backdrop import studio_backdrop
+
+    sketch = decode_image_bytes(sketch_png(), name="s")
+    outputs: dict[str, Any] = {}
+    start = threading.Barrier(2)
+
+    def worker(backdrop: str) -> None:
+        start.wait()
+        outputs[backdrop] = web_model_client.generate(
+            sketch, refine=True, seed=None, backdrop=backdrop
+        )
+
+    with web_model_client._run_lock:  # both requests queue up and run in one batch
+        threads = [threading.Thread(target=worker, args=(b,)) for b in ("photo", "studio")]
+        for t in threads:
+            t.start()
+        while len(web_model_client._queue) < 2:
+            threading.Event().wait(0.01)
+    for t in threads:
+        t.join(60)
+    photo, studio = outputs["photo"], outputs["studio"]
+    assert (photo.backdrop, photo.studio_u8) == ("photo", None)
+    assert photo.shown_u8 is photo.refined_u8
+    assert studio.backdrop == "studio" and studio.studio_u8 is not None
+    assert studio.shown_u8 is studio.studio_u8
+    assert studio.refined_u8 is not None  # the refined face stays as made, beside it
+    assert np.array_equal(studio.studio_u8, studio_backdrop(studio.refined_u8, studio.input_u8))
+    round_ = web_model_client.candidates(
+        sketch, [CandidateSpec(3, {}), CandidateSpec(4, {})], backdrop="studio"
+    )
+    assert round_.backdrop == "studio" and len(round_.studio_u8) == 2
+    assert all(round_.shown(i) is round_.studio_u8[i] for i in range(2))
+    with pytest.raises(ValueError, match="backdrop must be one of 'photo', 'studio'"):
+        web_model_client.generate(sketch, refine=False, seed=None, backdrop="green")

@@ -99,7 +99,8 @@ def check_backdrop(value: object) -> str:
 def on_backdrop(
     face_u8: np.ndarray, sketch_u8: np.ndarray | None, backdrop: str
 ) -> np.ndarray | None:
-    """The face shown to the user on ``backdrop`` (the one place every entry point asks).
+    """The face shown to the user on ``backdrop``: what ``Sketch2Face`` calls last, so every
+    entry point (``generate``, the model server, the web app's model client) gets it from there.
 
     ``"photo"``: None (the face is shown as the networks made it). ``"studio"``:
     :func:`studio_backdrop` of ``face_u8`` (THE face: the refined one when there is one, else

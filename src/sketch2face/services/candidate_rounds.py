@@ -6,7 +6,9 @@ model server), planned and bred by the library (:mod:`sketch2face.candidates`).
 
 Candidates are refined like single faces (the second stage, when the model has one): the refined
 face is the candidate's face (``Candidate.shown_key``: what the witness chooses from, the likeness
-and the grid), stage one's stays stored beside it for provenance.
+and the grid), stage one's stays stored beside it for provenance. A round on the studio backdrop
+(``backdrop="studio"``, made by the model tier like both stages) stores each candidate's face on
+it too, and that one is then the candidate's face.
 
 Consistency, as in ``generation.py``: the images are written first (the prepared model input and
 one PNG per candidate, and one per refined candidate, under ``cases/<case id>/rounds/<random>/``),
@@ -39,7 +41,7 @@ from sketch2face.candidates import (
 )
 from sketch2face.db.models import Candidate, CandidateRound, Case, Generation, User, utcnow
 from sketch2face.imaging import decode_image_bytes, encode_png
-from sketch2face.refine.backdrop import BACKDROPS, check_backdrop, on_backdrop
+from sketch2face.refine.backdrop import BACKDROPS, check_backdrop
 from sketch2face.services import audit
 from sketch2face.services.attribute_check import check_faces
 from sketch2face.services.cases import CaseError, ensure_open
@@ -140,7 +142,9 @@ def start_round(
     fixed = clean_attributes(fixed_attributes)
     sketch_u8 = _load_image(generation.sketch_key, "sketch of this generation")
     specs = plan_candidates(n, fixed, rng_seed)
-    output = get_model_client().candidates(sketch_u8, specs, prepared=False)
+    output = get_model_client().candidates(
+        sketch_u8, specs, prepared=False, backdrop=chosen_backdrop
+    )
     return _store_round(
         user,
         case,
@@ -152,7 +156,6 @@ def start_round(
         parent=None,
         chosen=[],
         via=via,
-        backdrop=chosen_backdrop,
     )
 
 
@@ -227,8 +230,9 @@ def breed_round(
         # a model that ignores the description would repeat the picks' faces for their seeds
         vary_attributes=bool(parent.details.get("attributes_applied", True)),
     )
+    backdrop = str(parent.details.get("backdrop") or "photo")
     model_input = _load_image(parent.input_key, "model input of the previous round")
-    output = get_model_client().candidates(model_input, specs, prepared=True)
+    output = get_model_client().candidates(model_input, specs, prepared=True, backdrop=backdrop)
     ids = {c.id for c in chosen}
     for candidate in parent.candidates:
         candidate.closest = candidate.id in ids
@@ -244,7 +248,6 @@ def breed_round(
         chosen=chosen,
         via=via,
         held=held,
-        backdrop=str(parent.details.get("backdrop") or "photo"),
     )
 
 
@@ -261,7 +264,6 @@ def _store_round(
     chosen: Sequence[Candidate],
     via: str | None,
     held: dict[str, str] | None = None,
-    backdrop: str = "photo",
 ) -> CandidateRound:
     if len(output.faces_u8) != len(specs):
         raise CaseError("The model returned a different number of candidates than requested.")
@@ -288,16 +290,14 @@ def _store_round(
                 written.append(refined_key)
                 store.put(refined_key, _png(refined_u8, comment=comment), content_type="image/png")
             keys.append((key, refined_key))
-            face_shown = refined_u8 if refined_u8 is not None else face
-            # last, on THE face with the prepared sketch (as for single faces)
-            studio_u8 = on_backdrop(face_shown, output.input_u8, backdrop)
+            # "studio": THE face on the studio backdrop, as the model tier made it
+            studio_u8 = output.studio(i - 1)
             if studio_u8 is not None:
                 studio_key = f"{prefix}/candidate-{i:02d}-studio.png"
                 written.append(studio_key)
                 store.put(studio_key, _png(studio_u8, comment=comment), content_type="image/png")
                 studio_keys.append(studio_key)
-                face_shown = studio_u8
-            shown.append(face_shown)
+            shown.append(output.shown(i - 1))
         number = (
             session.scalar(
                 sa.select(sa.func.max(CandidateRound.number)).where(
@@ -325,9 +325,9 @@ def _store_round(
                 "model_sha256": loaded_weights_sha256(output.model_version),
                 "refiner": output.refiner_version or None,
                 "refiner_sha256": loaded_refiner_sha256(output.refiner_version),
-                # the candidates' background; "studio": THE faces are studio_keys (by index,
-                # Candidate.shown_key; no column)
-                "backdrop": backdrop,
+                # the candidates' background, as the model tier made them; "studio": THE faces
+                # are studio_keys (by index, Candidate.shown_key; no column)
+                "backdrop": output.backdrop,
                 **({"studio_keys": studio_keys} if studio_keys else {}),
                 # does each face (the one shown) show what it was asked for? (the captions say so)
                 "attribute_checks": check_faces(shown, [dict(spec.attributes) for spec in specs]),

@@ -26,7 +26,7 @@ from sketch2face.candidates import ATTRIBUTE_FIELDS  # form / API fields of witn
 from sketch2face.db.models import Generation, User, as_utc, utcnow
 from sketch2face.errors import InvalidImageError
 from sketch2face.imaging import MAX_SKETCH_ASPECT, MIN_SKETCH_SIDE, decode_image_bytes
-from sketch2face.refine.backdrop import BACKDROPS, check_backdrop, on_backdrop
+from sketch2face.refine.backdrop import BACKDROPS, DEFAULT_BACKDROP, check_backdrop
 from sketch2face.services import audit
 from sketch2face.services.attribute_check import check_faces, verdict_text
 from sketch2face.services.listing import Listing, contains_pattern
@@ -63,7 +63,7 @@ class GenerationOptions:
     #: witness attributes as sorted (name, value) pairs: skin, hair_color, gender (unset = omitted)
     attributes: tuple[tuple[str, str], ...] = ()
     #: "photo" (the networks' background) or "studio" (the shown face on the studio backdrop)
-    backdrop: str = "photo"
+    backdrop: str = DEFAULT_BACKDROP
 
     def cleaned(self) -> GenerationOptions:
         """Trimmed copy; raises ValueError with a user-facing message on bad values."""
@@ -140,7 +140,11 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
     sketch_u8 = decode_sketch(image_bytes)
     started = time.perf_counter()
     output = get_model_client().generate(
-        sketch_u8, refine=options.refine, seed=options.seed, attributes=dict(options.attributes)
+        sketch_u8,
+        refine=options.refine,
+        seed=options.seed,
+        attributes=dict(options.attributes),
+        backdrop=options.backdrop,  # the model tier puts THE face on it (studio_u8)
     )
     model_ms = (time.perf_counter() - started) * 1000
 
@@ -150,13 +154,11 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
     images = {"sketch": (sketch_u8, None), "face": (output.face_u8, comment)}
     if output.refined_u8 is not None:
         images["refined"] = (output.refined_u8, comment)
-    shown_u8 = output.refined_u8 if output.refined_u8 is not None else output.face_u8
-    # the backdrop goes on last, here (whichever model client ran), on THE face, with the
-    # prepared sketch the generator saw; stage one's and the refined face stay as made
-    studio_u8 = on_backdrop(shown_u8, output.input_u8, options.backdrop)
-    if studio_u8 is not None:
-        images["studio"] = (studio_u8, comment)
-        shown_u8 = studio_u8
+    # "studio": THE face on the studio backdrop, as the model tier made it; stage one's and the
+    # refined face stay as made
+    if output.studio_u8 is not None:
+        images["studio"] = (output.studio_u8, comment)
+    shown_u8 = output.shown_u8
 
     store = get_store()
     session = get_session()
@@ -186,8 +188,9 @@ def generate_for(user: User, image_bytes: bytes, options: GenerationOptions) -> 
             # what the second stage was (None: the face shown is stage one's)
             "refiner": output.refiner_version or None,
             "refiner_sha256": loaded_refiner_sha256(output.refiner_version),
-            # the background of THE face; "studio": it is studio.png (Generation.shown_key)
-            "backdrop": options.backdrop,
+            # the background of THE face, as the model tier made it; "studio": it is studio.png
+            # (Generation.shown_key)
+            "backdrop": output.backdrop,
             **({"studio_key": f"{prefix}/studio.png"} if "studio" in images else {}),
             # checked on THE face: the refined one when there is one
             "attribute_check": check_faces([shown_u8], [dict(options.attributes)])[0],

@@ -3,6 +3,11 @@
 Both clients take a decoded sketch and return a :class:`ModelOutput`, so ``generation.py`` does not
 know which one it talks to. The in-process client loads ONE ``Sketch2Face`` per process, lazily,
 on the first generation (never at import or app creation, never per request).
+
+The backdrop (``"photo"`` or ``"studio"``, :mod:`sketch2face.refine.backdrop`) is the model tier's
+like both stages: the client asks the pipeline for it (in process, or the model server's ``/v1``
+``backdrop`` field over HTTP) and returns the studio face beside stage one's and the refined one,
+so the web tier stores what the model tier made and never edits a face itself.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +28,7 @@ import numpy as np
 
 from sketch2face.errors import InvalidImageError, Sketch2FaceError
 from sketch2face.imaging import decode_image_bytes, encode_png
+from sketch2face.refine.backdrop import DEFAULT_BACKDROP, check_backdrop
 
 if TYPE_CHECKING:
     from sketch2face.candidates import CandidateSpec
@@ -61,6 +67,17 @@ class ModelOutput:
     face_found: bool = True  # False: no face detected on the sketch, it was centred and padded
     batch_size: int = 1  # how many queued requests shared the model call
     refiner_version: str = ""  # the second stage that made ``refined_u8`` ("" when None)
+    #: the backdrop asked for: "photo" (the networks' background) or "studio"
+    backdrop: str = DEFAULT_BACKDROP
+    #: with "studio": THE face (refined, else stage one's) on the studio backdrop, else None
+    studio_u8: np.ndarray | None = None
+
+    @property
+    def shown_u8(self) -> np.ndarray:
+        """THE face: on the studio backdrop when asked, else the refined one, else stage one's."""
+        if self.studio_u8 is not None:
+            return self.studio_u8
+        return self.refined_u8 if self.refined_u8 is not None else self.face_u8
 
 
 @dataclass(frozen=True)
@@ -78,10 +95,28 @@ class CandidatesOutput:
     #: each candidate's refined face (None where not refined); empty: none was refined
     refined_u8: list[np.ndarray | None] = field(default_factory=list)
     refiner_version: str = ""
+    #: the backdrop asked for: "photo" (the networks' background) or "studio"
+    backdrop: str = DEFAULT_BACKDROP
+    #: with "studio": each candidate's face (refined, else stage one's) on the studio backdrop;
+    #: empty otherwise
+    studio_u8: list[np.ndarray] = field(default_factory=list)
 
     def refined(self, i: int) -> np.ndarray | None:
         """Candidate ``i``'s refined face, or None."""
         return self.refined_u8[i] if i < len(self.refined_u8) else None
+
+    def studio(self, i: int) -> np.ndarray | None:
+        """Candidate ``i``'s face on the studio backdrop, or None (backdrop "photo")."""
+        return self.studio_u8[i] if i < len(self.studio_u8) else None
+
+    def shown(self, i: int) -> np.ndarray:
+        """Candidate ``i``'s face as shown: on the studio backdrop when asked, else the refined
+        one, else stage one's."""
+        placed = self.studio(i)
+        if placed is not None:
+            return placed
+        refined = self.refined(i)
+        return refined if refined is not None else self.faces_u8[i]
 
 
 class ModelClient(Protocol):
@@ -94,8 +129,11 @@ class ModelClient(Protocol):
         refine: bool,
         seed: int | None,
         attributes: dict[str, str] | None = None,
+        backdrop: str = DEFAULT_BACKDROP,
     ) -> ModelOutput:
-        """Run the model (attributes: skin, hair_color, gender); raise InvalidImageError for bad input, ModelUnavailableError otherwise."""
+        """Run the model (attributes: skin, hair_color, gender; ``backdrop`` "studio": also THE
+        face on the studio backdrop, ``studio_u8``); raise InvalidImageError for bad input
+        (ValueError for an unknown backdrop), ModelUnavailableError otherwise."""
         ...
 
     def candidates(
@@ -105,11 +143,13 @@ class ModelClient(Protocol):
         *,
         prepared: bool = False,
         refine: bool = True,
+        backdrop: str = DEFAULT_BACKDROP,
     ) -> CandidatesOutput:
         """One face per spec (seed + attributes) for one sketch, refined unless ``refine`` is
-        False; ``prepared``: the sketch is already the 256x256 model input of an earlier round.
-        ValueError (InvalidImageError, CandidateError) for bad input, ModelUnavailableError
-        otherwise."""
+        False, each also on the studio backdrop with ``backdrop="studio"``; ``prepared``: the
+        sketch is already the 256x256 model input of an earlier round. ValueError
+        (InvalidImageError, CandidateError, unknown backdrop) for bad input,
+        ModelUnavailableError otherwise."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -122,6 +162,10 @@ class ModelClient(Protocol):
         ...
 
 
+#: what one pipeline call of a batch shares: (refine, seed, attributes, backdrop)
+_BatchKey = tuple[bool, int | None, tuple[tuple[str, str], ...], str]
+
+
 @dataclass
 class _Pending:
     """One queued request of :class:`InProcessModelClient`."""
@@ -130,6 +174,7 @@ class _Pending:
     refine: bool
     seed: int | None
     attributes: tuple[tuple[str, str], ...] = ()
+    backdrop: str = DEFAULT_BACKDROP
     done: threading.Event = field(default_factory=threading.Event)
     output: ModelOutput | None = None
     error: BaseException | None = None
@@ -203,10 +248,16 @@ class InProcessModelClient:
         refine: bool,
         seed: int | None,
         attributes: dict[str, str] | None = None,
+        backdrop: str = DEFAULT_BACKDROP,
     ) -> ModelOutput:
-        """Run the pipeline on one sketch, batched with whatever else is waiting."""
+        """Run the pipeline on one sketch (both stages unless ``refine`` is False, on
+        ``backdrop``), batched with whatever else is waiting; ValueError for an unknown
+        backdrop before anything runs."""
+        check_backdrop(backdrop)
         pipe = self.pipeline()
-        item = _Pending(sketch_u8, refine, seed, tuple(sorted((attributes or {}).items())))
+        item = _Pending(
+            sketch_u8, refine, seed, tuple(sorted((attributes or {}).items())), backdrop
+        )
         with self._queue_lock:
             self._queue.append(item)
         while not item.done.is_set():
@@ -224,11 +275,13 @@ class InProcessModelClient:
         return item.output
 
     def _run_batch(self, pipe: Any, batch: list[_Pending]) -> None:
-        """Run queued requests, one pipeline call per (refine, seed) group; never raises."""
-        groups: dict[tuple[bool, int | None, tuple[tuple[str, str], ...]], list[_Pending]] = {}
+        """Run queued requests, one pipeline call per (refine, seed, attributes, backdrop)
+        group; never raises."""
+        groups: dict[_BatchKey, list[_Pending]] = {}
         for item in batch:
-            groups.setdefault((item.refine, item.seed, item.attributes), []).append(item)
-        for (refine, seed, attributes), items in groups.items():
+            key = (item.refine, item.seed, item.attributes, item.backdrop)
+            groups.setdefault(key, []).append(item)
+        for (refine, seed, attributes, backdrop), items in groups.items():
             try:
                 result = pipe(
                     [it.sketch_u8 for it in items],
@@ -236,7 +289,9 @@ class InProcessModelClient:
                     seed=seed,
                     attributes=dict(attributes),
                     batch_size=len(items),
+                    backdrop=backdrop,
                 )
+                studio = list(getattr(result, "studio", None) or [])
                 found = list(getattr(result, "face_found", [True] * len(items)))
                 timings = {k: float(v) for k, v in result.timings_ms.items()}
                 for i, it in enumerate(items):
@@ -252,6 +307,8 @@ class InProcessModelClient:
                         refiner_version=str(getattr(result, "refiner_version", "") or "")
                         if result.refined and result.refined[i] is not None
                         else "",
+                        backdrop=backdrop,
+                        studio_u8=studio[i] if studio else None,
                     )
             except Exception as exc:
                 if len(items) > 1:  # one bad input must not fail its neighbours: retry singly
@@ -273,12 +330,15 @@ class InProcessModelClient:
         *,
         prepared: bool = False,
         refine: bool = True,
+        backdrop: str = DEFAULT_BACKDROP,
     ) -> CandidatesOutput:
         """Render a round with ``sketch2face.candidates``: the sketch is prepared once, then one
-        model call per candidate (both stages unless ``refine`` is False), each under the run
-        lock, so other users' generations can run between the candidates of a long round."""
+        model call per candidate (both stages unless ``refine`` is False, on ``backdrop``), each
+        under the run lock, so other users' generations can run between the candidates of a
+        long round."""
         from sketch2face.candidates import render_candidates
 
+        check_backdrop(backdrop)
         pipe = self.pipeline()
         try:
             result = render_candidates(
@@ -288,6 +348,7 @@ class InProcessModelClient:
                 prepared=prepared,
                 lock=self._run_lock,
                 refine=refine,
+                backdrop=backdrop,
             )
         except (ValueError, ModelUnavailableError):  # bad input (400) or a clear model error
             raise
@@ -304,6 +365,8 @@ class InProcessModelClient:
             notices=result.notices,
             refined_u8=[c.refined for c in result.candidates],
             refiner_version=result.refiner_version,
+            backdrop=backdrop,
+            studio_u8=[c.studio for c in result.candidates if c.studio is not None],
         )
 
     def refine_available(self) -> bool:
@@ -396,9 +459,12 @@ class RemoteModelClient:
         refine: bool,
         seed: int | None,
         attributes: dict[str, str] | None = None,
+        backdrop: str = DEFAULT_BACKDROP,
     ) -> ModelOutput:
-        """POST the sketch as PNG; decode the base64 PNGs of the JSON answer."""
-        data = {"refine": "1" if refine else "0", **(attributes or {})}
+        """POST the sketch as PNG (with ``backdrop``: the server puts THE face on it); decode
+        the base64 PNGs of the JSON answer."""
+        check_backdrop(backdrop)
+        data = {"refine": "1" if refine else "0", "backdrop": backdrop, **(attributes or {})}
         if seed is not None:
             data["seed"] = str(seed)
         body = self._post_sketch("generate", sketch_u8, data, "the model server rejected the image")
@@ -414,6 +480,8 @@ class RemoteModelClient:
         model_input = png("input")
         if face is None or model_input is None:
             raise ModelUnavailableError(f"the model server at {self.base_url} sent no face image")
+        studio = png("studio") if backdrop == "studio" else None
+        self._check_backdrop(body, backdrop, studio is not None)
         return ModelOutput(
             input_u8=model_input,
             face_u8=face,
@@ -424,7 +492,21 @@ class RemoteModelClient:
             face_found=bool(body.get("face_found", True)),
             batch_size=int(body.get("batch_size", 1)),
             refiner_version=str(body.get("refiner_version") or ""),
+            backdrop=backdrop,
+            studio_u8=studio,
         )
+
+    def _check_backdrop(self, body: Mapping[str, Any], backdrop: str, placed: bool) -> None:
+        """The answer is on the backdrop asked for; else ModelUnavailableError: a model server
+        older than backdrops ignores the field and would hand back faces on the networks'
+        background, which must never be stored as studio faces."""
+        answered = body.get("backdrop", DEFAULT_BACKDROP)
+        if answered != backdrop or (backdrop == "studio" and not placed):
+            raise ModelUnavailableError(
+                f"the model server at {self.base_url} did not put the faces on the {backdrop!r} "
+                f"backdrop (it answered {answered!r}; a server older than backdrops? upgrade "
+                "it to this version)"
+            )
 
     def _post_sketch(
         self, endpoint: str, sketch_u8: np.ndarray, data: dict[str, str], refused: str
@@ -485,12 +567,16 @@ class RemoteModelClient:
         *,
         prepared: bool = False,
         refine: bool = True,
+        backdrop: str = DEFAULT_BACKDROP,
     ) -> CandidatesOutput:
         """POST the sketch and the specs (JSON) to ``/v1/candidates``; decode the faces (and the
-        refined ones: none from a server older than refinement of candidates)."""
+        refined ones: none from a server older than refinement of candidates; and with
+        ``backdrop="studio"`` the faces on the studio backdrop)."""
+        check_backdrop(backdrop)
         data = {
             "prepared": "1" if prepared else "0",
             "refine": "1" if refine else "0",
+            "backdrop": backdrop,
             "specs": json.dumps(
                 [{"seed": s.seed, "attributes": dict(s.attributes)} for s in specs]
             ),
@@ -513,6 +599,10 @@ class RemoteModelClient:
                 else decode_image_bytes(base64.b64decode(b64), name="model server refined face")
                 for b64 in images.get("refined") or []
             ]
+            studio = [
+                decode_image_bytes(base64.b64decode(b64), name="model server studio face")
+                for b64 in (images.get("studio") or [] if backdrop == "studio" else [])
+            ]
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelUnavailableError(
                 f"the model server at {self.base_url} sent no usable candidate images ({exc})"
@@ -522,6 +612,7 @@ class RemoteModelClient:
                 f"the model server sent {len(faces)} candidates ({len(refined)} refined) for "
                 f"{len(specs)} requested"
             )
+        self._check_backdrop(body, backdrop, len(studio) == len(specs))
         return CandidatesOutput(
             input_u8=model_input,
             faces_u8=faces,
@@ -532,6 +623,8 @@ class RemoteModelClient:
             notices=list(body.get("notices", [])),
             refined_u8=refined,
             refiner_version=str(body.get("refiner_version") or ""),
+            backdrop=backdrop,
+            studio_u8=studio,
         )
 
     def refine_available(self) -> bool:
@@ -584,10 +677,12 @@ def model_output_to_json(output: ModelOutput) -> dict[str, Any]:
         "face_found": output.face_found,
         "batch_size": output.batch_size,
         "refiner_version": output.refiner_version or None,
+        "backdrop": output.backdrop,
         "images": {
             "input": b64(output.input_u8),
             "face": b64(output.face_u8),
             "refined": b64(output.refined_u8),
+            "studio": b64(output.studio_u8),
         },
     }
 
@@ -602,6 +697,7 @@ def candidates_output_to_json(output: CandidatesOutput) -> dict[str, Any]:
         "timings_ms": output.timings_ms,
         "notices": output.notices,
         "refiner_version": output.refiner_version or None,
+        "backdrop": output.backdrop,
         "images": {
             "input": base64.b64encode(encode_png(output.input_u8)).decode("ascii"),
             "faces": [base64.b64encode(encode_png(f)).decode("ascii") for f in output.faces_u8],
@@ -609,5 +705,6 @@ def candidates_output_to_json(output: CandidatesOutput) -> dict[str, Any]:
                 None if r is None else base64.b64encode(encode_png(r)).decode("ascii")
                 for r in output.refined_u8
             ],
+            "studio": [base64.b64encode(encode_png(f)).decode("ascii") for f in output.studio_u8],
         },
     }

@@ -1,26 +1,32 @@
 """``sketch2face serve-model``: a tiny HTTP app exposing the pipeline to remote web tiers.
 
     POST /v1/generate   multipart: sketch (image file), refine (0/1, default 1: both stages),
-                        seed (int, optional), skin / hair_color / gender (optional witness
-                        attributes)
-                        -> 200 JSON {model_version, refiner_version, timings_ms, notices,
-                                     face_found, batch_size, images: {input, face, refined}}
-                           with base64 PNGs (face: stage one's; refined null when not refined);
-                           400 {error} for bad images
+                        backdrop ("photo", the default, or "studio"), seed (int, optional),
+                        skin / hair_color / gender (optional witness attributes)
+                        -> 200 JSON {model_version, refiner_version, backdrop, timings_ms,
+                                     notices, face_found, batch_size,
+                                     images: {input, face, refined, studio}}
+                           with base64 PNGs (face: stage one's; refined null when not refined;
+                           studio: THE face on the studio backdrop, null unless backdrop is
+                           "studio"); 400 {error} for bad images or a bad backdrop
     POST /v1/candidates multipart: sketch (image file), specs (JSON list of at most 12
                         {seed, attributes}), prepared (0/1: the sketch is already a 256x256
-                        model input of an earlier round), refine (0/1, default 1)
-                        -> 200 JSON {model_version, refiner_version, attributes_applied,
-                                     face_found, timings_ms, notices,
-                                     images: {input, faces: [...], refined: [... or null]}}
-                           with base64 PNGs in the order of specs; 400 {error} for bad images
-                           or specs
+                        model input of an earlier round), refine (0/1, default 1), backdrop
+                        ("photo", the default, or "studio")
+                        -> 200 JSON {model_version, refiner_version, backdrop,
+                                     attributes_applied, face_found, timings_ms, notices,
+                                     images: {input, faces: [...], refined: [... or null],
+                                              studio: [...]}}
+                           with base64 PNGs in the order of specs (studio: one per candidate
+                           with backdrop "studio", else empty); 400 {error} for bad images,
+                           specs or backdrop
     GET  /v1/health     -> {status, model: {...}}
 
-The studio backdrop (issue 22 item 3) is not this server's: it is a cheap CPU post-process
-(``refine.backdrop.on_backdrop``) that the web tier's services apply to THE face the model returned,
-with the ``input`` image (the prepared sketch) from the same answer, so it works with this server
-at any version and never occupies the accelerator host.
+The backdrop (issue 22 item 3, :mod:`sketch2face.refine.backdrop`) is made here, by the pipeline,
+like both stages: the face shown (refined, else stage one's) goes on the studio backdrop last, with
+the prepared sketch the generator saw. ``backdrop`` in the answer says which one the faces are on;
+a web tier that asked for "studio" refuses an answer without it (a server older than backdrops),
+so the two tiers of one deployment run the same version.
 
 The web tier's :class:`~sketch2face.serving.client.RemoteModelClient` is its only client. With
 SKETCH2FACE_MODEL_TOKEN set, requests must carry ``Authorization: Bearer <token>``.
@@ -47,6 +53,7 @@ from sketch2face.imaging import (
     MIN_SKETCH_SIDE,
     decode_image_bytes,
 )
+from sketch2face.refine.backdrop import DEFAULT_BACKDROP, check_backdrop
 from sketch2face.serving.client import (
     InProcessModelClient,
     ModelClient,
@@ -100,6 +107,10 @@ def create_model_app(
             return _error(400, "seed must be an integer")
         refine = _flag(request.form.get("refine"), default=True)
         try:
+            backdrop = parse_backdrop(request.form.get("backdrop"))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        try:
             sketch_u8 = decode_image_bytes(
                 upload.read(),
                 name="sketch",
@@ -108,7 +119,9 @@ def create_model_app(
                 max_aspect=MAX_SKETCH_ASPECT,
             )
             attributes = {k: request.form[k] for k in ATTRIBUTE_FIELDS if request.form.get(k)}
-            output = client.generate(sketch_u8, refine=refine, seed=seed, attributes=attributes)
+            output = client.generate(
+                sketch_u8, refine=refine, seed=seed, attributes=attributes, backdrop=backdrop
+            )
         except InvalidImageError as exc:
             return _error(400, str(exc))
         except Sketch2FaceError as exc:
@@ -124,6 +137,7 @@ def create_model_app(
         prepared = _flag(request.form.get("prepared"), default=False)
         refine = _flag(request.form.get("refine"), default=True)
         try:
+            backdrop = parse_backdrop(request.form.get("backdrop"))
             specs = parse_specs(request.form.get("specs", ""))
             sketch_u8 = decode_image_bytes(
                 upload.read(),
@@ -132,8 +146,10 @@ def create_model_app(
                 min_side=MIN_SKETCH_SIDE,
                 max_aspect=MAX_SKETCH_ASPECT,
             )
-            output = client.candidates(sketch_u8, specs, prepared=prepared, refine=refine)
-        except ValueError as exc:  # InvalidImageError, CandidateError, bad attributes
+            output = client.candidates(
+                sketch_u8, specs, prepared=prepared, refine=refine, backdrop=backdrop
+            )
+        except ValueError as exc:  # InvalidImageError, CandidateError, bad attributes/backdrop
             return _error(400, str(exc))
         except Sketch2FaceError as exc:
             log.exception("candidate generation failed")
@@ -149,6 +165,15 @@ def create_model_app(
         return _error(exc.code or 500, exc.description or exc.name)
 
     return app
+
+
+def parse_backdrop(value: str | None) -> str:
+    """The ``backdrop`` field of ``/v1/generate`` and ``/v1/candidates``: "photo" when absent or
+    empty, else one of ``refine.backdrop.BACKDROPS``; a ValueError naming the choices
+    otherwise."""
+    if not value:
+        return DEFAULT_BACKDROP
+    return check_backdrop(value)
 
 
 def parse_specs(text: str) -> list[CandidateSpec]:
