@@ -5,6 +5,7 @@ signed download names the refiner and the backdrop."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from typing import Any
 
@@ -66,7 +67,16 @@ def test_new_page_offers_the_backdrop(app: Any, alice: WebClient) -> None:
     assert row.details["backdrop"] == "studio" and row.shown_kind == "studio"
     _corners_are_backdrop(stored(app, row.shown_key))
     assert alice.get(f"/generations/{gid}/studio.png").status_code == 200
-    assert f"/generations/{gid}/studio.png" in alice.get("/history").get_data(as_text=True)
+    history = alice.get("/history").get_data(as_text=True)
+    assert f"/generations/{gid}/studio.png" in history
+    assert history.count('class="backdrop-note">studio backdrop<') == 1
+    # the result page says which background was used, for both choices
+    result = alice.get(f"/generations/{gid}").get_data(as_text=True)
+    assert '<dd id="backdrop">Plain studio backdrop</dd>' in result
+    photo = generation_id_from(alice.generate(refine="1"))
+    result = alice.get(f"/generations/{photo}").get_data(as_text=True)
+    assert '<dd id="backdrop">Photo (the background the model paints)</dd>' in result
+    assert alice.get("/history").get_data(as_text=True).count("backdrop-note") == 1
 
 
 def test_candidate_rounds_keep_the_generations_backdrop(
@@ -107,7 +117,78 @@ def test_candidate_rounds_keep_the_generations_backdrop(
     with new_session(app) as s:
         backdrops = [r.details["backdrop"] for r in s.scalars(sa.select(CandidateRound))]
     assert sorted(backdrops) == ["photo", "studio"]
+    page = alice.get(f"/cases/{case_id}").get_data(as_text=True)
+    rounds = re.findall(r'class="round-backdrop">Background: ([^<]+)<', page)
+    assert sorted(rounds) == ["photo (the background the model paints)", "plain studio backdrop"]
     # the studio faces, named in details JSON, count as referenced
     monkeypatch.setenv("SKETCH2FACE_DATABASE_URL", settings.database_url)
     assert cli_main(["doctor", "--data-dir", str(settings.data_dir)]) == 0
     assert "nothing to fix" in capsys.readouterr().out
+
+
+def test_api_round_and_generation_json_say_the_backdrop(app: Any, alice: WebClient) -> None:
+    """The JSON of a candidate round (created, shown, bred, in its case) and of a generation
+    says which backdrop its faces are on, from the stored details; both values."""
+    token = make_token(alice)
+    http = app.test_client()
+    case = http.post("/api/v1/cases", data={"number": "BD-API"}, headers=auth(token)).get_json()
+    url = f"/api/v1/cases/{case['id']}"
+    studio_gen = post_generate(app, token, case_number="BD-API", backdrop="studio").get_json()
+    photo_gen = post_generate(app, token, case_number="BD-API").get_json()
+    assert (studio_gen["backdrop"], photo_gen["backdrop"]) == ("studio", "photo")
+    fetched = http.get(f"/api/v1/generations/{studio_gen['id']}", headers=auth(token))
+    assert fetched.get_json()["backdrop"] == "studio"
+
+    def first_round(generation_id: str, **extra: str) -> dict[str, Any]:
+        created = http.post(
+            f"{url}/candidates",
+            data={"generation_id": generation_id, "n": "2", **extra},
+            headers=auth(token),
+        )
+        assert created.status_code == 201, created.get_data(as_text=True)
+        return dict(created.get_json())
+
+    studio = first_round(studio_gen["id"])  # default: the generation's backdrop
+    photo = first_round(studio_gen["id"], backdrop="photo")  # asked for explicitly
+    on_studio = first_round(photo_gen["id"], backdrop="studio")
+    plain = first_round(photo_gen["id"])
+    assert [r["backdrop"] for r in (studio, photo, on_studio, plain)] == [
+        "studio",
+        "photo",
+        "studio",
+        "photo",
+    ]
+    with new_session(app) as s:  # the answer is what the round stored
+        stored_backdrops = {
+            r.id: r.details["backdrop"] for r in s.scalars(sa.select(CandidateRound))
+        }
+    for body in (studio, photo, on_studio, plain):
+        assert stored_backdrops[body["id"]] == body["backdrop"]
+        shown = http.get(f"{url}/rounds/{body['id']}", headers=auth(token)).get_json()
+        assert shown["backdrop"] == body["backdrop"]
+    # a round bred from a studio round is on the studio backdrop too, and says so
+    bred = http.post(
+        f"{url}/rounds/{studio['id']}/next",
+        data={"chosen": str(studio["candidates"][0]["id"]), "n": "1"},
+        headers=auth(token),
+    )
+    assert bred.status_code == 201 and bred.get_json()["backdrop"] == "studio"
+    _corners_are_backdrop(
+        pixels(http.get(bred.get_json()["candidates"][0]["image"], headers=auth(token)).data)
+    )
+    full = http.get(url, headers=auth(token)).get_json()
+    assert [r["backdrop"] for r in full["rounds"]] == [
+        "studio",
+        "photo",
+        "studio",
+        "photo",
+        "studio",
+    ]
+    # a round stored before backdrops existed reads as "photo"
+    with new_session(app) as s:
+        old = s.get(CandidateRound, plain["id"])
+        assert old is not None
+        old.details = {k: v for k, v in old.details.items() if k != "backdrop"}
+        s.commit()
+    old_json = http.get(f"{url}/rounds/{plain['id']}", headers=auth(token)).get_json()
+    assert old_json["backdrop"] == "photo"

@@ -71,14 +71,38 @@ INTENDED_CHANGES = (
         '"description": "gender held fixed; empty: let the model choose"\n' + " " * 18 + "}\n",
         "candidates backdrop",
     ),
+    # ... and the JSON of a generation and of a candidate round says which backdrop its faces
+    # are on (always there, so required)
+    ('"notice",\n' + " " * 10 + '"attributes"\n' + " " * 8 + "],", "generation backdrop required"),
+    (
+        '"additionalProperties": false\n' + " " * 10 + "},\n" + " " * 10 + '"notice": {',
+        "generation backdrop",
+    ),
+    ('"fixed_attributes",\n' + " " * 10 + '"grid"\n' + " " * 8 + "],", "round backdrop required"),
+    (
+        '"attributes_applied": {\n' + " " * 12 + '"type": "boolean"\n' + " " * 10 + "},\n",
+        "round backdrop",
+    ),
 )
 
 
 def _intended(text: str) -> str:
     """The previous release's document with INTENDED_CHANGES made."""
     from sketch2face.web.api import fields
-    from sketch2face.web.api.cases import CANDIDATES_BACKDROP_FIELD, CASE_NUMBER_DESCRIPTION
-    from sketch2face.web.api.generations import BACKDROP_FIELD, REFINE_DESCRIPTION
+    from sketch2face.web.api.cases import (
+        CANDIDATES_BACKDROP_FIELD,
+        CASE_NUMBER_DESCRIPTION,
+        ROUND_BACKDROP_FIELD,
+    )
+    from sketch2face.web.api.generations import (
+        BACKDROP_FIELD,
+        GENERATION_BACKDROP_FIELD,
+        REFINE_DESCRIPTION,
+    )
+
+    def field(name: str, schema: dict[str, Any], indent: int) -> str:
+        """``"name": {schema}`` as the document writes it at ``indent`` spaces."""
+        return textwrap.indent(f'"{name}": ' + json.dumps(schema, indent=2), " " * indent).lstrip()
 
     new = {
         "refine default": '"default": true,\n'
@@ -115,6 +139,36 @@ def _intended(text: str) -> str:
         ).lstrip()
         + "\n",
         "studio kind": '"refined",\n' + " " * 16 + '"studio"\n' + " " * 14 + "]",
+        "generation backdrop required": '"notice",\n'
+        + " " * 10
+        + '"attributes",\n'
+        + " " * 10
+        + '"backdrop"\n'
+        + " " * 8
+        + "],",
+        "generation backdrop": '"additionalProperties": false\n'
+        + " " * 10
+        + "},\n"
+        + " " * 10
+        + field("backdrop", GENERATION_BACKDROP_FIELD, 10)
+        + ",\n"
+        + " " * 10
+        + '"notice": {',
+        "round backdrop required": '"fixed_attributes",\n'
+        + " " * 10
+        + '"grid",\n'
+        + " " * 10
+        + '"backdrop"\n'
+        + " " * 8
+        + "],",
+        "round backdrop": '"attributes_applied": {\n'
+        + " " * 12
+        + '"type": "boolean"\n'
+        + " " * 10
+        + "},\n"
+        + " " * 10
+        + field("backdrop", ROUND_BACKDROP_FIELD, 10)
+        + ",\n",
     }
     for old, name in INTENDED_CHANGES:
         assert old in text, old

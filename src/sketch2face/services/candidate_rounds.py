@@ -49,6 +49,7 @@ from sketch2face.services.generation import (
     LIKENESS_NOTICE,
     _png,
     attribute_labels,
+    backdrop_of,
     requested_attributes,
 )
 from sketch2face.services.runtime import get_model_client, get_session, get_store
@@ -132,7 +133,7 @@ def start_round(
     are put on it (later rounds bred from this one keep it)."""
     ensure_open(case)
     check_count(n)
-    chosen_backdrop = backdrop or str((generation.details or {}).get("backdrop") or "photo")
+    chosen_backdrop = backdrop or backdrop_of(generation.details)
     try:
         check_backdrop(chosen_backdrop)
     except ValueError:
@@ -230,7 +231,7 @@ def breed_round(
         # a model that ignores the description would repeat the picks' faces for their seeds
         vary_attributes=bool(parent.details.get("attributes_applied", True)),
     )
-    backdrop = str(parent.details.get("backdrop") or "photo")
+    backdrop = backdrop_of(parent.details)
     model_input = _load_image(parent.input_key, "model input of the previous round")
     output = get_model_client().candidates(model_input, specs, prepared=True, backdrop=backdrop)
     ids = {c.id for c in chosen}

@@ -43,7 +43,7 @@ from sketch2face.services.cases import (
     likeness_image_key,
     members_of,
 )
-from sketch2face.services.generation import LIKENESS_NOTICE, generation_record
+from sketch2face.services.generation import LIKENESS_NOTICE, backdrop_of, generation_record
 from sketch2face.services.runtime import get_store
 from sketch2face.services.signing import sign_candidate_png, sign_generation_png
 from sketch2face.storage import ObjectNotFoundError
@@ -114,7 +114,7 @@ def build_case_zip(
                         "closest": candidate.closest,
                         "likeness": case.likeness_candidate_id == candidate.id,
                         "refined": candidate.refined_key is not None,
-                        "backdrop": (round_.details or {}).get("backdrop") or "photo",
+                        "backdrop": backdrop_of(round_.details),
                         **add_object(
                             candidate.shown_key,
                             f"{base}/candidate-{candidate.number:02d}.png",

@@ -264,6 +264,25 @@ ATTRIBUTES_IGNORED_NOTICE = (
 OTHER_NOTICE = "The model reported a technical notice; an administrator can see it."
 
 
+#: what pages say about each backdrop (``refine.backdrop.BACKDROPS``)
+BACKDROP_LABELS = {
+    "photo": "Photo (the background the model paints)",
+    "studio": "Plain studio backdrop",
+}
+
+
+def backdrop_of(details: Mapping[str, Any] | None) -> str:
+    """The backdrop a generation or a candidate round was made on, from its ``details``:
+    "photo" or "studio"; records made before backdrops existed are "photo"."""
+    return str((details or {}).get("backdrop") or DEFAULT_BACKDROP)
+
+
+def backdrop_label(details: Mapping[str, Any] | None) -> str:
+    """What a page says about the backdrop of a generation or round (its ``details``)."""
+    backdrop = backdrop_of(details)
+    return BACKDROP_LABELS.get(backdrop, backdrop)
+
+
 def requested_attributes(generation: Generation) -> dict[str, str]:
     """The witness attributes the generation was asked for (name -> value; unset ones absent)."""
     stored = generation.details.get("attributes") or {}
@@ -272,7 +291,7 @@ def requested_attributes(generation: Generation) -> dict[str, str]:
 
 def generation_record(generation: Generation) -> dict[str, Any]:
     """The fields every JSON view of a generation shares (API answers, case exports): who made
-    it, when, for which case, with which model, seed and witness description."""
+    it, when, for which case, with which model, seed, witness description and backdrop."""
     return {
         "id": generation.id,
         "created_at": as_utc(generation.created_at).isoformat(),
@@ -284,6 +303,7 @@ def generation_record(generation: Generation) -> dict[str, Any]:
         "model_version": generation.model_version,
         "seed": generation.details.get("seed"),
         "attributes": requested_attributes(generation),
+        "backdrop": backdrop_of(generation.details),
     }
 
 

@@ -38,7 +38,12 @@ from sketch2face.services.cases import (
     members_of,
     set_likeness,
 )
-from sketch2face.services.generation import BACKDROPS, LIKENESS_NOTICE, viewer_notices
+from sketch2face.services.generation import (
+    BACKDROPS,
+    LIKENESS_NOTICE,
+    backdrop_of,
+    viewer_notices,
+)
 from sketch2face.web.api import fields
 from sketch2face.web.api.auth import token_required
 from sketch2face.web.database import get_session
@@ -141,7 +146,8 @@ def case_json(case: Case, *, full: bool = False) -> dict[str, Any]:
 
 
 def round_json(round_: CandidateRound) -> dict[str, Any]:
-    """A candidate round with its candidates and their image URLs."""
+    """A candidate round with its candidates and their image URLs, and the backdrop its faces
+    are on (``details["backdrop"]``; rounds made before backdrops: "photo")."""
     case = round_.case
     return {
         "id": round_.id,
@@ -153,6 +159,7 @@ def round_json(round_: CandidateRound) -> dict[str, Any]:
         "fixed_attributes": dict(round_.fixed_attributes),
         "model_version": round_.model_version,
         "attributes_applied": bool(round_.details.get("attributes_applied", True)),
+        "backdrop": backdrop_of(round_.details),
         "notices": viewer_notices(round_.details.get("notices", []), g.api_user),
         "created_at": as_utc(round_.created_at).isoformat(),
         "created_by": round_.created_by.username if round_.created_by else None,
@@ -355,6 +362,15 @@ CANDIDATES_BACKDROP_FIELD: dict[str, Any] = {
 }
 
 
+#: the OpenAPI schema of a round's ``backdrop`` in its JSON
+ROUND_BACKDROP_FIELD: dict[str, Any] = {
+    "type": "string",
+    "enum": list(BACKDROPS),
+    "description": "Background of the round's faces (the candidate images): photo (the "
+    "networks' own) or studio (a plain studio backdrop).",
+}
+
+
 def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, schemas) of the case API, for ``openapi``."""
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -424,7 +440,15 @@ def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]
     }
     round_schema = {
         "type": "object",
-        "required": ["id", "number", "case_id", "candidates", "fixed_attributes", "grid"],
+        "required": [
+            "id",
+            "number",
+            "case_id",
+            "candidates",
+            "fixed_attributes",
+            "grid",
+            "backdrop",
+        ],
         "properties": {
             "id": {"type": "integer"},
             "number": {"type": "integer"},
@@ -435,6 +459,7 @@ def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]
             "fixed_attributes": attributes,
             "model_version": {"type": "string"},
             "attributes_applied": {"type": "boolean"},
+            "backdrop": ROUND_BACKDROP_FIELD,
             "notices": {"type": "array", "items": {"type": "string"}},
             "created_at": {"type": "string", "format": "date-time"},
             "created_by": {"type": ["string", "null"]},

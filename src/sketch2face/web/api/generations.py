@@ -160,13 +160,30 @@ BACKDROP_FIELD: dict[str, Any] = {
 }
 
 
+#: the OpenAPI schema of a generation's ``backdrop`` in its JSON
+GENERATION_BACKDROP_FIELD: dict[str, Any] = {
+    "type": "string",
+    "enum": list(BACKDROPS),
+    "description": "Background of THE face: photo (the networks' own) or studio (then the "
+    "'studio' image is THE face).",
+}
+
+
 def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, schemas) of the generation API and the shared ``Error`` schema, for ``openapi``."""
     error = {"$ref": "#/components/schemas/Error"}
     json_error = {"application/json": {"schema": error}}
     generation_schema = {
         "type": "object",
-        "required": ["id", "created_at", "model_version", "images", "notice", "attributes"],
+        "required": [
+            "id",
+            "created_at",
+            "model_version",
+            "images",
+            "notice",
+            "attributes",
+            "backdrop",
+        ],
         "properties": {
             "id": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -194,6 +211,7 @@ def openapi_part(max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any]]
                 },
                 "additionalProperties": False,
             },
+            "backdrop": GENERATION_BACKDROP_FIELD,
             "notice": {"type": "string", "const": LIKENESS_NOTICE},
             "images": {
                 "type": "object",

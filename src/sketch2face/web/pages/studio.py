@@ -23,6 +23,8 @@ from sketch2face.services.generation import (
     GenerationOptions,
     attribute_labels,
     attributes_from_form,
+    backdrop_label,
+    backdrop_of,
     delete_generation,
     generate_for,
     history_listing,
@@ -68,8 +70,11 @@ def _notice() -> dict[str, Any]:
 @bp.app_context_processor
 def _viewer_helpers() -> dict[str, Any]:
     """For templates: whether to offer refinement, the notices and the witness description of a
-    generation as the signed-in user may read them (technical text for administrators only)."""
+    generation as the signed-in user may read them (technical text for administrators only), and
+    the backdrop of a generation or round (``backdrop_of(details)``, ``backdrop_label``)."""
     return {
+        "backdrop_of": backdrop_of,
+        "backdrop_label": backdrop_label,
         "refine_available": refine_available,
         "shown_notices": lambda generation: viewer_notices(generation.notices, current_user),
         "attribute_rows": lambda generation: attribute_labels(
