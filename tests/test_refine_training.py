@@ -62,6 +62,44 @@ def test_the_sketch_strokes_are_left_as_dark_lines() -> None:
     assert on_line < off_line - 20
 
 
+def test_strokes_are_as_narrow_as_the_pencil_core_with_a_light_rim() -> None:
+    """Stage one's leftover lines (scripts/refiner_degrade_sheet.py): dark at the sketch's black
+    core, no darker beside it, a slightly lighter rim a few pixels out, untouched far away."""
+    photo = np.full((64, 64, 3), 150, np.uint8)
+    sketch = np.full((64, 64, 3), 255, np.uint8)
+    sketch[:, 30:32] = 0  # a 2-px vertical stroke
+    lines = {"p_lines": 1.0, "line_alpha": (0.6, 0.6), "line_blur": (0.3, 0.3)}
+    cfg = DegradeConfig(**{**OFF.__dict__, **lines, "line_keep": 2.0, "line_halo": (0.5, 0.5)})
+    row = degrade_like_stage_one(photo, sketch, np.random.default_rng(0), cfg)[32, :, 0]
+    row = row.astype(int)
+    assert row[30] < 150 - 0.5 * 0.6 * 150  # the core: most of alpha's darkening
+    assert row[27] >= 150 and row[34] >= 150  # not widened: lighter beside it, if anything
+    assert max(row[26:29].max(), row[33:36].max()) > 150  # the light rim
+    assert row[5] == 150 and row[60] == 150
+
+
+def test_the_pencils_grey_fringe_darkens_far_less_than_its_core() -> None:
+    photo = np.full((64, 64, 3), 200, np.uint8)
+    sketch = np.full((64, 64, 3), 255, np.uint8)
+    sketch[10:20] = 0  # black band
+    sketch[40:50] = 128  # half-grey band: the fringe of a pencil stroke
+    lines = {"p_lines": 1.0, "line_alpha": (0.8, 0.8), "line_blur": (0.3, 0.3)}
+    cfg = DegradeConfig(**{**OFF.__dict__, **lines, "line_keep": 2.0, "line_halo": (0.0, 0.0)})
+    out = degrade_like_stage_one(photo, sketch, np.random.default_rng(0), cfg).astype(int)
+    core, fringe = 200 - out[15, 32, 0], 200 - out[45, 32, 0]
+    assert core > 0.7 * 0.8 * 200 and fringe < 0.4 * core  # ink ** 2: 0.25 of the core's
+
+
+def test_degradation_depends_only_on_the_seed() -> None:
+    photos = np.stack([_face(64, 0), _face(64, 1)])
+    sketches = np.full_like(photos, 255)
+    sketches[:, 20:22] = 0
+    assert np.array_equal(degrade_batch(photos, sketches, 7), degrade_batch(photos, sketches, 7))
+    assert not np.array_equal(
+        degrade_batch(photos, sketches, 7), degrade_batch(photos, sketches, 8)
+    )
+
+
 def test_the_background_is_smeared_but_the_face_centre_kept() -> None:
     photo = _face(seed=1)
     cfg = DegradeConfig(**{**OFF.__dict__, "p_background": 1.0})

@@ -7,7 +7,7 @@ from the face itself and never from another person's photo:
 * soft, painted skin: strong low-pass (area down / bicubic up), Gaussian blur and edge-preserving
   (bilateral) smoothing;
 * the sketch's pencil lines left on the skin: the photo's own aligned sketch (artist or OpenCV)
-  multiplied in as thin dark lines, partly faded out;
+  multiplied in as thin dark lines, a few faded out, with a faint light rim;
 * red blotches and pink smears: low-frequency chroma fields and a warm cast on a less saturated face;
 * rainbow backgrounds: the background replaced by a blurred photo mixed with smooth random hues;
 * a faint frame a few pixels inside the border;
@@ -31,8 +31,18 @@ class DegradeConfig:
     downscale: tuple[float, float] = (2.0, 5.0)  # area down by this factor, bicubic back up
     blur_sigma: tuple[float, float] = (0.5, 2.0)  # then a Gaussian blur
     p_bilateral: float = 0.6  # edge-preserving smoothing (the "oil paint" look)
-    p_lines: float = 0.8  # sketch lines left on the face
-    line_alpha: tuple[float, float] = (0.25, 0.85)
+    # Sketch lines left on the face, matched to stage one's faces of 48 FS2K val sketches
+    # (scripts/refiner_degrade_sheet.py; darkness = levels below the image's 15-px median on the
+    # sketch's black strokes, away from the photo's own edges). Stage one keeps most strokes (face
+    # contour, nose sides, lips, collar lines): face 5.7, chin/neck/collar 4.4, as narrow as the
+    # pencil's black core with a light rim beside it (-1.1). The first overlay drew them too faint
+    # on the face (3.7) and too wide (+0.7 beside); these settings: 5.7, 6.6 and -1.3.
+    p_lines: float = 0.9
+    line_alpha: tuple[float, float] = (0.3, 0.8)  # darkening where the sketch is black
+    line_gamma: float = 2.0  # ink ** gamma: drops the pencil's grey fringe, keeps the black core
+    line_blur: tuple[float, float] = (0.3, 0.8)  # Gaussian sigma of the strokes (px at 256)
+    line_keep: float = 0.7  # offset of the smooth fade field in [-1, 1]: higher keeps more strokes
+    line_halo: tuple[float, float] = (0.1, 0.5)  # light rim 1-3 px beside the strokes
     p_blotches: float = 0.7  # red blotches / pink skin
     blotch_levels: tuple[float, float] = (6.0, 28.0)
     p_background: float = 0.7  # rainbow / smeared background
@@ -107,12 +117,16 @@ def _lines(
 ) -> np.ndarray:
     size = image.shape[0]
     grey = sketch.astype(np.float32).mean(axis=2) / 255.0 if sketch.ndim == 3 else sketch / 255.0
-    ink = 1.0 - grey
-    # stage one keeps some strokes and loses others: fade the ink with a smooth random mask
-    fade = np.clip(_smooth_field(rng, size, int(rng.integers(3, 7)), 1)[..., 0] + 0.6, 0.0, 1.0)
-    ink = cv2.GaussianBlur(ink * fade, (0, 0), rng.uniform(0.4, 1.2))
+    ink = (1.0 - grey) ** cfg.line_gamma
+    # stage one keeps most strokes and loses some: fade the ink with a smooth random mask
+    field = _smooth_field(rng, size, int(rng.integers(3, 7)), 1)[..., 0]
+    ink = ink * np.clip(field + cfg.line_keep, 0.0, 1.0)
+    ink = cv2.GaussianBlur(ink, (0, 0), _uniform(rng, cfg.line_blur))
     alpha = _uniform(rng, cfg.line_alpha)
     out = image.astype(np.float32) * (1.0 - alpha * ink[..., None])
+    # U-Net ringing: a slightly lighter rim where the blurred stroke reaches beyond the stroke
+    rim = np.clip(cv2.GaussianBlur(ink, (0, 0), 2.0) - ink, 0.0, 1.0)
+    out += _uniform(rng, cfg.line_halo) * rim[..., None] * (255.0 - out)
     return np.clip(out, 0.0, 255.0).astype(np.uint8)
 
 
