@@ -313,6 +313,20 @@ def test_without_stage_one_sources_every_loaded_row_can_be_a_pair_b(
     assert sorted(fake_stage_one.seen) == [10, 20, 30, 40, 50]  # never fs2k_artist (not loaded)
 
 
+def test_stage_one_max_rows_caps_the_rows_stage_one_draws(
+    tmp_path: Path, fake_stage_one: type[_FakeStageOne]
+) -> None:
+    cfg = _mixed_cfg(tmp_path, stage_one_sources=(), stage_one_max_rows=3)
+    train = load_pairs(cfg, "train")
+    drawn = sorted(fake_stage_one.seen)
+    # three distinct rows of the five loaded ones (first, middle and last in split order)
+    assert len(set(drawn)) == 3 and set(drawn) <= {10, 20, 30, 40, 50}
+    load_pairs(cfg, "train")
+    assert sorted(fake_stage_one.seen) == drawn  # the same rows again: the cache is reused
+    assert train.stage_one is not None and train.stage_one_rows is not None
+    assert train.stage_one.shape[0] == 3 and int((train.stage_one_rows >= 0).sum()) == 3
+
+
 def test_stage_one_faces_are_cached_per_row_list(
     tmp_path: Path, fake_stage_one: type[_FakeStageOne]
 ) -> None:
@@ -366,6 +380,8 @@ def test_stage_one_sources_must_be_loaded_sources() -> None:
         DataConfig(direction="refine", sources=("fs2k",), stage_one_sources=("celeba_artist",))
     with pytest.raises(ConfigError, match="stage_one_pairs"):
         DataConfig(direction="refine", stage_one_pairs=1.5)
+    with pytest.raises(ConfigError, match="stage_one_max_rows"):
+        DataConfig(direction="refine", stage_one_max_rows=-1)
 
 
 def test_no_rows_of_the_stage_one_sources_is_an_error(

@@ -61,6 +61,10 @@ class DataConfig:
     #: pairs (a). Pick sketches stage one never trained on (e.g. "celeba_artist"): its faces of its
     #: own training sketches are memorised, far cleaner than its faces of new sketches
     stage_one_sources: tuple[str, ...] = ()
+    #: direction "refine": at most this many rows get stage one's faces (0 = all of them), spread
+    #: evenly over the chosen rows; stage one runs at a few faces a second on a CPU, so this bounds
+    #: the one-off cost before the first step
+    stage_one_max_rows: int = 0
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -69,6 +73,10 @@ class DataConfig:
             )
         if not 0.0 <= self.stage_one_pairs <= 1.0:
             raise ConfigError(f"data.stage_one_pairs must be in [0, 1], not {self.stage_one_pairs}")
+        if self.stage_one_max_rows < 0:
+            raise ConfigError(
+                f"data.stage_one_max_rows must be 0 (all rows) or more, not {self.stage_one_max_rows}"
+            )
         outside = sorted(set(self.stage_one_sources) - set(self.sources)) if self.sources else []
         if outside:
             raise ConfigError(

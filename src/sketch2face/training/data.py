@@ -218,7 +218,8 @@ def _stage_one_pairs(
     all_sources: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stage one's faces for the pairs (b) of the refiner's training split: only the ``kept`` rows
-    whose source is in ``data.stage_one_sources`` (every kept row when empty). Returns the faces,
+    whose source is in ``data.stage_one_sources`` (every kept row when empty), at most
+    ``data.stage_one_max_rows`` of them. Returns the faces,
     at ``data.image_size_px``, and the split rows they belong to, in the same order."""
     chosen = kept
     if cfg.stage_one_sources:
@@ -232,6 +233,10 @@ def _stage_one_pairs(
             )
         if missing:
             log.warning("%s split: no rows of stage_one_sources %s", split, missing)
+    if 0 < cfg.stage_one_max_rows < len(chosen):
+        # evenly spread, so every source and style of the chosen rows keeps its share
+        spread = np.linspace(0, len(chosen) - 1, cfg.stage_one_max_rows).round().astype(int)
+        chosen = chosen[np.unique(spread)]
     faces = stage_one_faces(
         root,
         split,
