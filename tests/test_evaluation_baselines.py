@@ -1,4 +1,5 @@
-"""Evaluation tells the truth: baselines (mean face, sketch itself), rank-k, grid ratio, realism."""
+"""Evaluation tells the truth: baselines (mean face, sketch itself, stage one sharpened), rank-k,
+grid ratio, realism."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from sketch2face.evaluation.baselines import (
     read_mean_face_provenance,
     resolve_mean_face,
     save_mean_face,
+    unsharp_mask,
 )
-from sketch2face.evaluation.evaluate import evaluate_pairs
+from sketch2face.evaluation.evaluate import SHARPENED_LABEL, evaluate_pairs
 from sketch2face.evaluation.metrics import (
     FaceEmbedder,
     default_embedder,
@@ -135,6 +137,66 @@ def embedder() -> FaceEmbedder:
 @pytest.fixture(scope="module")
 def faces(shared_dir: Path) -> list[np.ndarray]:
     return _faces(shared_dir)
+
+
+# --- the trivial second stage: unsharp mask ------------------------------------------------
+
+
+def _gaussian_reference(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A separable Gaussian blur in numpy (radius 4 sigma, mirrored border without repeating the
+    edge pixel), written independently of OpenCV to check :func:`unsharp_mask` against."""
+    radius = int(4 * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-(x**2) / (2 * sigma**2))
+    kernel /= kernel.sum()
+    f = image.astype(np.float64)
+    pad = [(radius, radius), (radius, radius)] + [(0, 0)] * (f.ndim - 2)
+    padded = np.pad(f, pad, mode="reflect")
+    rows = sum(kernel[k] * padded[k : k + f.shape[0]] for k in range(len(kernel)))
+    return sum(kernel[k] * rows[:, k : k + f.shape[1]] for k in range(len(kernel)))
+
+
+def test_unsharp_mask_steepens_an_edge_and_leaves_flat_areas_alone() -> None:
+    # a vertical step edge, dark (60) left of column 32, light (180) from it on
+    step = np.full((48, 64, 3), 60, np.uint8)
+    step[:, 32:] = 180
+    out = unsharp_mask(step)  # sigma 2 px, amount 1.0
+    assert out.shape == step.shape and out.dtype == np.uint8
+    row = out[24, :, 0].astype(int)
+    # more contrast across the edge: darker just before it, lighter just after (overshoot)
+    assert row[31] < 60 and row[32] > 180
+    assert row[32] - row[31] > 180 - 60
+    # the dark side only gets darker towards the edge, the light side lighter (no ringing)
+    assert (np.diff(row[:32]) <= 0).all() and (np.diff(row[32:]) <= 0).all()
+    assert row[:32].max() == 60 and row[32:].min() == 180
+    # flat away from the edge (beyond the kernel's 4 sigma = 8 px) and along it
+    assert (out[:, :22] == 60).all() and (out[:, 42:] == 180).all()
+    assert (out == out[:1]).all()  # every row the same: no change along the edge
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    # the formula f + 1.0 * (f - blur(f)) against an independent blur, to the rounding
+    expected = np.clip(np.rint(2.0 * step - _gaussian_reference(step, 2.0)), 0, 255)
+    assert np.abs(out.astype(int) - expected).max() <= 1
+
+    # a flat image stays flat, to the border; amount 0 changes nothing
+    flat = np.full((40, 40, 3), 97, np.uint8)
+    assert np.array_equal(unsharp_mask(flat), flat)
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(unsharp_mask(noise, amount=0.0), noise)
+    # a 0 -> 255 edge would over- and undershoot: clipped into uint8, not wrapped around
+    hard = np.zeros((16, 32), np.uint8)
+    hard[:, 16:] = 255
+    sharp = unsharp_mask(hard)
+    assert sharp.shape == hard.shape and sharp.dtype == np.uint8
+    assert (sharp[:, :16] == 0).all() and (sharp[:, 16:] == 255).all()
+    # a stronger mask adds more contrast; bad arguments are refused
+    assert int(unsharp_mask(step, amount=2.0)[24, 32, 0]) > int(row[32])
+    with pytest.raises(ValueError, match="uint8"):
+        unsharp_mask(step.astype(np.float32))
+    with pytest.raises(ValueError, match="sigma_px"):
+        unsharp_mask(step, sigma_px=0.0)
+    with pytest.raises(ValueError, match="amount"):
+        unsharp_mask(step, amount=-1.0)
 
 
 # --- rank-k ----------------------------------------------------------------------------------
@@ -435,7 +497,27 @@ def test_baselines_are_scored_beside_a_perfect_pipeline(
     assert mean_b["realism_accuracy"] > 0.8 and sketch_b["realism_accuracy"] > 0.8
     assert mean_b["ssim"] < report.ssim and sketch_b["ssim"] < report.ssim
 
+    # stage one sharpened (the trivial second stage): here the photos through the unsharp mask,
+    # scored on the same pairs with the same figures as the other rows
+    sharpened = [unsharp_mask(p) for p in photos]
+    sharp_b = report.baselines["sharpened"]
+    assert sharp_b["available"] and sharp_b["count"] == n and "unsharp mask" in sharp_b["source"]
+    assert (sharp_b["sigma_px"], sharp_b["amount"]) == (2.0, 1.0)
+    assert sharp_b["ssim"] == pytest.approx(
+        np.mean([ssim(s, p) for s, p in zip(sharpened, photos, strict=True)])
+    )
+    assert sharp_b["psnr"] == pytest.approx(
+        np.mean([psnr(s, p) for s, p in zip(sharpened, photos, strict=True)])
+    )
+    assert sharp_b["realism_distance"] == pytest.approx(realism_distance(sharpened, photos))
+    assert sharp_b["grid_artifact_ratio"] == pytest.approx(grid_artifact_ratio(sharpened, photos))
+    assert 0.5 < sharp_b["ssim"] < 1.0 and sharp_b["realism_distance"] > 0.0  # not the photos
+    sharp_found = [embedder.embed(s).face_found for s in sharpened]
+    assert sharp_b["faces_found"] == sum(sharp_found)
+    assert {"rank1", "rank5", "realism_accuracy", "identity_similarity"} <= set(sharp_b)
+
     item = report.items[0]
+    assert item["baselines"]["sharpened"]["ssim"] == pytest.approx(ssim(sharpened[0], photos[0]))
     assert item["baselines"]["mean_face"]["ssim"] == pytest.approx(ssim(mean_u8, photos[0]))
     assert item["baselines"]["sketch"]["ssim"] == pytest.approx(ssim(sketches[0], photos[0]))
     data = json.loads(report.to_json())
@@ -449,6 +531,11 @@ def test_baselines_are_scored_beside_a_perfect_pipeline(
     model_row = next(line for line in lines if line.startswith("stage one (pix2pix) "))
     mean_row = next(line for line in lines if line.startswith("mean face "))
     sketch_row = next(line for line in lines if line.startswith("sketch itself "))
+    sharp_row = next(line for line in lines if line.startswith(SHARPENED_LABEL + " "))
+    assert sharp_row.removeprefix(SHARPENED_LABEL).split()[0] == f"{sharp_b['ssim']:.4f}"
+    assert f"{sharp_b['realism_distance']:.2f}" == sharp_row.split()[-1]
+    assert lines.index(sharp_row) == lines.index(model_row) + 2  # after stage one and refined
+    assert f"{SHARPENED_LABEL}: stage one's own faces through an unsharp mask" in table
     assert "1.0000" in model_row and f"{sum(real_found)}/{n}" in model_row
     assert f"{mean_b['ssim']:.4f}" in mean_row and f"{sketch_b['ssim']:.4f}" in sketch_row
     assert "counts as a miss" in table and "mean face: test mean of 4 other photos" in table
@@ -541,6 +628,11 @@ def test_cli_prints_the_baseline_rows_and_exports_the_mean_face(
     ]
     assert any(line.startswith("mean face ") for line in out.splitlines())
     assert any(line.startswith("sketch itself ") for line in out.splitlines())
+    assert any(line.startswith(SHARPENED_LABEL + " ") for line in out.splitlines())
+    assert data["baselines"]["sharpened"]["available"]
+    assert data["baselines"]["sharpened"]["ssim"] == pytest.approx(
+        np.mean([ssim(unsharp_mask(faces[i]), faces[i]) for i in range(4)])
+    )
     assert "rank-5" in out and "faces found" in out and "realism acc" in out
 
     # 2. export --mean-face stores it beside the checkpoint; evaluate then uses the stored one
@@ -566,6 +658,11 @@ def test_cli_prints_the_baseline_rows_and_exports_the_mean_face(
     assert (
         re.search(r"^mean face +unavailable", out, re.M) and "baselines were not requested" in out
     )
+    assert re.search(rf"^{re.escape(SHARPENED_LABEL)} +unavailable \(see below\)", out, re.M)
+    assert json.loads(report_path.read_text())["baselines"]["sharpened"] == {
+        "available": False,
+        "reason": "baselines were not requested",
+    }
 
     # folders, no mean face stored beside the checkpoint, no manifest: unavailable, with the reason
     bare = tmp_path / "bare.safetensors"

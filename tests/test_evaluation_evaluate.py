@@ -223,6 +223,14 @@ def test_report_json_has_the_contract_keys(
     assert data["stage_comparison"]["rank1_difference"] == 0.0  # 3 pairs: FD undefined
     assert data["stage_comparison"]["realism_distance_ratio"] is None
     assert data["stage_comparison"]["go_no_go"]["met"] is None  # undecided, not passed
+    # the trivial second stage (stage one sharpened) is scored too, and refined judged against it
+    assert (
+        data["baselines"]["sharpened"]["available"] and data["baselines"]["sharpened"]["count"] == 3
+    )
+    assert data["stage_comparison"]["rank1_minus_sharpened"] == pytest.approx(
+        refined["rank1"] - data["baselines"]["sharpened"]["rank1"]
+    )
+    assert data["stage_comparison"]["beats_sharpened"]["met"] is None  # FD undefined: undecided
     assert set(data["unavailable"]) == {"lpips", "fid"} and all(data["unavailable"].values())
     assert data["timing"]["total_s"] > 0 and "pipeline_generate_ms_per_image" in data["timing"]
     assert len(data["items"]) == 3 and data["items"][0]["ssim"] == pytest.approx(1.0)
@@ -484,6 +492,10 @@ def test_cli_refines_by_default_and_no_refine_turns_it_off(
         assert data["refine"] is True and data["refiner"] == "bicubic-2x@test"
         assert data["refined"]["count"] == 2 and data["refined"]["rank1"] == 1.0
         assert data["stage_comparison"]["rank1_difference"] == 0.0
+        # --no-baselines: no sharpened stage one either, so nothing is judged against it
+        assert data["baselines"]["sharpened"]["available"] is False
+        assert data["stage_comparison"]["rank1_minus_sharpened"] is None
+        assert data["stage_comparison"]["beats_sharpened"]["met"] is None
         assert f"{REFINED_LABEL}: bicubic-2x@test" in out
         row = next(line for line in out.splitlines() if line.startswith(REFINED_LABEL + " "))
         assert f"{data['refined']['ssim']:.4f}" in row and "not available" not in row

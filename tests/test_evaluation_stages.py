@@ -1,5 +1,6 @@
-"""Evaluate scores both stages: stage one, refined, the sketch itself and the mean face in one
-table; refined vs stage one (issue 22's go/no-go); the sheet's columns and header."""
+"""Evaluate scores both stages: stage one, refined, stage one sharpened (a trivial second stage),
+the sketch itself and the mean face in one table; refined vs stage one (issue 22's go/no-go) and
+vs stage one sharpened; the sheet's columns and header."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import numpy as np
 import pytest
 from test_evaluation_baselines import _faces, _pencil_sketch
 
-from sketch2face.evaluation.baselines import MeanFace
+from sketch2face.evaluation.baselines import MeanFace, unsharp_mask
 from sketch2face.evaluation.evaluate import (
     BASELINE_LABELS,
     NO_REFINER_REASON,
     REFINE_OFF_REASON,
     REFINED_LABEL,
+    SHARPENED_LABEL,
     SHEET_CELL_PX,
     SHEET_HEADER_PX,
     SHEET_PAD_PX,
@@ -30,7 +32,14 @@ from sketch2face.evaluation.evaluate import (
 )
 from sketch2face.evaluation.metrics import FaceEmbedder, default_embedder, psnr, ssim
 from sketch2face.evaluation.realism import realism_distance
-from sketch2face.evaluation.stages import DONE, GO_NO_GO, compare_stages, describe_comparison
+from sketch2face.evaluation.stages import (
+    BEATS_SHARPENED,
+    BEATS_SHARPENED_TITLE,
+    DONE,
+    GO_NO_GO,
+    compare_stages,
+    describe_comparison,
+)
 from sketch2face.imaging import load_image, save_png
 
 
@@ -172,6 +181,53 @@ def test_compare_stages_ratios_differences_and_verdicts() -> None:
     assert "NOT met" in describe_comparison(worse)[1]
 
 
+def test_refined_against_the_trivial_sharpened_stage_one() -> None:
+    refined = {**STAGE_ONE, "realism_distance": 45.0, "realism_accuracy": 0.85, "rank1": 0.25}
+    refined |= {"grid_artifact_ratio": 1.05}
+    sketch = {"available": True, "rank1": 0.21}
+    # stage one + unsharp mask: FD 50 (already 0.5x stage one's), rank-1 0.22
+    sharpened = {**STAGE_ONE, "available": True, "realism_distance": 50.0, "rank1": 0.22}
+    comparison = compare_stages(STAGE_ONE, refined, sketch, sharpened)
+    assert comparison["realism_distance_ratio_vs_sharpened"] == pytest.approx(0.9)
+    assert comparison["rank1_minus_sharpened"] == pytest.approx(0.03)
+    beats = comparison["beats_sharpened"]
+    assert [c["name"] for c in beats["criteria"]] == [c.name for c in BEATS_SHARPENED]
+    assert [c["met"] for c in beats["criteria"]] == [True, True] and beats["met"] is True
+    json.dumps(comparison, allow_nan=False)
+    # the issue's verdicts are the same with or without the sharpened baseline
+    alone = compare_stages(STAGE_ONE, refined, sketch)
+    for key in ("go_no_go", "done", "realism_distance_ratio", "rank1_difference"):
+        assert comparison[key] == alone[key], key
+    assert alone["beats_sharpened"]["met"] is None  # not scored: undecided, not passed
+    assert alone["realism_distance_ratio_vs_sharpened"] is None
+
+    # meets the issue's go/no-go (FD 0.45x, rank-1 up) yet does no better than sharpening
+    worse_fd = compare_stages(STAGE_ONE, refined, sketch, {**sharpened, "realism_distance": 40.0})
+    assert worse_fd["go_no_go"]["met"] is True
+    assert [c["met"] for c in worse_fd["beats_sharpened"]["criteria"]] == [False, True]
+    assert worse_fd["beats_sharpened"]["met"] is False
+    # "beats" is strict: the same rank-1 as the sharpened faces is not beating them
+    tie = compare_stages(STAGE_ONE, refined, sketch, {**sharpened, "rank1": 0.25})
+    assert [c["met"] for c in tie["beats_sharpened"]["criteria"]] == [True, False]
+    assert tie["beats_sharpened"]["met"] is False
+    same_fd = compare_stages(STAGE_ONE, refined, sketch, {**sharpened, "realism_distance": 45.0})
+    assert same_fd["beats_sharpened"]["criteria"][0]["met"] is False
+    # an unavailable baseline (--no-baselines) leaves it undecided
+    off = compare_stages(STAGE_ONE, refined, sketch, {"available": False, "reason": "x"})
+    assert off["rank1_minus_sharpened"] is None and off["beats_sharpened"]["met"] is None
+
+    lines = describe_comparison(comparison)
+    assert len(lines) == 5 and lines[1].startswith("  issue 22 go/no-go -> met")
+    assert "unsharp mask" in lines[3] and "realism FD ratio 0.900" in lines[3]
+    assert "rank-1 +0.030" in lines[3]
+    assert lines[4].startswith(f"  {BEATS_SHARPENED_TITLE} -> met")
+    assert describe_comparison(worse_fd)[4].startswith(f"  {BEATS_SHARPENED_TITLE} -> NOT met")
+    assert "-> undecided" in describe_comparison(alone)[4]
+    # a report saved before the sharpened baseline existed is still described (3 lines)
+    old = {k: v for k, v in alone.items() if "sharpened" not in k}
+    assert len(describe_comparison(old)) == 3
+
+
 # --- the table, the report and the sheet with a stand-in refiner -------------------------------
 
 
@@ -201,6 +257,7 @@ def test_one_table_scores_stage_one_refined_sketch_and_mean_face(
     assert pipeline.refine_calls == [True, True, True]  # on by default: the pipeline has a refiner
     stage_one = [_stage_one(p) for p in photos]
     refined_u8 = [BlurRefiner().refine(f) for f in stage_one]
+    sharpened_u8 = [unsharp_mask(f) for f in stage_one]
 
     # refined figures: the blurred-again faces against the same photos, recomputed here
     refined = report.refined
@@ -231,14 +288,38 @@ def test_one_table_scores_stage_one_refined_sketch_and_mean_face(
     assert comparison["go_no_go"]["criteria"][0]["met"] is False  # blurring is no refinement
     assert comparison["go_no_go"]["met"] is False
 
-    # one table: the four systems in order, each with every column
+    # stage one sharpened: its figures from the sharpened stage-one faces, recomputed here
+    sharp = report.baselines["sharpened"]
+    assert sharp["available"] and sharp["count"] == 8
+    assert sharp["ssim"] == pytest.approx(
+        np.mean([ssim(s, p) for s, p in zip(sharpened_u8, photos, strict=True)])
+    )
+    assert sharp["psnr"] == pytest.approx(
+        np.mean([psnr(s, p) for s, p in zip(sharpened_u8, photos, strict=True)])
+    )
+    assert sharp["realism_distance"] == pytest.approx(realism_distance(sharpened_u8, photos))
+    # sharpening a blurred face brings its statistics closer to the photos'
+    assert sharp["realism_distance"] < report.realism_distance
+    assert report.items[0]["baselines"]["sharpened"]["ssim"] == pytest.approx(
+        ssim(sharpened_u8[0], photos[0])
+    )
+    # refined vs the sharpened stage one: blurring again does not beat it
+    ratio_sharp = refined["realism_distance"] / sharp["realism_distance"]
+    assert comparison["realism_distance_ratio_vs_sharpened"] == pytest.approx(ratio_sharp)
+    assert ratio_sharp > 1.0
+    assert comparison["rank1_minus_sharpened"] == pytest.approx(refined["rank1"] - sharp["rank1"])
+    assert comparison["beats_sharpened"]["criteria"][0]["met"] is False
+    assert comparison["beats_sharpened"]["met"] is False
+
+    # one table: the five systems in order, each with every column
     table = report.summary_table()
     lines = table.splitlines()
     header = lines[1]
-    rows = lines[2:6]
+    rows = lines[2:7]
     labels = [
         STAGE_ONE_LABEL,
         REFINED_LABEL,
+        SHARPENED_LABEL,
         BASELINE_LABELS["sketch"],
         BASELINE_LABELS["mean_face"],
     ]
@@ -256,17 +337,27 @@ def test_one_table_scores_stage_one_refined_sketch_and_mean_face(
     assert _row(table, "mean face")[0] == f"{report.baselines['mean_face']['ssim']:.4f}"
     assert f"{REFINED_LABEL}: blur@test on the stage-one faces" in table
     assert f"realism FD ratio {ratio:.3f}" in table and "issue 22 go/no-go -> NOT met" in table
+    assert _row(table, SHARPENED_LABEL)[0] == f"{sharp['ssim']:.4f}"
+    assert f"realism FD ratio {ratio_sharp:.3f}" in table
+    assert f"{BEATS_SHARPENED_TITLE} -> NOT met" in table
     assert "x (4 pairs): stage one " in table
     assert "; refined " in table  # the refined system in the by-group lines
+    assert "; stage one sharpened " in table
 
     # the JSON report: the old keys as they were, the refined figures under their own keys
     data = json.loads(report.to_json())
     assert data["ssim"] == pytest.approx(report.ssim) and data["rank1"] == report.rank1
-    assert set(data["baselines"]) == {"mean_face", "sketch"}
+    assert set(data["baselines"]) == {"sharpened", "mean_face", "sketch"}
     assert data["refined"]["rank5"] == refined["rank5"] and data["refiner"] == "blur@test"
     assert data["stage_comparison"]["realism_distance_ratio"] == pytest.approx(ratio)
     assert data["stage_comparison"]["go_no_go"]["met"] is False
-    assert set(data["by_group"]["x"]) == {"model", "refined", "sketch", "mean_face"}
+    assert data["stage_comparison"]["beats_sharpened"]["met"] is False
+    assert data["baselines"]["sharpened"]["rank1"] == sharp["rank1"]
+    assert set(data["by_group"]["x"]) == {"model", "refined", "sharpened", "sketch", "mean_face"}
+    x_sharp = data["by_group"]["x"]["sharpened"]
+    assert x_sharp["count"] == 4.0 and x_sharp["ssim"] == pytest.approx(
+        np.mean([ssim(s, p) for s, p in zip(sharpened_u8[:4], photos[:4], strict=True)])
+    )
     assert data["by_group"]["y"]["refined"]["count"] == 4.0
 
     # the sheet: header, then sketch | stage one | refined | photo, 3 rows
@@ -345,6 +436,17 @@ def test_a_pair_the_refiner_fell_back_on_is_scored_with_stage_one_and_counted(
     )
     assert report.items[0]["refined"]["ssim"] == pytest.approx(report.items[0]["ssim"])
     assert "it fell back on 1 of 4 pairs" in report.summary_table()
+    # baselines off: no sharpened faces scored, and nothing judged against them
+    assert report.baselines["sharpened"] == {
+        "available": False,
+        "reason": "baselines were not requested",
+    }
+    assert "baselines" not in report.items[0]
+    comparison = report.stage_comparison
+    assert comparison is not None and comparison["rank1_minus_sharpened"] is None
+    assert comparison["beats_sharpened"]["met"] is None
+    assert " ".join(_row(report.summary_table(), SHARPENED_LABEL)) == "unavailable (see below)"
+    assert f"{BEATS_SHARPENED_TITLE} -> undecided" in report.summary_table()
 
 
 def test_comparison_sheet_columns() -> None:

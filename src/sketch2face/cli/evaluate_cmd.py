@@ -18,10 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "from two folders matched by file stem (--sketches/--photos) or from a prepared "
             "dataset's manifest "
             "(--manifest DIR --split test). One table scores stage one (pix2pix), the refined "
-            "faces (stage two, when the pipeline has a refiner; --no-refine skips it) and two "
-            "trivial baselines on the same pairs: the sketch itself and the mean training face "
-            "(stored beside the checkpoint by `sketch2face export --mean-face`, else computed "
-            "from --manifest's train split). Writes a JSON report and prints the table."
+            "faces (stage two, when the pipeline has a refiner; --no-refine skips it) and three "
+            "trivial baselines on the same pairs: stage one + unsharp mask (a trivial second "
+            "stage a refiner must beat on rank-1 and realism FD), the sketch itself and the mean "
+            "training face (stored beside the checkpoint by `sketch2face export --mean-face`, "
+            "else computed from --manifest's train split). Writes a JSON report and prints the "
+            "table."
         ),
     )
     source = parser.add_argument_group("pairs (one of)")
@@ -70,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--no-baselines",
         action="store_true",
-        help="skip the mean-face and sketch baselines (faster)",
+        help="skip the baselines: stage one + unsharp mask, the sketch itself and the mean face "
+        "(faster)",
     )
     parser.add_argument("--sheet", type=Path, metavar="SHEET.png", help="write a comparison sheet")
     parser.add_argument("--sheet-pairs", type=int, default=8, help="rows in the sheet (default 8)")

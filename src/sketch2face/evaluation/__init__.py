@@ -8,6 +8,7 @@ from sketch2face.evaluation.baselines import (
     mean_face_path,
     resolve_mean_face,
     save_mean_face,
+    unsharp_mask,
 )
 from sketch2face.evaluation.evaluate import EvalReport, comparison_sheet, evaluate_pairs
 from sketch2face.evaluation.metrics import (
@@ -62,4 +63,5 @@ __all__ = [
     "ssim",
     "ssim_gray",
     "ssim_regions",
+    "unsharp_mask",
 ]

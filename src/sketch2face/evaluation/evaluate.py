@@ -9,7 +9,7 @@ the pipeline gets 256x256 model inputs and is called with ``prepared=True`` (whe
 has that keyword) so it does not crop them a second time. A photo that is still not 256x256
 (a manifest built at another size) is centre-square cropped and resized to 256 (area/bicubic).
 
-Four systems are scored on the same pairs, one row each in the summary table:
+Five systems are scored on the same pairs, one row each in the summary table:
 
 * **stage one (pix2pix)**: the generated 256x256 face (``GenerationResult.faces``); its figures
   stay top-level in the report (``ssim``, ``rank1``, ...).
@@ -20,7 +20,12 @@ Four systems are scored on the same pairs, one row each in the summary table:
   (``refined["fell_back"]``). Under ``refined`` in the report, with the refiner's name in
   ``refiner``; when there is none, ``refined`` is None and ``refined_unavailable`` says why.
   ``stage_comparison`` holds refined against stage one (:mod:`.stages`: realism FD ratio, rank-1
-  difference, issue 22's go/no-go and done criteria).
+  difference, issue 22's go/no-go and done criteria) and against stage one sharpened (FD ratio,
+  rank-1 difference and whether it beats that trivial second stage on both).
+* **stage one + unsharp mask (trivial 2nd stage)**: stage one's own face sharpened
+  (:func:`.baselines.unsharp_mask`, sigma 2 px, amount 1.0), a second stage that knows nothing
+  about faces; a refiner must beat it, since sharpening alone can cut the realism FD far below
+  stage one's (``EvalReport.baselines["sharpened"]``).
 * the **sketch itself** (the prepared 256x256 network input, scored exactly like a generated face)
   and the **mean training face** (one constant image), trivial baselines (``EvalReport.baselines``,
   see :mod:`.baselines`) so a number can be read against "no model at all".
@@ -49,7 +54,12 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from sketch2face.errors import DatasetError, InvalidImageError
-from sketch2face.evaluation.baselines import MeanFace
+from sketch2face.evaluation.baselines import (
+    SHARPEN_AMOUNT,
+    SHARPEN_SIGMA_PX,
+    MeanFace,
+    unsharp_mask,
+)
 from sketch2face.evaluation.metrics import (
     DLIB_SAME_PERSON_DISTANCE,
     SSIM_METHOD,
@@ -96,10 +106,29 @@ RANKS = (1, 5)
 #: Row labels of the two stages in the summary table (and column names in the sheet).
 STAGE_ONE_LABEL = "stage one (pix2pix)"
 REFINED_LABEL = "refined (stage two)"
+#: Row label of the trivial second stage (baseline ``sharpened``: stage one + unsharp mask).
+SHARPENED_LABEL = "stage one + unsharp mask (trivial 2nd stage)"
 #: Baseline keys in ``EvalReport.baselines`` and their labels in the summary table, in table order.
-BASELINE_LABELS = {"sketch": "sketch itself", "mean_face": "mean face"}
-#: Keys of the systems in ``EvalReport.by_group`` and their labels, in table order.
-GROUP_LABELS = {"model": "stage one", "refined": "refined", **BASELINE_LABELS}
+BASELINE_LABELS = {
+    "sharpened": SHARPENED_LABEL,
+    "sketch": "sketch itself",
+    "mean_face": "mean face",
+}
+#: Where the sharpened baseline's faces come from (its ``source`` in the report).
+SHARPENED_SOURCE = (
+    f"stage one's own faces through an unsharp mask (Gaussian sigma {SHARPEN_SIGMA_PX:g} px, "
+    f"amount {SHARPEN_AMOUNT:g}: f + {SHARPEN_AMOUNT:g}*(f - blur(f)), clipped), a second stage "
+    "that restores nothing from outside the face; a refiner should beat it on rank-1 and realism "
+    "FD, or it may be doing no more than sharpening"
+)
+#: Keys of the systems in ``EvalReport.by_group`` and their (short) labels, in table order.
+GROUP_LABELS = {
+    "model": "stage one",
+    "refined": "refined",
+    "sharpened": "stage one sharpened",
+    "sketch": "sketch itself",
+    "mean_face": "mean face",
+}
 #: Why there is no refined row when refinement was turned off.
 REFINE_OFF_REASON = "refinement turned off (--no-refine / refine=False)"
 #: Why there is no refined row when the pipeline has no refiner and says nothing more.
@@ -157,9 +186,10 @@ class EvalReport:
     Stage one's figures (the model's) stay top-level (``ssim``, ``rank1``, ...); ``refined`` holds
     the same figures for the second stage (None when it did not run, ``refined_unavailable`` then
     says why; ``refiner`` names it), ``stage_comparison`` refined against stage one
-    (:func:`.stages.compare_stages`), and ``baselines`` the same figures for ``mean_face`` (the mean
-    training photo) and ``sketch`` (the network's input), each with ``available`` and a ``source``
-    or ``reason``. ``refine`` is True when refined figures are present.
+    (:func:`.stages.compare_stages`), and ``baselines`` the same figures for ``sharpened`` (stage
+    one's face through an unsharp mask, a trivial second stage), ``mean_face`` (the mean training
+    photo) and ``sketch`` (the network's input), each with ``available`` and a ``source`` or
+    ``reason``. ``refine`` is True when refined figures are present.
     """
 
     count: int
@@ -251,7 +281,8 @@ class EvalReport:
         }
 
     def systems(self) -> list[tuple[str, dict[str, Any]]]:
-        """(label, figures) per system in table order: stage one, refined, sketch itself, mean face.
+        """(label, figures) per system in table order: stage one, refined, stage one sharpened,
+        sketch itself, mean face.
 
         The refined row is always there: its figures, or ``available`` False with the ``reason``.
         """
@@ -267,8 +298,9 @@ class EvalReport:
         return rows
 
     def summary_table(self) -> str:
-        """A fixed-width table, one row per system (stage one, refined, sketch itself, mean face),
-        the notes that explain the columns, and refined against stage one."""
+        """A fixed-width table, one row per system (stage one, refined, stage one sharpened, sketch
+        itself, mean face), the notes that explain the columns, and refined against stage one
+        (and against stage one sharpened)."""
 
         def fmt(value: Any, digits: int) -> str:
             if value is None or not math.isfinite(float(value)):
@@ -621,7 +653,9 @@ def evaluate_pairs(
             ``sheet_pairs`` pairs there.
         mean_face: the mean training face of the evaluated model (baseline ``mean_face``);
             None reports that baseline as unavailable with ``mean_face_unavailable`` as the reason.
-        baselines: score the baselines (the mean face and the sketch itself) too.
+        baselines: score the baselines too: stage one sharpened (:func:`.baselines.unsharp_mask`
+            on each stage-one face, the trivial second stage), the sketch itself and the mean
+            face.
         groups: one label per pair (e.g. its drawing style, :func:`styles_from_manifest`); the
             report then also gives every system's figures per group (``by_group``).
     """
@@ -664,6 +698,7 @@ def evaluate_pairs(
     model = _SystemScores()
     refined_scores = _SystemScores()
     refined_fallbacks = 0
+    sharpened_scores = _SystemScores()
     sketch_scores = _SystemScores()
     mean_scores = _SystemScores()
     mean_stats: tuple[np.ndarray, FaceEmbedding, float, np.ndarray] | None = None
@@ -737,21 +772,27 @@ def evaluate_pairs(
             for i in range(n)
         ]
         refined_at = [i for i, r in enumerate(refined_u8) if r is not None]
+        # the trivial second stage: stage one's own faces, sharpened (a baseline)
+        sharpened_u8 = [unsharp_mask(f) for f in faces_u8] if baselines else []
         # where the second stage ran but fell back (None), the pair's refined row scores stage
         # one's face, the face the two-stage pipeline shows there, and counts it
         stage_two_ran = run_refiner and (refiner is not None or bool(refined_at))
-        # one batched recogniser call for the photos, both stages' faces and the sketches
+        # one batched recogniser call for the photos, both stages' faces, the sharpened faces and
+        # the sketches
         to_embed = (
             [b[3] for b in batch]
             + faces_u8
             + [refined_u8[i] for i in refined_at]
+            + sharpened_u8
             + (network_inputs if baselines else [])
         )
         vectors, found = embedder.embed_many(to_embed)
         embedded = [FaceEmbedding(v, f) for v, f in zip(vectors, found, strict=True)]
         real_of, face_of = embedded[:n], embedded[n : 2 * n]
-        refined_of = dict(zip(refined_at, embedded[2 * n : 2 * n + len(refined_at)], strict=True))
-        sketch_of = embedded[2 * n + len(refined_at) :]
+        after_refined = 2 * n + len(refined_at)
+        refined_of = dict(zip(refined_at, embedded[2 * n : after_refined], strict=True))
+        sharpened_of = embedded[after_refined : after_refined + len(sharpened_u8)]
+        sketch_of = embedded[after_refined + len(sharpened_u8) :]
         for i, (sketch_name, photo_name, _sketch_u8, photo_u8) in enumerate(batch):
             face_u8 = faces_u8[i]
             real = real_of[i]
@@ -791,7 +832,16 @@ def evaluate_pairs(
                 refined_fallbacks += 1
             network_input = network_inputs[i]
             if baselines:
+                sharpened_face = sharpened_u8[i]
                 item["baselines"] = {
+                    "sharpened": sharpened_scores.add(
+                        sharpened_face,
+                        photo_u8,
+                        real.vector,
+                        sharpened_of[i],
+                        grid_energy_score(sharpened_face),
+                        realism_features(sharpened_face),
+                    ),
                     "sketch": sketch_scores.add(
                         network_input,
                         photo_u8,
@@ -799,7 +849,7 @@ def evaluate_pairs(
                         sketch_of[i],
                         grid_energy_score(network_input),
                         realism_features(network_input),
-                    )
+                    ),
                 }
                 if mean_stats is not None:
                     item["baselines"]["mean_face"] = mean_scores.add(
@@ -835,10 +885,18 @@ def evaluate_pairs(
     if not baselines:
         reason = "baselines were not requested"
         baseline_report = {
+            "sharpened": {"available": False, "reason": reason},
             "mean_face": {"available": False, "reason": reason},
             "sketch": {"available": False, "reason": reason},
         }
     else:
+        baseline_report["sharpened"] = {
+            "available": True,
+            "source": SHARPENED_SOURCE,
+            "sigma_px": SHARPEN_SIGMA_PX,
+            "amount": SHARPEN_AMOUNT,
+            **summarise(sharpened_scores),
+        }
         if mean_face is not None:
             baseline_report["mean_face"] = {
                 "available": True,
@@ -865,6 +923,7 @@ def evaluate_pairs(
             {
                 "model": model,
                 "refined": refined_scores,
+                "sharpened": sharpened_scores,
                 "sketch": sketch_scores,
                 "mean_face": mean_scores,
             },
@@ -928,7 +987,12 @@ def evaluate_pairs(
         ),
         refined_unavailable=refined_unavailable,
         stage_comparison=(
-            compare_stages(model_summary, refined_summary, baseline_report.get("sketch"))
+            compare_stages(
+                model_summary,
+                refined_summary,
+                baseline_report.get("sketch"),
+                baseline_report.get("sharpened"),
+            )
             if refined_summary is not None
             else None
         ),

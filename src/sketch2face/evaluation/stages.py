@@ -10,6 +10,15 @@ in ``EvalReport.systems()``: ``realism_distance``, ``rank1``, ...) into
 * ``go_no_go`` and ``done``: each criterion of the issue with its value, threshold and whether it
   is met (None when a figure is undefined), and ``met`` for all of them together.
 
+Beside them (informative, not part of the issue's verdicts), refined against the trivial second
+stage, stage one's face through an unsharp mask (:func:`.baselines.unsharp_mask`), which alone
+can cut the realism FD well below 0.6x stage one's:
+
+* ``realism_distance_ratio_vs_sharpened``: refined realism FD / the sharpened stage one's;
+* ``rank1_minus_sharpened``: refined rank-1 minus the sharpened stage one's;
+* ``beats_sharpened``: the verdict "beats the trivial sharpened stage one on rank-1 and FD" (FD
+  strictly lower, rank-1 strictly higher), shaped like ``go_no_go``.
+
 Nothing here knows about images: it only reads figures, so the report, the CLI and a reader of a
 saved JSON report get the same numbers.
 """
@@ -41,7 +50,7 @@ class StageCriterion:
 
     name: str
     figure: str
-    op: str  # "<=" or ">="
+    op: str  # "<=", ">=", "<" or ">"
     threshold: float
 
     def check(self, figures: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,8 +62,12 @@ class StageCriterion:
                 met = float(value) <= self.threshold + _TOLERANCE
             elif self.op == ">=":
                 met = float(value) >= self.threshold - _TOLERANCE
+            elif self.op == "<":
+                met = float(value) < self.threshold - _TOLERANCE
+            elif self.op == ">":
+                met = float(value) > self.threshold + _TOLERANCE
             else:
-                raise ValueError(f"unknown comparison {self.op!r}; use '<=' or '>='")
+                raise ValueError(f"unknown comparison {self.op!r}; use '<=', '>=', '<' or '>'")
         return {
             "name": self.name,
             "figure": self.figure,
@@ -78,6 +91,18 @@ DONE = (
     StageCriterion("rank-1 >= stage one", "rank1_difference", ">=", 0.0),
     StageCriterion("rank-1 >= sketch itself", "rank1_minus_sketch", ">=", 0.0),
     StageCriterion("grid ratio <= 1.1", "refined_grid_artifact_ratio", "<=", 1.1),
+)
+
+#: Title of the verdict against the trivial second stage (``beats_sharpened``).
+BEATS_SHARPENED_TITLE = "beats the trivial sharpened stage one on rank-1 and FD"
+#: Refined against stage one + unsharp mask: strictly better on both figures. Not one of issue
+#: 22's criteria (its verdicts stay as they are); it says whether a refiner that meets them does
+#: more than sharpen.
+BEATS_SHARPENED = (
+    StageCriterion(
+        "realism FD < sharpened stage one's", "realism_distance_ratio_vs_sharpened", "<", 1.0
+    ),
+    StageCriterion("rank-1 > sharpened stage one's", "rank1_minus_sharpened", ">", 0.0),
 )
 
 
@@ -109,18 +134,24 @@ def compare_stages(
     stage_one: Mapping[str, Any],
     refined: Mapping[str, Any],
     sketch: Mapping[str, Any] | None = None,
+    sharpened: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Refined against stage one (and the sketch itself) on the same pairs; see the module doc.
+    """Refined against stage one (and the sketch itself, and stage one sharpened) on the same
+    pairs; see the module doc.
 
     Args:
         stage_one, refined: figures of the two stages (``realism_distance``, ``rank1``, ...).
         sketch: the sketch baseline's figures, or None / an unavailable baseline (then
             ``rank1_minus_sketch`` is None and the "done" verdict is undecided).
+        sharpened: the figures of stage one + unsharp mask (the trivial second stage), or None /
+            an unavailable baseline (then the figures against it are None and ``beats_sharpened``
+            is undecided).
 
     Returns:
         A JSON-ready dict: the ratios and differences, the refined figures the criteria read
         (``refined_realism_accuracy``, ``refined_grid_artifact_ratio``), and the ``go_no_go`` and
-        ``done`` verdicts; undefined figures are None.
+        ``done`` verdicts, the figures against the sharpened stage one and the
+        ``beats_sharpened`` verdict; undefined figures are None.
     """
     figures: dict[str, Any] = {
         "realism_distance_ratio": _ratio(
@@ -135,16 +166,29 @@ def compare_stages(
             if sketch is not None and sketch.get("available", True)
             else None
         ),
+        "realism_distance_ratio_vs_sharpened": (
+            _ratio(refined.get("realism_distance"), sharpened.get("realism_distance"))
+            if sharpened is not None and sharpened.get("available", True)
+            else None
+        ),
+        "rank1_minus_sharpened": (
+            _difference(refined.get("rank1"), sharpened.get("rank1"))
+            if sharpened is not None and sharpened.get("available", True)
+            else None
+        ),
         "refined_realism_accuracy": _finite(refined.get("realism_accuracy")),
         "refined_grid_artifact_ratio": _finite(refined.get("grid_artifact_ratio")),
     }
     figures["go_no_go"] = _verdict(GO_NO_GO, figures)
     figures["done"] = _verdict(DONE, figures)
+    figures["beats_sharpened"] = _verdict(BEATS_SHARPENED, figures)
     return figures
 
 
 def describe_comparison(comparison: Mapping[str, Any]) -> list[str]:
-    """Lines for the summary table: the go/no-go figures, then each verdict criterion by name."""
+    """Lines for the summary table: the go/no-go figures, then each verdict criterion by name, then
+    refined against the sharpened stage one (when the comparison has it: older saved reports
+    do not)."""
 
     def number(value: Any, fmt: str) -> str:
         return "n/a" if value is None else format(value, fmt)
@@ -153,12 +197,13 @@ def describe_comparison(comparison: Mapping[str, Any]) -> list[str]:
         block = comparison[key]
         marks = {True: "met", False: "NOT met", None: "undecided"}
         cells = "; ".join(
-            f"{c['name']}: {marks[c['met']]} ({number(c['value'], '+.3f' if c['op'] == '>=' else '.3f')})"
+            f"{c['name']}: {marks[c['met']]} "
+            f"({number(c['value'], '+.3f' if c['op'] in ('>=', '>') else '.3f')})"
             for c in block["criteria"]
         )
         return f"  {title} -> {marks[block['met']]}: {cells}"
 
-    return [
+    lines = [
         "refined vs stage one (same pairs): realism FD ratio "
         f"{number(comparison['realism_distance_ratio'], '.3f')}, rank-1 "
         f"{number(comparison['rank1_difference'], '+.3f')}, rank-5 "
@@ -170,3 +215,11 @@ def describe_comparison(comparison: Mapping[str, Any]) -> list[str]:
         verdict("go_no_go", "issue 22 go/no-go"),
         verdict("done", "issue 22 done-means (on FS2K test)"),
     ]
+    if "beats_sharpened" in comparison:
+        lines += [
+            "refined vs stage one + unsharp mask (trivial 2nd stage, same pairs): realism FD ratio "
+            f"{number(comparison.get('realism_distance_ratio_vs_sharpened'), '.3f')}, rank-1 "
+            f"{number(comparison.get('rank1_minus_sharpened'), '+.3f')}",
+            verdict("beats_sharpened", BEATS_SHARPENED_TITLE),
+        ]
+    return lines
