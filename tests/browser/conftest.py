@@ -5,13 +5,12 @@ thread, and Debian's chromium driven by Playwright. Skipped only when /usr/bin/c
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from .browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, serving_at
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +48,6 @@ def live_server(
     Plain http://127.0.0.1 would get a cookie without Secure (local development, docs/web.md);
     SECURE_COOKIES=1 keeps the flag, which chromium honours on localhost.
     """
-    from werkzeug.serving import make_server
 
     from sketch2face.web import create_app
     from sketch2face.web.database import new_session
@@ -64,12 +62,8 @@ def live_server(
     with new_session(app) as session:
         create_user(session, "alice", PASSWORD)
         session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with serving_at(app) as base:
+        yield base
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import re
 import secrets
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .browser_support import ARTIFACTS, PASSWORD
+from .browser_support import ARTIFACTS, PASSWORD, serving_at, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +43,6 @@ def backdrop_server(
     """The app as in conftest's ``live_server`` (production cookies, tiny checkpoint and tiny
     refiner: both stages), on a random port; yields the base URL and the app (to read what was
     stored)."""
-    from werkzeug.serving import make_server
 
     from sketch2face.serving.client import InProcessModelClient
     from sketch2face.web import create_app
@@ -67,20 +65,8 @@ def backdrop_server(
     with new_session(app) as session:
         create_user(session, "alice", PASSWORD)
         session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", app
-    server.shutdown()
-    thread.join(5)
-
-
-def sign_in(page: Any, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/new")
+    with serving_at(app) as base:
+        yield base, app
 
 
 def sketch_file(folder: Path) -> Path:

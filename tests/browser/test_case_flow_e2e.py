@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from .browser_support import ARTIFACTS, PASSWORD
+from .browser_support import ARTIFACTS, PASSWORD, serving_at, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -68,7 +67,6 @@ def case_server(
 
     Yields the base URL and the data folder (which holds the instance's public key).
     """
-    from werkzeug.serving import make_server
 
     from sketch2face.serving.client import InProcessModelClient
     from sketch2face.web import create_app
@@ -91,12 +89,8 @@ def case_server(
             create_user(session, name, PASSWORD)
         session.commit()
     _gallery_for_alice(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", data_dir
-    server.shutdown()
-    thread.join(5)
+    with serving_at(app) as base:
+        yield base, data_dir
 
 
 def _gallery_for_alice(app: Any) -> None:
@@ -121,14 +115,6 @@ def _gallery_for_alice(app: Any) -> None:
         session.commit()
         files = [SourceFile(p.name, p.stat().st_size, p.read_bytes) for p in photos]
         enrol_files(session, get_store(app), gallery, files, gallery_web(app).searcher.encoder)
-
-
-def sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/new")
 
 
 def shot(page: Any, name: str) -> Path:

@@ -7,19 +7,11 @@ from typing import Any
 
 import pytest
 
-from .browser_support import ARTIFACTS, PASSWORD
+from .browser_support import ARTIFACTS, sign_in
 
 pytestmark = pytest.mark.browser
 #: the first generation loads the model; on a busy 2-vCPU CI box that can take a while
 GENERATION_TIMEOUT_MS = 120_000
-
-
-def sign_in(page: Any, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/new")
 
 
 def dark_pixels(page: Any) -> int:
