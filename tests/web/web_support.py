@@ -80,14 +80,12 @@ class WebClient:
 
 
 @contextmanager
-def running_model_server(model_client: Any, token: str | None = "model-secret") -> Iterator[str]:
-    """serve-model's app on a random local port (real HTTP, in a thread, with a bearer token
-    unless ``token`` is None); yields its base URL and shuts it down afterwards."""
+def serving_at(app: Any) -> Iterator[str]:
+    """Serve the WSGI ``app`` on a free local port (real HTTP, in a thread); yields its base URL
+    and shuts it down afterwards."""
     from werkzeug.serving import make_server
 
-    from sketch2face.serving.server import create_model_app
-
-    server = make_server("127.0.0.1", 0, create_model_app(model_client, token=token), threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -95,6 +93,16 @@ def running_model_server(model_client: Any, token: str | None = "model-secret") 
     finally:
         server.shutdown()
         thread.join(5)
+
+
+@contextmanager
+def running_model_server(model_client: Any, token: str | None = "model-secret") -> Iterator[str]:
+    """serve-model's app on a random local port (with a bearer token unless ``token`` is None);
+    yields its base URL and shuts it down afterwards."""
+    from sketch2face.serving.server import create_model_app
+
+    with serving_at(create_model_app(model_client, token=token)) as base:
+        yield base
 
 
 def sketch_png(size_px: int = 48) -> bytes:
