@@ -12,7 +12,14 @@ import torch
 from sketch2face.errors import CheckpointError
 from sketch2face.evaluation.metrics import ssim
 from sketch2face.models.checkpoint import load_checkpoint, save_checkpoint
-from sketch2face.models.losses import GANLoss, contextual_loss, ssim_loss
+from sketch2face.models.losses import (
+    SPECTRUM_BINS,
+    GANLoss,
+    contextual_loss,
+    radial_log_power,
+    spectrum_loss,
+    ssim_loss,
+)
 from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
 from sketch2face.models.unet import GeneratorConfig, UNetGenerator
 
@@ -107,6 +114,46 @@ def test_ssim_loss_gradient_descent_raises_ssim() -> None:
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     after = ssim_loss(fake.detach() - 100.0 * grad, real)  # per-pixel gradients are ~1e-3
     assert after.item() < start.item() - 0.01
+
+
+def _box_blur(images: torch.Tensor, size: int = 5) -> torch.Tensor:
+    kernel = torch.ones(3, 1, size, size) / size**2
+    padded = torch.nn.functional.pad(images, [size // 2] * 4, mode="reflect")
+    return torch.nn.functional.conv2d(padded, kernel, groups=3)
+
+
+def test_radial_power_falls_at_high_frequencies_when_an_image_is_blurred() -> None:
+    torch.manual_seed(0)
+    sharp = torch.rand(2, 3, 64, 64) * 2 - 1
+    sharp_power = radial_log_power(sharp)
+    blurred_power = radial_log_power(_box_blur(sharp))
+    assert sharp_power.shape == (2, SPECTRUM_BINS)
+    # blur keeps the coarsest band and removes most of the finest
+    assert (blurred_power[:, 0] - sharp_power[:, 0]).abs().max() < 0.3
+    assert (sharp_power[:, -4:] - blurred_power[:, -4:]).min() > 1.0
+
+
+def test_radial_power_ignores_where_the_detail_is() -> None:
+    torch.manual_seed(1)
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    flipped = image.flip(-1)  # same detail, mirrored: a pixel loss would call it far off
+    assert spectrum_loss(flipped, image).item() < 0.05
+    assert (flipped - image).abs().mean().item() > 0.5
+
+
+def test_spectrum_loss_is_zero_for_the_photo_and_sharpens_a_blurred_face() -> None:
+    torch.manual_seed(2)
+    photo = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert spectrum_loss(photo, photo).item() == pytest.approx(0.0, abs=1e-6)
+    fake = _box_blur(photo).requires_grad_(True)
+    start = spectrum_loss(fake, photo)
+    (grad,) = torch.autograd.grad(start, fake)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    # descending the loss puts fine detail back: the finest bands gain power
+    stepped = (fake.detach() - 2000.0 * grad).clamp(-1, 1)
+    assert spectrum_loss(stepped, photo).item() < start.item() - 0.05
+    gained = radial_log_power(stepped)[:, -4:] - radial_log_power(fake.detach())[:, -4:]
+    assert gained.mean().item() > 0
 
 
 def test_checkpoint_round_trip_same_outputs(tmp_path: Path) -> None:

@@ -172,6 +172,24 @@ def test_ssim_term_is_trained_and_an_older_metrics_log_is_upgraded(
     assert ssim_off.train_step(batch.sketch, batch.photo)["G_ssim"] == 0.0  # off: not computed
 
 
+def test_spectrum_term_is_logged_and_weighted_into_the_generator_loss(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    data = _fixture_pairs(shared_dir)
+    base = _cfg(tmp_path / "on", max_steps=1)
+    on = TrainConfig(**{**base.__dict__, "loss": LossConfig(contextual_pool_px=4, spectrum=5.0)})
+    trainer = Pix2PixTrainer(on, data, show_progress=False)
+    batch = trainer._batch(0)
+    losses = trainer.train_step(batch.sketch, batch.photo)
+    assert losses["G_spec"] > 0.05  # an untrained generator's faces lack the photos' detail
+    parts = (
+        losses["G_gan"] + 100.0 * losses["G_l1"] + losses["G_cx"] + 5.0 * losses["G_spec"]
+    )  # LossConfig defaults: gan 1, l1 100, contextual 1; ssim, identity ... off
+    assert losses["G_total"] == pytest.approx(parts, rel=2e-2)
+    off = Pix2PixTrainer(_cfg(tmp_path / "off", max_steps=1), data, show_progress=False)
+    assert off.train_step(batch.sketch, batch.photo)["G_spec"] == 0.0  # off: not computed
+
+
 def test_a_resumed_run_drops_log_rows_of_the_steps_it_redoes(
     shared_dir: Path, tmp_path: Path
 ) -> None:

@@ -178,3 +178,50 @@ def pooled(features: torch.Tensor, size_px: int) -> torch.Tensor:
     if features.shape[-1] <= size_px and features.shape[-2] <= size_px:
         return features
     return F.adaptive_avg_pool2d(features, size_px)
+
+
+#: Radial frequency bins of :func:`radial_log_power` (linear in frequency, 0 < f <= 0.5 cycles/px).
+SPECTRUM_BINS = 16
+_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def _radial_bin_matrix(height: int, width: int, bins: int, device: torch.device) -> torch.Tensor:
+    """(H * (W//2 + 1), bins) matrix that averages an rfft2 power map into radial bins."""
+    fy = torch.fft.fftfreq(height, device=device)[:, None]
+    fx = torch.fft.rfftfreq(width, device=device)[None, :]
+    radius = torch.sqrt(fy**2 + fx**2).flatten()
+    index = torch.ceil(radius / 0.5 * bins).long() - 1  # DC -> -1 (dropped), 0.5 -> bins - 1
+    used = (index >= 0) & (index < bins)
+    onehot = torch.zeros(radius.numel(), bins, device=device)
+    onehot[used.nonzero().squeeze(1), index[used]] = 1.0
+    return onehot / onehot.sum(0).clamp_min(1.0)
+
+
+def radial_log_power(images: torch.Tensor, bins: int = SPECTRUM_BINS) -> torch.Tensor:
+    """(N, bins) log10 mean luma power per radial frequency band of (N, 3, H, W) images in [-1, 1].
+
+    Mean removed and a Hann window applied first, so the image border adds no false edges. Phase is
+    ignored: this is how much detail an image has at each scale, not where it is."""
+    with torch.autocast(images.device.type, enabled=False):  # FFT in float32
+        x = images.float()
+        weights = x.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)
+        luma = (x * weights).sum(1) * 127.5  # 0..255 grey levels, like the evaluation's
+        luma = luma - luma.mean((1, 2), keepdim=True)
+        height, width = luma.shape[-2:]
+        window = torch.outer(
+            torch.hann_window(height, periodic=True, device=x.device),
+            torch.hann_window(width, periodic=True, device=x.device),
+        )
+        power = torch.fft.rfft2(luma * window).abs().square() / (height * width)
+        matrix = _radial_bin_matrix(height, width, bins, x.device)
+        return torch.log10(power.flatten(1) @ matrix + 1e-6)
+
+
+def spectrum_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mean |log10 power| difference per radial frequency band between each face and its photo.
+
+    A pixel loss pays for blur where detail is uncertain (pores, hair strands, the edge of an
+    eyelid drawn a pixel off); this pays for the missing detail itself, at the scale the photo of
+    *this* person has it, without asking where each stroke goes. Phase-free, so it pairs with the
+    pixel, SSIM and identity losses that decide what the detail is."""
+    return (radial_log_power(fake) - radial_log_power(real)).abs().mean()

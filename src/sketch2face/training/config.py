@@ -92,7 +92,8 @@ DIRECTIONS = ("sketch2photo", "photo2sketch", "refine")
 @dataclass(frozen=True)
 class LossConfig:
     """Generator loss = gan * L_GAN + l1 * L1 + ssim * (1 - SSIM) + contextual * CX + identity * ID
-    + face_perceptual * P + gender * BCE(gender head) + attribute * L1(region colours)."""
+    + face_perceptual * P + gender * BCE(gender head) + attribute * L1(region colours)
+    + spectrum * S (radial power spectrum)."""
 
     gan: float = 1.0
     l1: float = 100.0  # pix2pix §3.1
@@ -114,6 +115,9 @@ class LossConfig:
     #: L1 of the mean colour of the generated cheeks / hair band against the requested skin tone /
     #: hair colour (models/losses.region_colour_loss), on every row with that request
     attribute: float = 0.0
+    #: mean |log10 luma power| difference per radial frequency band between each face and its own
+    #: photo (models/losses.spectrum_loss): pays for missing detail, not for where it is
+    spectrum: float = 0.0
     #: random similarity jitter of the face chip each step (keeps the recogniser from being gamed)
     chip_jitter: bool = True
 

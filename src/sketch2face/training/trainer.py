@@ -47,6 +47,7 @@ from sketch2face.models.losses import (
     contextual_loss,
     pooled,
     region_colour_loss,
+    spectrum_loss,
     ssim_map,
     structure_ssim_map,
 )
@@ -83,6 +84,7 @@ LOSS_NAMES = (  # columns of metrics.csv, in order
     "G_fperc",
     "G_gender",
     "G_attr",
+    "G_spec",
     "id_cos",
     "G_total",
 )
@@ -669,6 +671,9 @@ class Pix2PixTrainer:
             if cfg.loss.attribute > 0 and regions is not None and attributes is not None:
                 targets, known = colour_requests(attributes)
                 loss_g_attr = region_colour_loss(fake, regions, targets, known)
+            loss_g_spec = zero
+            if cfg.loss.spectrum > 0 and any_factual:
+                loss_g_spec = spectrum_loss(fake[factual], photo[factual])
             loss_g_id, loss_g_fp, loss_g_gender, id_cos = zero, zero, zero, zero
             if self.face_loss is not None and chip_matrices is not None and chip_valid is not None:
                 face = self.face_loss(
@@ -692,6 +697,7 @@ class Pix2PixTrainer:
                 + cfg.loss.face_perceptual * loss_g_fp
                 + cfg.loss.gender * loss_g_gender
                 + cfg.loss.attribute * loss_g_attr
+                + cfg.loss.spectrum * loss_g_spec
             )
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -710,6 +716,7 @@ class Pix2PixTrainer:
             loss_g_fp,
             loss_g_gender,
             loss_g_attr,
+            loss_g_spec,
             id_cos,
             loss_g,
         ]
