@@ -16,9 +16,11 @@ from sketch2face.models.losses import (
     SPECTRUM_BINS,
     GANLoss,
     contextual_loss,
+    face_oval,
     radial_log_power,
     spectrum_loss,
     ssim_loss,
+    structure_keeping_loss,
 )
 from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
 from sketch2face.models.unet import GeneratorConfig, UNetGenerator
@@ -154,6 +156,28 @@ def test_spectrum_loss_is_zero_for_the_photo_and_sharpens_a_blurred_face() -> No
     assert spectrum_loss(stepped, photo).item() < start.item() - 0.05
     gained = radial_log_power(stepped)[:, -4:] - radial_log_power(fake.detach())[:, -4:]
     assert gained.mean().item() > 0
+
+
+def test_structure_keeping_loss_lets_detail_change_but_not_shape() -> None:
+    torch.manual_seed(3)
+    face = _box_blur(torch.rand(1, 3, 64, 64) * 2 - 1, 9) * 4  # smooth "shading" of +-0.5
+    assert structure_keeping_loss(face, face).item() == pytest.approx(0.0, abs=1e-6)
+    fine = 0.2 * torch.sign(torch.randn(1, 1, 64, 64)).expand(1, 3, 64, 64)  # pixel-scale detail
+    detail = structure_keeping_loss(face + fine, face, sigma_px=3.0).item()
+    lit = structure_keeping_loss(face + 0.2, face, sigma_px=3.0).item()  # same amplitude, shading
+    moved = structure_keeping_loss(face.roll(4, dims=-1), face, sigma_px=3.0).item()
+    assert lit > 5 * detail and moved > 2 * detail
+    # colour alone (same luma) is free: more red, less green, balanced to no luma change
+    tint = torch.zeros(1, 3, 64, 64)
+    tint[:, 0], tint[:, 1] = 0.1, -0.1 * 0.299 / 0.587
+    assert structure_keeping_loss(face + tint, face).item() < 1e-4
+
+
+def test_the_face_oval_covers_the_face_and_frees_the_corners() -> None:
+    oval = face_oval(256, 256, torch.device("cpu"))[0, 0]
+    assert oval[133, 128] == 1.0 and oval[90, 128] == 1.0  # face centre, eyes
+    assert oval[5, 5] == 0.0 and oval[250, 250] == 0.0 and oval[128, 2] == 0.0
+    assert 0.3 < oval.mean().item() < 0.6
 
 
 def test_checkpoint_round_trip_same_outputs(tmp_path: Path) -> None:

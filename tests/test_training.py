@@ -190,6 +190,18 @@ def test_spectrum_term_is_logged_and_weighted_into_the_generator_loss(
     assert off.train_step(batch.sketch, batch.photo)["G_spec"] == 0.0  # off: not computed
 
 
+def test_keep_structure_is_for_refiner_runs_only() -> None:
+    with pytest.raises(ConfigError, match="keep_structure"):
+        TrainConfig(loss=LossConfig(keep_structure=10.0))  # a sketch -> photo run
+    with pytest.raises(ConfigError, match="sigma"):
+        TrainConfig(
+            data=DataConfig(direction="refine"),
+            loss=LossConfig(keep_structure=10.0, keep_structure_sigma_px=0.0),
+        )
+    cfg = TrainConfig(data=DataConfig(direction="refine"), loss=LossConfig(keep_structure=10.0))
+    assert cfg.loss.keep_structure == 10.0
+
+
 def test_a_resumed_run_drops_log_rows_of_the_steps_it_redoes(
     shared_dir: Path, tmp_path: Path
 ) -> None:

@@ -225,3 +225,43 @@ def spectrum_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     *this* person has it, without asking where each stroke goes. Phase-free, so it pairs with the
     pixel, SSIM and identity losses that decide what the detail is."""
     return (radial_log_power(fake) - radial_log_power(real)).abs().mean()
+
+
+def _gaussian_kernel_1d(sigma_px: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, int(round(3 * sigma_px)))
+    taps = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (taps / sigma_px) ** 2)
+    return kernel / kernel.sum()
+
+
+def coarse_luma(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """(N, 1, H, W) luma of (N, 3, H, W) images, Gaussian-blurred by ``sigma_px`` (reflect pad):
+    the face's shape and shading without its fine detail."""
+    x = images.float()
+    luma = (x * x.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    kernel = _gaussian_kernel_1d(sigma_px, x.device)
+    pad = kernel.numel() // 2
+    luma = F.conv2d(F.pad(luma, (pad, pad, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(luma, (0, 0, pad, pad), mode="reflect"), kernel.view(1, 1, -1, 1))
+
+
+def face_oval(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """(1, 1, H, W) weight, 1 inside the oval where an aligned face lies (forehead to chin, cheek to
+    cheek), falling to 0 over a soft edge: backgrounds and clothes are free to change."""
+    y = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height
+    x = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
+    r = torch.sqrt(((x[None, :] - 0.5) / 0.30) ** 2 + ((y[:, None] - 0.52) / 0.40) ** 2)
+    return ((1.25 - r) / 0.25).clamp(0.0, 1.0)[None, None]
+
+
+def structure_keeping_loss(
+    refined: torch.Tensor, source: torch.Tensor, sigma_px: float = 3.0
+) -> torch.Tensor:
+    """Mean |coarse luma of the refined face - coarse luma of its input| inside the face oval.
+
+    A refiner may restore detail (texture, crisp edges, no pencil lines) but must not move the
+    face's shape or shading, which carry who the person is: what it cannot see in its input it
+    would take from the faces it was trained on. Colour stays free (red blotches are chroma)."""
+    weight = face_oval(*refined.shape[-2:], refined.device)
+    diff = (coarse_luma(refined, sigma_px) - coarse_luma(source, sigma_px)).abs()
+    return (diff * weight).sum() / (weight.sum() * refined.shape[0])

@@ -93,7 +93,7 @@ DIRECTIONS = ("sketch2photo", "photo2sketch", "refine")
 class LossConfig:
     """Generator loss = gan * L_GAN + l1 * L1 + ssim * (1 - SSIM) + contextual * CX + identity * ID
     + face_perceptual * P + gender * BCE(gender head) + attribute * L1(region colours)
-    + spectrum * S (radial power spectrum)."""
+    + spectrum * S (radial power spectrum) + keep_structure * K (refiner: coarse luma of its input)."""
 
     gan: float = 1.0
     l1: float = 100.0  # pix2pix §3.1
@@ -118,6 +118,12 @@ class LossConfig:
     #: mean |log10 luma power| difference per radial frequency band between each face and its own
     #: photo (models/losses.spectrum_loss): pays for missing detail, not for where it is
     spectrum: float = 0.0
+    #: refiner runs only (data.direction "refine"): mean |coarse luma of the refined face - of its
+    #: input| inside the face oval (models/losses.structure_keeping_loss): detail may change, the
+    #: face's shape and shading (who it is) may not
+    keep_structure: float = 0.0
+    #: Gaussian sigma (px at 256) of that coarse luma: structure larger than ~2 sigma is kept
+    keep_structure_sigma_px: float = 3.0
     #: random similarity jitter of the face chip each step (keeps the recogniser from being gamed)
     chip_jitter: bool = True
 
@@ -185,6 +191,18 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        if self.loss.keep_structure > 0 and self.data.direction != "refine":
+            raise ConfigError(
+                "loss.keep_structure keeps a refiner's output close to its input face; a "
+                f"{self.data.direction!r} run's input is not a face: set it to 0 or use "
+                'data.direction = "refine"'
+            )
+        if self.loss.keep_structure_sigma_px <= 0:
+            raise ConfigError(
+                f"loss.keep_structure_sigma_px must be > 0, not {self.loss.keep_structure_sigma_px}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict (JSON-serialisable)."""

@@ -49,6 +49,7 @@ from sketch2face.models.losses import (
     region_colour_loss,
     spectrum_loss,
     ssim_map,
+    structure_keeping_loss,
     structure_ssim_map,
 )
 from sketch2face.models.patchgan import PatchGANDiscriminator
@@ -85,6 +86,7 @@ LOSS_NAMES = (  # columns of metrics.csv, in order
     "G_gender",
     "G_attr",
     "G_spec",
+    "G_keep",
     "id_cos",
     "G_total",
 )
@@ -674,6 +676,9 @@ class Pix2PixTrainer:
             loss_g_spec = zero
             if cfg.loss.spectrum > 0 and any_factual:
                 loss_g_spec = spectrum_loss(fake[factual], photo[factual])
+            loss_g_keep = zero
+            if cfg.loss.keep_structure > 0:  # a refiner run: the input is a face
+                loss_g_keep = structure_keeping_loss(fake, sketch, cfg.loss.keep_structure_sigma_px)
             loss_g_id, loss_g_fp, loss_g_gender, id_cos = zero, zero, zero, zero
             if self.face_loss is not None and chip_matrices is not None and chip_valid is not None:
                 face = self.face_loss(
@@ -698,6 +703,7 @@ class Pix2PixTrainer:
                 + cfg.loss.gender * loss_g_gender
                 + cfg.loss.attribute * loss_g_attr
                 + cfg.loss.spectrum * loss_g_spec
+                + cfg.loss.keep_structure * loss_g_keep
             )
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -717,6 +723,7 @@ class Pix2PixTrainer:
             loss_g_gender,
             loss_g_attr,
             loss_g_spec,
+            loss_g_keep,
             id_cos,
             loss_g,
         ]
