@@ -16,6 +16,8 @@ from sketch2face.models.losses import (
     SPECTRUM_BINS,
     GANLoss,
     contextual_loss,
+    dark_line_loss,
+    dark_line_map,
     face_oval,
     radial_log_power,
     spectrum_loss,
@@ -178,6 +180,32 @@ def test_the_face_oval_covers_the_face_and_frees_the_corners() -> None:
     assert oval[133, 128] == 1.0 and oval[90, 128] == 1.0  # face centre, eyes
     assert oval[5, 5] == 0.0 and oval[250, 250] == 0.0 and oval[128, 2] == 0.0
     assert 0.3 < oval.mean().item() < 0.6
+
+
+def test_dark_line_map_sees_thin_strokes_not_shading() -> None:
+    canvas = torch.zeros(1, 3, 32, 32)
+    stroke = canvas.clone()
+    stroke[..., 16, 4:28] = -0.8  # a one-pixel pencil line
+    shading = canvas.clone()
+    shading[..., 8:24, 4:28] = -0.8  # a dark band wider than a line: shading, not a stroke
+    assert dark_line_map(stroke)[0, 0, 16, 10].item() == pytest.approx(0.8)
+    assert dark_line_map(stroke)[0, 0, 10, 10].item() == 0.0
+    assert dark_line_map(shading).abs().max().item() == 0.0
+    assert dark_line_map(canvas + 0.3).abs().max().item() == 0.0  # brightness alone: nothing
+
+
+def test_dark_line_loss_charges_only_lines_the_photo_lacks() -> None:
+    photo = torch.zeros(1, 3, 32, 32)
+    photo[..., 8, 4:28] = -0.6  # the photo's own line (an eyelid, a hair)
+    drawn = photo.clone()
+    drawn[..., 20, 4:28] = -0.6  # an outline the photo does not have
+    assert dark_line_loss(photo, photo).item() == 0.0
+    assert dark_line_loss(torch.zeros_like(photo), photo).item() == 0.0  # missing lines are free
+    assert dark_line_loss(drawn, photo).item() == pytest.approx(0.6 * 24 / 32**2, rel=1e-4)
+    fake = drawn.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(dark_line_loss(fake, photo), fake)
+    assert grad[..., 20, 10].sum().item() < 0  # descending lightens the drawn line
+    assert grad[..., 8, 10].abs().sum().item() == 0.0  # and leaves the photo's own line alone
 
 
 def test_checkpoint_round_trip_same_outputs(tmp_path: Path) -> None:

@@ -172,27 +172,37 @@ def test_ssim_term_is_trained_and_an_older_metrics_log_is_upgraded(
     assert ssim_off.train_step(batch.sketch, batch.photo)["G_ssim"] == 0.0  # off: not computed
 
 
-def test_spectrum_term_is_logged_and_weighted_into_the_generator_loss(
+def test_spectrum_and_line_terms_are_logged_and_weighted_into_the_generator_loss(
     shared_dir: Path, tmp_path: Path
 ) -> None:
     data = _fixture_pairs(shared_dir)
     base = _cfg(tmp_path / "on", max_steps=1)
-    on = TrainConfig(**{**base.__dict__, "loss": LossConfig(contextual_pool_px=4, spectrum=5.0)})
+    on = TrainConfig(
+        **{**base.__dict__, "loss": LossConfig(contextual_pool_px=4, spectrum=5.0, dark_lines=50.0)}
+    )
     trainer = Pix2PixTrainer(on, data, show_progress=False)
     batch = trainer._batch(0)
     losses = trainer.train_step(batch.sketch, batch.photo)
     assert losses["G_spec"] > 0.05  # an untrained generator's faces lack the photos' detail
+    assert losses["G_line"] >= 0.0
     parts = (
-        losses["G_gan"] + 100.0 * losses["G_l1"] + losses["G_cx"] + 5.0 * losses["G_spec"]
+        losses["G_gan"]
+        + 100.0 * losses["G_l1"]
+        + losses["G_cx"]
+        + 5.0 * losses["G_spec"]
+        + 50.0 * losses["G_line"]
     )  # LossConfig defaults: gan 1, l1 100, contextual 1; ssim, identity ... off
     assert losses["G_total"] == pytest.approx(parts, rel=2e-2)
     off = Pix2PixTrainer(_cfg(tmp_path / "off", max_steps=1), data, show_progress=False)
-    assert off.train_step(batch.sketch, batch.photo)["G_spec"] == 0.0  # off: not computed
+    off_losses = off.train_step(batch.sketch, batch.photo)
+    assert off_losses["G_spec"] == 0.0 and off_losses["G_line"] == 0.0  # off: not computed
 
 
 def test_keep_structure_is_for_refiner_runs_only() -> None:
     with pytest.raises(ConfigError, match="keep_structure"):
         TrainConfig(loss=LossConfig(keep_structure=10.0))  # a sketch -> photo run
+    with pytest.raises(ConfigError, match="dark_line_width_px"):
+        TrainConfig(loss=LossConfig(dark_lines=100.0, dark_line_width_px=0))
     with pytest.raises(ConfigError, match="sigma"):
         TrainConfig(
             data=DataConfig(direction="refine"),

@@ -93,7 +93,8 @@ DIRECTIONS = ("sketch2photo", "photo2sketch", "refine")
 class LossConfig:
     """Generator loss = gan * L_GAN + l1 * L1 + ssim * (1 - SSIM) + contextual * CX + identity * ID
     + face_perceptual * P + gender * BCE(gender head) + attribute * L1(region colours)
-    + spectrum * S (radial power spectrum) + keep_structure * K (refiner: coarse luma of its input)."""
+    + spectrum * S (radial power spectrum) + keep_structure * K (refiner: coarse luma of its input)
+    + dark_lines * D (thin dark lines the photo lacks)."""
 
     gan: float = 1.0
     l1: float = 100.0  # pix2pix §3.1
@@ -124,6 +125,11 @@ class LossConfig:
     keep_structure: float = 0.0
     #: Gaussian sigma (px at 256) of that coarse luma: structure larger than ~2 sigma is kept
     keep_structure_sigma_px: float = 3.0
+    #: mean strength of thin dark lines (black top-hat of the luma, models/losses.dark_line_loss)
+    #: in the face beyond its photo's at the same pixel: no drawn outlines where the photo has none
+    dark_lines: float = 0.0
+    #: widest line (px at 256) that counts as a line rather than shading
+    dark_line_width_px: int = 3
     #: random similarity jitter of the face chip each step (keeps the recogniser from being gamed)
     chip_jitter: bool = True
 
@@ -198,6 +204,10 @@ class TrainConfig:
                 "loss.keep_structure keeps a refiner's output close to its input face; a "
                 f"{self.data.direction!r} run's input is not a face: set it to 0 or use "
                 'data.direction = "refine"'
+            )
+        if self.loss.dark_line_width_px < 1:
+            raise ConfigError(
+                f"loss.dark_line_width_px must be >= 1, not {self.loss.dark_line_width_px}"
             )
         if self.loss.keep_structure_sigma_px <= 0:
             raise ConfigError(

@@ -45,6 +45,7 @@ from sketch2face.models.losses import (
     GANLoss,
     VGG19Features,
     contextual_loss,
+    dark_line_loss,
     pooled,
     region_colour_loss,
     spectrum_loss,
@@ -87,6 +88,7 @@ LOSS_NAMES = (  # columns of metrics.csv, in order
     "G_attr",
     "G_spec",
     "G_keep",
+    "G_line",
     "id_cos",
     "G_total",
 )
@@ -676,6 +678,11 @@ class Pix2PixTrainer:
             loss_g_spec = zero
             if cfg.loss.spectrum > 0 and any_factual:
                 loss_g_spec = spectrum_loss(fake[factual], photo[factual])
+            loss_g_line = zero
+            if cfg.loss.dark_lines > 0 and any_factual:
+                loss_g_line = dark_line_loss(
+                    fake[factual], photo[factual], cfg.loss.dark_line_width_px
+                )
             loss_g_keep = zero
             if cfg.loss.keep_structure > 0:  # a refiner run: the input is a face
                 loss_g_keep = structure_keeping_loss(fake, sketch, cfg.loss.keep_structure_sigma_px)
@@ -704,6 +711,7 @@ class Pix2PixTrainer:
                 + cfg.loss.attribute * loss_g_attr
                 + cfg.loss.spectrum * loss_g_spec
                 + cfg.loss.keep_structure * loss_g_keep
+                + cfg.loss.dark_lines * loss_g_line
             )
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -724,6 +732,7 @@ class Pix2PixTrainer:
             loss_g_attr,
             loss_g_spec,
             loss_g_keep,
+            loss_g_line,
             id_cos,
             loss_g,
         ]
