@@ -185,6 +185,12 @@ SPECTRUM_BINS = 16
 _LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) BT.601 luma (float32) of (N, 3, H, W) images, in their own range."""
+    x = images.float()
+    return (x * x.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
 def _radial_bin_matrix(height: int, width: int, bins: int, device: torch.device) -> torch.Tensor:
     """(H * (W//2 + 1), bins) matrix that averages an rfft2 power map into radial bins."""
     fy = torch.fft.fftfreq(height, device=device)[:, None]
@@ -203,17 +209,15 @@ def radial_log_power(images: torch.Tensor, bins: int = SPECTRUM_BINS) -> torch.T
     Mean removed and a Hann window applied first, so the image border adds no false edges. Phase is
     ignored: this is how much detail an image has at each scale, not where it is."""
     with torch.autocast(images.device.type, enabled=False):  # FFT in float32
-        x = images.float()
-        weights = x.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)
-        luma = (x * weights).sum(1) * 127.5  # 0..255 grey levels, like the evaluation's
+        luma = _luma(images)[:, 0] * 127.5  # 0..255 grey levels, like the evaluation's
         luma = luma - luma.mean((1, 2), keepdim=True)
         height, width = luma.shape[-2:]
         window = torch.outer(
-            torch.hann_window(height, periodic=True, device=x.device),
-            torch.hann_window(width, periodic=True, device=x.device),
+            torch.hann_window(height, periodic=True, device=luma.device),
+            torch.hann_window(width, periodic=True, device=luma.device),
         )
         power = torch.fft.rfft2(luma * window).abs().square() / (height * width)
-        matrix = _radial_bin_matrix(height, width, bins, x.device)
+        matrix = _radial_bin_matrix(height, width, bins, luma.device)
         return torch.log10(power.flatten(1) @ matrix + 1e-6)
 
 
@@ -237,9 +241,8 @@ def _gaussian_kernel_1d(sigma_px: float, device: torch.device) -> torch.Tensor:
 def coarse_luma(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """(N, 1, H, W) luma of (N, 3, H, W) images, Gaussian-blurred by ``sigma_px`` (reflect pad):
     the face's shape and shading without its fine detail."""
-    x = images.float()
-    luma = (x * x.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    kernel = _gaussian_kernel_1d(sigma_px, x.device)
+    luma = _luma(images)
+    kernel = _gaussian_kernel_1d(sigma_px, luma.device)
     pad = kernel.numel() // 2
     luma = F.conv2d(F.pad(luma, (pad, pad, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
     return F.conv2d(F.pad(luma, (0, 0, pad, pad), mode="reflect"), kernel.view(1, 1, -1, 1))
@@ -271,8 +274,7 @@ def dark_line_map(images: torch.Tensor, width_px: int = 3) -> torch.Tensor:
     """(N, 1, H, W) black top-hat of the luma: how much darker each pixel is than the lighter
     surround a ``width_px``-wide closing leaves, i.e. the strength of thin dark lines (pencil
     strokes, drawn outlines) there; 0 on flat skin and on broad shading."""
-    x = images.float()
-    luma = (x * x.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    luma = _luma(images)
     size = 2 * width_px + 1
     padded = F.pad(luma, [width_px] * 4, mode="replicate")
     dilated = F.max_pool2d(padded, size, stride=1)
