@@ -234,6 +234,10 @@ def test_report_json_has_the_contract_keys(
     assert set(data["unavailable"]) == {"lpips", "fid"} and all(data["unavailable"].values())
     assert data["timing"]["total_s"] > 0 and "pipeline_generate_ms_per_image" in data["timing"]
     assert len(data["items"]) == 3 and data["items"][0]["ssim"] == pytest.approx(1.0)
+    # drawn lines: none in faces identical to their photos (the stand-in copies), a figure per row
+    assert data["items"][0]["drawn_lines"] == pytest.approx(0.0, abs=1e-9)
+    assert data["drawn_lines"] == pytest.approx(0.0, abs=1e-9)
+    assert all(data["baselines"][key]["drawn_lines"] >= 0 for key in ("sketch", "sharpened"))
     assert "Infinity" not in report.to_json() and "NaN" not in report.to_json()
     saved = report.save(tmp_path / "out" / "report.json")
     assert json.loads(saved.read_text())["count"] == 3
@@ -242,6 +246,7 @@ def test_report_json_has_the_contract_keys(
     assert sheet_u8.shape == (_sheet_height(2), SHEET_4_COLUMNS, 3)
     table = report.summary_table()
     assert "SSIM (RGB)" in table and "rank-1" in table and "lpips: unavailable" in table
+    assert "drawn lines" in table
     assert f"{REFINED_LABEL}: bicubic-2x@test on the stage-one faces" in table
 
 

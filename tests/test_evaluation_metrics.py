@@ -15,7 +15,9 @@ from sketch2face.evaluation.metrics import (
     EMBEDDING_DIM,
     PSNR_MAX_DB,
     FaceEmbedder,
+    dark_line_strength,
     default_embedder,
+    drawn_lines,
     face_ellipse_mask,
     identity_distance,
     identity_similarity,
@@ -117,6 +119,35 @@ def test_region_ssim_splits_the_same_map_into_face_and_rest(
     assert face2 < 0.2 and rest2 > 0.9
     with pytest.raises(ValueError, match="square"):
         ssim_regions(a[:200], a[:200])
+
+
+def test_drawn_lines_count_strokes_the_photo_lacks(celeba: dict[str, np.ndarray]) -> None:
+    photo = next(iter(celeba.values()))
+    assert drawn_lines(photo, photo) == 0.0
+    drawn = photo.copy()
+    cv2.line(drawn, (40, 60), (200, 60), (20, 20, 20), 2)  # a pencil outline across the face
+    cv2.line(drawn, (60, 100), (60, 220), (20, 20, 20), 1)
+    softened = cv2.GaussianBlur(photo, (0, 0), 2.0)  # losing detail draws nothing
+    assert drawn_lines(drawn, photo) > 5 * max(drawn_lines(softened, photo), 0.05)
+    on_line = np.zeros(photo.shape[:2], np.uint8)
+    cv2.line(on_line, (40, 60), (200, 60), 1, 2)
+    line_pixels = on_line.astype(bool)
+    gained = dark_line_strength(drawn)[line_pixels] - dark_line_strength(photo)[line_pixels]
+    assert gained.mean() > 30  # grey levels, on the stroke itself
+
+
+def test_drawn_lines_agree_with_the_training_loss() -> None:
+    torch = pytest.importorskip("torch")
+    from sketch2face.models.losses import dark_line_loss
+
+    rng = np.random.default_rng(4)
+    a, b = (rng.integers(0, 256, (48, 40, 3), dtype=np.uint8) for _ in range(2))
+
+    def as_model_input(image_u8: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(image_u8.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+
+    loss = dark_line_loss(as_model_input(a), as_model_input(b)).item() * 127.5
+    assert drawn_lines(a, b) == pytest.approx(loss, rel=1e-4)
 
 
 def test_mismatched_shapes_are_rejected() -> None:

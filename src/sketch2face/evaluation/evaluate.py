@@ -62,10 +62,13 @@ from sketch2face.evaluation.baselines import (
 )
 from sketch2face.evaluation.metrics import (
     DLIB_SAME_PERSON_DISTANCE,
+    DRAWN_LINES_METHOD,
+    LINE_WIDTH_PX,
     SSIM_METHOD,
     FaceEmbedder,
     FaceEmbedding,
     default_embedder,
+    drawn_lines,
     fid_unavailable_reason,
     identity_distance,
     identity_similarity,
@@ -156,6 +159,7 @@ TABLE_COLUMNS = (
     ("grid_artifact_ratio", "grid ratio", 2),
     ("realism_accuracy", "realism acc", 3),
     ("realism_distance", "realism FD", 2),
+    ("drawn_lines", "drawn lines", 2),
 )
 IDENTITY_METHOD = (
     "dlib ResNet 128-D descriptor; identity_similarity = cosine, identity_match_rate = fraction "
@@ -222,6 +226,8 @@ class EvalReport:
     #: RGB SSIM inside the face ellipse / over the rest of the frame (metrics.ssim_regions)
     ssim_face: float | None = None
     ssim_rest: float | None = None
+    #: mean strength of thin dark lines the faces have beyond their photos' (metrics.drawn_lines)
+    drawn_lines: float | None = None
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: figures per group of pairs (e.g. drawing style): {group: {system key: figures}}, ranks
     #: still among *all* evaluated photos, so a group's rank-1 reads like the overall one
@@ -230,6 +236,7 @@ class EvalReport:
     identity_method: str = IDENTITY_METHOD
     grid_method: str = GRID_METHOD
     realism_method: str = REALISM_METHOD
+    drawn_lines_method: str = DRAWN_LINES_METHOD
     unmatched: dict[str, int] = field(default_factory=lambda: {"sketches": 0, "photos": 0})
     skipped: list[dict[str, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -278,6 +285,7 @@ class EvalReport:
             "grid_artifact_ratio": self.grid_artifact_ratio,
             "realism_accuracy": self.realism_accuracy,
             "realism_distance": self.realism_distance,
+            "drawn_lines": self.drawn_lines,
         }
 
     def systems(self) -> list[tuple[str, dict[str, Any]]]:
@@ -376,6 +384,9 @@ class EvalReport:
             "realism acc: cross-validated accuracy of a logistic regression telling these images "
             "from the real photos on simple statistics (0.5 = indistinguishable to it, 1.0 = "
             f"trivially separable; n/a below {REALISM_MIN_PER_CLASS} pairs)",
+            "drawn lines: mean strength (grey levels) of dark lines narrower than "
+            f"{2 * LINE_WIDTH_PX + 1} px that the image has and its real photo lacks at the same "
+            "pixel: a sketch's strokes or outlines left in the face (0 = none)",
         ]
         if self.refined:
             fell_back = int(self.refined.get("fell_back") or 0)
@@ -562,6 +573,7 @@ class _SystemScores:
             "identity_similarity": identity_similarity(emb.vector, real_vector),
             "identity_distance": identity_distance(emb.vector, real_vector),
             "face_found": emb.face_found,
+            "drawn_lines": drawn_lines(image_u8, photo_u8),
         }
         self.rows.append(row)
         self.embs.append(emb.vector)
@@ -588,6 +600,7 @@ class _SystemScores:
                     "psnr",
                     "identity_similarity",
                     "identity_distance",
+                    "drawn_lines",
                 )
             },
             "identity_match_rate": _mean([float(d < DLIB_SAME_PERSON_DISTANCE) for d in distances]),
@@ -977,6 +990,7 @@ def evaluate_pairs(
         realism_distance=model_summary["realism_distance"],
         ssim_face=model_summary["ssim_face"],
         ssim_rest=model_summary["ssim_rest"],
+        drawn_lines=model_summary["drawn_lines"],
         baselines=baseline_report,
         by_group=by_group,
         skipped=skipped,

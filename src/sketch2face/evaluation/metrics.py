@@ -127,6 +127,37 @@ def ssim_gray(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
     return float(structural_similarity(to_luma(a_u8), to_luma(b_u8), **SSIM_KWARGS))
 
 
+#: a dark stroke narrower than 2 * LINE_WIDTH_PX + 1 px (at the 256-px evaluation size) counts as a
+#: drawn line, a wider one as shading (the same as the training loss's loss.dark_line_width_px)
+LINE_WIDTH_PX = 3
+DRAWN_LINES_METHOD = (
+    f"black top-hat of the BT.601 luma (grey closing with a {2 * LINE_WIDTH_PX + 1}x"
+    f"{2 * LINE_WIDTH_PX + 1} square, minus the luma): how much darker each pixel is than its "
+    f"surround at strokes narrower than {2 * LINE_WIDTH_PX + 1} px; drawn_lines = mean over the image of "
+    "max(0, the image's - the real photo's at the same pixel), grey levels: dark lines the photo "
+    "does not have (pencil strokes, drawn outlines); 0 = none"
+)
+
+
+def dark_line_strength(image_u8: np.ndarray) -> np.ndarray:
+    """HxW float64: thin-dark-line strength (black top-hat of the luma, grey levels)."""
+    import cv2  # the metrics above need only numpy / scikit-image
+
+    luma = to_luma(image_u8)
+    kernel = np.ones((2 * LINE_WIDTH_PX + 1,) * 2, np.uint8)
+    closed = cv2.morphologyEx(luma, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    return closed - luma
+
+
+def drawn_lines(image_u8: np.ndarray, photo_u8: np.ndarray) -> float:
+    """Mean strength (grey levels) of the thin dark lines ``image_u8`` has beyond its photo's at the
+    same pixel (:data:`DRAWN_LINES_METHOD`): a sketch's strokes left in a face score high, a
+    photo 0."""
+    _check_pair(image_u8, photo_u8)
+    excess = dark_line_strength(image_u8) - dark_line_strength(photo_u8)
+    return float(np.maximum(excess, 0.0).mean())
+
+
 def psnr(a_u8: np.ndarray, b_u8: np.ndarray) -> float:
     """PSNR in dB over all pixels and channels, data range 255; identical -> PSNR_MAX_DB."""
     _check_pair(a_u8, b_u8)

@@ -271,9 +271,10 @@ def structure_keeping_loss(
 
 
 def dark_line_map(images: torch.Tensor, width_px: int = 3) -> torch.Tensor:
-    """(N, 1, H, W) black top-hat of the luma: how much darker each pixel is than the lighter
-    surround a ``width_px``-wide closing leaves, i.e. the strength of thin dark lines (pencil
-    strokes, drawn outlines) there; 0 on flat skin and on broad shading."""
+    """(N, 1, H, W) black top-hat of the luma: how much darker each pixel is than the surround a
+    closing with a (2 * ``width_px`` + 1)-px square leaves, i.e. the strength of dark lines
+    narrower than that (pencil strokes, drawn outlines); 0 on flat skin and on broad shading.
+    The evaluation's ``metrics.dark_line_strength`` is the same measure on uint8 images."""
     luma = _luma(images)
     size = 2 * width_px + 1
     padded = F.pad(luma, [width_px] * 4, mode="replicate")

@@ -128,7 +128,7 @@ class LossConfig:
     #: mean strength of thin dark lines (black top-hat of the luma, models/losses.dark_line_loss)
     #: in the face beyond its photo's at the same pixel: no drawn outlines where the photo has none
     dark_lines: float = 0.0
-    #: widest line (px at 256) that counts as a line rather than shading
+    #: a dark stroke narrower than 2 * this + 1 px (at 256) is a line, a wider one shading
     dark_line_width_px: int = 3
     #: random similarity jitter of the face chip each step (keeps the recogniser from being gamed)
     chip_jitter: bool = True
