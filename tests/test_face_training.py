@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sketch2face.errors import ConfigError
 from sketch2face.models.checkpoint import load_checkpoint, save_checkpoint
 from sketch2face.models.patchgan import DiscriminatorConfig, PatchGANDiscriminator
 from sketch2face.models.unet import (
@@ -182,6 +183,51 @@ def test_identity_and_perceptual_losses_have_useful_gradients(celeba_faces) -> N
     assert none.identity.item() == 0.0 and none.perceptual.item() == 0.0
 
 
+def test_own_chips_follow_the_face_and_fall_back_to_the_whole_image(celeba_faces) -> None:
+    from sketch2face.identity.chips import (
+        chip_transform,
+        own_chip_transforms,
+        whole_image_landmarks5,
+    )
+
+    images, points = celeba_faces
+    own = own_chip_transforms(list(images))
+    assert own.shape == (len(images), 2, 3) and own.dtype == np.float32
+    expected = np.stack([chip_transform(p) for p in points])
+    np.testing.assert_allclose(own, expected, rtol=1e-5, atol=1e-4)
+    shifted = np.roll(images[0], 12, axis=1)  # the face drawn 12 px further right
+    moved = own_chip_transforms([shifted])[0]
+    # the chip follows the face: the image point that maps to the chip centre moved right ~12 px
+    centre = np.array([74.5, 74.5])
+    before = np.linalg.solve(own[0][:, :2], centre - own[0][:, 2])
+    after = np.linalg.solve(moved[:, :2], centre - moved[:, 2])
+    assert 9 < after[0] - before[0] < 15 and abs(after[1] - before[1]) < 3
+    blank = np.full((128, 128, 3), 128, np.uint8)  # no face: the whole image is the face box
+    np.testing.assert_allclose(
+        own_chip_transforms([blank])[0], chip_transform(whole_image_landmarks5(blank)), atol=1e-4
+    )
+
+
+def test_identity_on_own_chips_judges_a_moved_face_as_the_evaluation_does(celeba_faces) -> None:
+    from sketch2face.identity.chips import chip_transform, own_chip_transforms
+    from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
+    from sketch2face.models.face_losses import FaceIdentityLoss
+
+    images, points = celeba_faces
+    real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    chips = torch.from_numpy(np.stack([chip_transform(p) for p in points])).float()
+    valid = torch.ones(len(real), dtype=torch.bool)
+    loss = FaceIdentityLoss(load_dlib_face_resnet())
+    shifted_u8 = np.roll(images, 10, axis=2)  # the same faces, 10 px to the right
+    shifted = torch.from_numpy(shifted_u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    at_photo = loss(shifted, real, chips, valid).identity.item()
+    own = torch.from_numpy(own_chip_transforms(list(shifted_u8)))
+    at_own = loss(shifted, real, chips, valid, fake_chip_matrices=own).identity.item()
+    # cut where the photo's face is, the moved face looks like someone else; cut at its own
+    # landmarks (as evaluate and a gallery search do), it is the same person
+    assert at_own < 0.5 * at_photo and at_own < 0.02
+
+
 def test_gender_loss_follows_the_photos_gender_and_has_a_gradient(celeba_faces) -> None:
     from sketch2face.evaluation.gender import load_gender_head
     from sketch2face.identity.chips import chip_transform, warp_chips
@@ -296,6 +342,27 @@ def test_trainer_with_face_losses_trains_validates_and_warm_starts(
     assert best.generator_config.upsample == "resize"
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"G_id", "G_fperc", "val_rank1_fs2k"} <= set(header)
+
+
+def test_trainer_cuts_identity_chips_at_the_faces_own_landmarks_when_asked(
+    celeba_faces, tmp_path: Path
+) -> None:
+    data = _face_pairs(celeba_faces)
+    cfg = TrainConfig(
+        data=DataConfig(batch_size=2, jitter_px=8),
+        generator=GeneratorConfig(ngf=4, depth=7, upsample="resize"),
+        discriminator=DiscriminatorConfig(ndf=4, n_layers=2),
+        loss=LossConfig(contextual_pool_px=4, identity=5.0, identity_chips="own"),
+        runtime=RuntimeConfig(device="cpu", precision="fp32", seed=0, threads=2),
+        run=RunConfig(out_dir=str(tmp_path / "run"), max_steps=1, eval_pairs=4),
+    )
+    trainer = Pix2PixTrainer(cfg, data, data, show_progress=False)
+    losses = trainer.train_step(*trainer._batch(0))
+    assert losses["G_id"] > 0 and np.isfinite(losses["G_total"])
+    metrics = trainer.validate()
+    assert 0.0 <= metrics["val_rank1_fs2k"] <= 1.0 and 0.0 <= metrics["val_rank1_sketch_fs2k"] <= 1
+    with pytest.raises(ConfigError, match="identity_chips"):
+        TrainConfig(loss=LossConfig(identity_chips="photos"))
 
 
 def test_trainer_gender_loss_targets_the_undropped_gender(celeba_faces, tmp_path: Path) -> None:

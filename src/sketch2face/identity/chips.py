@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -259,3 +260,19 @@ def whole_image_landmarks5(image_u8: np.ndarray) -> np.ndarray:
     """(5, 2) dlib landmarks placed with the whole HxWx3 uint8 RGB image as the face box: the
     fallback for aligned face crops (e.g. generated faces) in which the detector finds no face."""
     return _landmarker().in_whole_image(np.ascontiguousarray(image_u8))
+
+
+def own_chip_transforms(images_u8: Sequence[np.ndarray]) -> np.ndarray:
+    """(N, 2, 3) float32 image px -> chip px warps from the 5 landmarks dlib finds on each HxWx3
+    uint8 image itself, the whole image serving as the face box where it finds no face.
+
+    This is how the evaluation (and a gallery search) aligns a generated face: by the face's own
+    landmarks, not by those of the photo it should match. A network trained on chips cut at the
+    photo's landmarks can move a feature and still be scored as if it had not."""
+    matrices = []
+    for image_u8 in images_u8:
+        points = detect_landmarks5(image_u8)
+        if points is None:
+            points = whole_image_landmarks5(image_u8)
+        matrices.append(chip_transform(points))
+    return np.stack(matrices).astype(np.float32)

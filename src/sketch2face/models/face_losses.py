@@ -111,19 +111,23 @@ class FaceIdentityLoss(nn.Module):
         gender_target: torch.Tensor | None = None,
         identity_rows: torch.Tensor | None = None,
         perceptual_rows: torch.Tensor | None = None,
+        fake_chip_matrices: torch.Tensor | None = None,
     ) -> FaceLosses:
         """``fake``/``real``: (N, 3, H, W) in [-1, 1]; ``chip_matrices``: (N, 2, 3) image px ->
         chip px; ``valid``: (N,) bool, pairs whose photo has landmarks; ``gender_target``: (N,)
         1 female, 0 male, anything else unknown (used only with a gender head).
         ``identity_rows``/``perceptual_rows``: (N,) bool, rows those terms apply to (default all):
-        a face generated for a request of the other gender is not the photo's person."""
+        a face generated for a request of the other gender is not the photo's person.
+        ``fake_chip_matrices``: (N, 2, 3) chips of the generated faces where they differ from the
+        photos' (cut at the face's own landmarks, as the evaluation does); default the photos'."""
         zero = fake.new_zeros((), dtype=torch.float32)
         if not bool(valid.any()):
             return FaceLosses(zero, zero, zero, zero)
         id_rows = (valid if identity_rows is None else identity_rows.bool())[valid]
         perc_rows = (valid if perceptual_rows is None else perceptual_rows.bool())[valid]
         fake, real, m = fake[valid].float(), real[valid].float(), chip_matrices[valid].float()
-        fake_chip = warp_chips((fake + 1.0) * 127.5, m, size=CHIP_SIZE_PX)
+        fake_m = m if fake_chip_matrices is None else fake_chip_matrices[valid].float()
+        fake_chip = warp_chips((fake + 1.0) * 127.5, fake_m, size=CHIP_SIZE_PX)
         with torch.no_grad():
             real_chip = warp_chips((real + 1.0) * 127.5, m, size=CHIP_SIZE_PX)
             real_desc, real_feats = self.recogniser.forward_features(real_chip)

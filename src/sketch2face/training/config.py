@@ -87,6 +87,8 @@ class DataConfig:
 
 #: what a model translates: the product's sketch -> photo, or its back-translation helper
 DIRECTIONS = ("sketch2photo", "photo2sketch", "refine")
+#: loss.identity_chips: cut the generated face's chip at the photo's landmarks or at its own
+IDENTITY_CHIPS = ("photo", "own")
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,10 @@ class LossConfig:
     dark_lines: float = 0.0
     #: a dark stroke narrower than 2 * this + 1 px (at 256) is a line, a wider one shading
     dark_line_width_px: int = 3
+    #: where the generated face's chip for identity / perceptual is cut: "photo" (at the photo's
+    #: landmarks) or "own" (at the landmarks dlib finds on the generated face, as the evaluation
+    #: and a gallery search align it; validation rank-1 then aligns faces the same way)
+    identity_chips: str = "photo"
     #: random similarity jitter of the face chip each step (keeps the recogniser from being gamed)
     chip_jitter: bool = True
 
@@ -204,6 +210,11 @@ class TrainConfig:
                 "loss.keep_structure keeps a refiner's output close to its input face; a "
                 f"{self.data.direction!r} run's input is not a face: set it to 0 or use "
                 'data.direction = "refine"'
+            )
+        if self.loss.identity_chips not in IDENTITY_CHIPS:
+            raise ConfigError(
+                f"loss.identity_chips must be one of {', '.join(IDENTITY_CHIPS)}, "
+                f"not {self.loss.identity_chips!r}"
             )
         if self.loss.dark_line_width_px < 1:
             raise ConfigError(

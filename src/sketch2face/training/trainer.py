@@ -32,6 +32,7 @@ from sketch2face.attributes import (
     region_masks,
 )
 from sketch2face.errors import CheckpointError
+from sketch2face.identity.chips import own_chip_transforms
 from sketch2face.imaging import batch_to_u8, make_grid, save_png
 from sketch2face.models.checkpoint import (
     Checkpoint,
@@ -688,6 +689,11 @@ class Pix2PixTrainer:
                 loss_g_keep = structure_keeping_loss(fake, sketch, cfg.loss.keep_structure_sigma_px)
             loss_g_id, loss_g_fp, loss_g_gender, id_cos = zero, zero, zero, zero
             if self.face_loss is not None and chip_matrices is not None and chip_valid is not None:
+                fake_chips = None
+                if cfg.loss.identity_chips == "own":  # aligned as the evaluation aligns it
+                    fake_chips = torch.from_numpy(
+                        own_chip_transforms(batch_to_u8(fake.detach().float()))
+                    ).to(self.device)
                 face = self.face_loss(
                     fake,
                     photo,
@@ -697,6 +703,7 @@ class Pix2PixTrainer:
                     gender_target=gender,
                     identity_rows=None if counterfactual is None else ~counterfactual[:, 2],
                     perceptual_rows=None if counterfactual is None else factual,
+                    fake_chip_matrices=fake_chips,
                 )
                 loss_g_id, loss_g_fp, id_cos = face.identity, face.perceptual, face.cosine
                 loss_g_gender = face.gender if face.gender is not None else zero
@@ -840,7 +847,8 @@ class Pix2PixTrainer:
     def validate(self) -> dict[str, float]:
         """SSIM / PSNR on ``run.eval_pairs`` validation pairs (sources balanced), and on the FS2K
         ones: SSIM, identity cosine and rank-1 (generated face, and the model's input, ranked among
-        the real photos by dlib's recogniser on the real photo's face chip) when face chips exist.
+        the real photos by dlib's recogniser on the real photo's face chip, or on each face's own
+        landmarks with ``loss.identity_chips = "own"``, as `evaluate` does) when face chips exist.
         The input is the sketch itself for the product; for ``data.direction = "refine"`` it is
         stage one's face, so ``val_rank1_sketch_fs2k`` is then stage one's rank-1.
 
@@ -873,9 +881,15 @@ class Pix2PixTrainer:
         if len(kept_rows) < 2:
             return metrics
         chips = data.chip_matrices[kept_rows]
+        kept_fakes = np.stack([f for f, k in zip(fakes, keep) if k])
+        inputs = data.sketches[kept_rows].numpy()
+        fake_chips, input_chips = chips, chips
+        if self.cfg.loss.identity_chips == "own":  # each face at its own landmarks, as evaluate
+            fake_chips = torch.from_numpy(own_chip_transforms(list(kept_fakes)))
+            input_chips = torch.from_numpy(own_chip_transforms(list(inputs)))
         real = self._descriptors(data.photos[kept_rows], chips)
-        fake = self._descriptors(np.stack([f for f, k in zip(fakes, keep) if k]), chips)
-        sketch = self._descriptors(data.sketches[kept_rows], chips)
+        fake = self._descriptors(kept_fakes, fake_chips)
+        sketch = self._descriptors(inputs, input_chips)
         target = torch.arange(len(kept_rows), device=real.device)
 
         def rank1(queries: torch.Tensor) -> float:
