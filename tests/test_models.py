@@ -15,6 +15,7 @@ from sketch2face.models.checkpoint import load_checkpoint, save_checkpoint
 from sketch2face.models.losses import (
     SPECTRUM_BINS,
     GANLoss,
+    bright_line_loss,
     contextual_loss,
     dark_line_loss,
     dark_line_map,
@@ -206,6 +207,17 @@ def test_dark_line_loss_charges_only_lines_the_photo_lacks() -> None:
     (grad,) = torch.autograd.grad(dark_line_loss(fake, photo), fake)
     assert grad[..., 20, 10].sum().item() < 0  # descending lightens the drawn line
     assert grad[..., 8, 10].abs().sum().item() == 0.0  # and leaves the photo's own line alone
+
+
+def test_bright_line_loss_charges_glowing_rims_not_the_photos_highlights() -> None:
+    photo = torch.zeros(1, 3, 32, 32)
+    photo[..., 8, 10:12] = 0.8  # the photo's own catchlight
+    glowing = photo.clone()
+    glowing[..., 4:28, 20] = 0.6  # a bright rim the photo does not have
+    assert bright_line_loss(photo, photo).item() == 0.0
+    assert bright_line_loss(glowing, photo).item() == pytest.approx(0.6 * 24 / 32**2, rel=1e-4)
+    assert dark_line_loss(glowing, photo).item() == 0.0  # a bright line is not a dark one
+    assert bright_line_loss(photo - 0.5, photo).item() == 0.0  # darker overall: no line
 
 
 def test_checkpoint_round_trip_same_outputs(tmp_path: Path) -> None:

@@ -184,18 +184,19 @@ def test_spectrum_and_line_terms_are_logged_and_weighted_into_the_generator_loss
     batch = trainer._batch(0)
     losses = trainer.train_step(batch.sketch, batch.photo)
     assert losses["G_spec"] > 0.05  # an untrained generator's faces lack the photos' detail
-    assert losses["G_line"] >= 0.0
+    assert losses["G_line"] >= 0.0 and losses["G_bright"] >= 0.0
     parts = (
         losses["G_gan"]
         + 100.0 * losses["G_l1"]
         + losses["G_cx"]
         + 5.0 * losses["G_spec"]
         + 50.0 * losses["G_line"]
+        + 20.0 * losses["G_bright"]
     )  # LossConfig defaults: gan 1, l1 100, contextual 1; ssim, identity ... off
     assert losses["G_total"] == pytest.approx(parts, rel=2e-2)
     off = Pix2PixTrainer(_cfg(tmp_path / "off", max_steps=1), data, show_progress=False)
     off_losses = off.train_step(batch.sketch, batch.photo)
-    assert off_losses["G_spec"] == 0.0 and off_losses["G_line"] == 0.0  # off: not computed
+    assert off_losses["G_spec"] == off_losses["G_line"] == off_losses["G_bright"] == 0.0
 
 
 def test_keep_structure_is_for_refiner_runs_only() -> None:

@@ -291,3 +291,12 @@ def dark_line_loss(fake: torch.Tensor, real: torch.Tensor, width_px: int = 3) ->
     a recogniser, and the face turns into a pencil drawing. Lines the photo itself has (hair,
     eyelids, a collar) cost nothing."""
     return F.relu(dark_line_map(fake, width_px) - dark_line_map(real, width_px)).mean()
+
+
+def bright_line_loss(fake: torch.Tensor, real: torch.Tensor, width_px: int = 3) -> torch.Tensor:
+    """:func:`dark_line_loss` for thin *bright* lines and spots (white top-hat of the luma).
+
+    Barred from drawing dark outlines, a refiner pushed toward photo-level detail drew glowing
+    rims along hair and glaring eye whites instead (session 11): the photo's own highlights (a
+    catchlight, a lit strand) cost nothing, new ones do."""
+    return dark_line_loss(-fake, -real, width_px)

@@ -96,7 +96,7 @@ class LossConfig:
     """Generator loss = gan * L_GAN + l1 * L1 + ssim * (1 - SSIM) + contextual * CX + identity * ID
     + face_perceptual * P + gender * BCE(gender head) + attribute * L1(region colours)
     + spectrum * S (radial power spectrum) + keep_structure * K (refiner: coarse luma of its input)
-    + dark_lines * D (thin dark lines the photo lacks)."""
+    + dark_lines * D + bright_lines * B (thin dark / bright lines the photo lacks)."""
 
     gan: float = 1.0
     l1: float = 100.0  # pix2pix §3.1
@@ -130,7 +130,9 @@ class LossConfig:
     #: mean strength of thin dark lines (black top-hat of the luma, models/losses.dark_line_loss)
     #: in the face beyond its photo's at the same pixel: no drawn outlines where the photo has none
     dark_lines: float = 0.0
-    #: a dark stroke narrower than 2 * this + 1 px (at 256) is a line, a wider one shading
+    #: the same for thin bright lines and spots the photo lacks (models/losses.bright_line_loss)
+    bright_lines: float = 0.0
+    #: a stroke narrower than 2 * this + 1 px (at 256) is a line, a wider one shading
     dark_line_width_px: int = 3
     #: where the generated face's chip for identity / perceptual is cut: "photo" (at the photo's
     #: landmarks) or "own" (at the landmarks dlib finds on the generated face, as the evaluation

@@ -45,6 +45,7 @@ from sketch2face.models.face_losses import FaceIdentityLoss, homogeneous, random
 from sketch2face.models.losses import (
     GANLoss,
     VGG19Features,
+    bright_line_loss,
     contextual_loss,
     dark_line_loss,
     pooled,
@@ -90,6 +91,7 @@ LOSS_NAMES = (  # columns of metrics.csv, in order
     "G_spec",
     "G_keep",
     "G_line",
+    "G_bright",
     "id_cos",
     "G_total",
 )
@@ -684,6 +686,11 @@ class Pix2PixTrainer:
                 loss_g_line = dark_line_loss(
                     fake[factual], photo[factual], cfg.loss.dark_line_width_px
                 )
+            loss_g_bright = zero
+            if cfg.loss.bright_lines > 0 and any_factual:
+                loss_g_bright = bright_line_loss(
+                    fake[factual], photo[factual], cfg.loss.dark_line_width_px
+                )
             loss_g_keep = zero
             if cfg.loss.keep_structure > 0:  # a refiner run: the input is a face
                 loss_g_keep = structure_keeping_loss(fake, sketch, cfg.loss.keep_structure_sigma_px)
@@ -719,6 +726,7 @@ class Pix2PixTrainer:
                 + cfg.loss.spectrum * loss_g_spec
                 + cfg.loss.keep_structure * loss_g_keep
                 + cfg.loss.dark_lines * loss_g_line
+                + cfg.loss.bright_lines * loss_g_bright
             )
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -740,6 +748,7 @@ class Pix2PixTrainer:
             loss_g_spec,
             loss_g_keep,
             loss_g_line,
+            loss_g_bright,
             id_cos,
             loss_g,
         ]
