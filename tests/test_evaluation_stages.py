@@ -134,12 +134,13 @@ STAGE_ONE = {
     "ssim": 0.50,
     "psnr": 15.0,
     "grid_artifact_ratio": 1.3,
+    "drawn_lines": 1.2,
 }
 
 
 def test_compare_stages_ratios_differences_and_verdicts() -> None:
     refined = {**STAGE_ONE, "realism_distance": 45.0, "realism_accuracy": 0.85, "rank1": 0.25}
-    refined |= {"grid_artifact_ratio": 1.05, "ssim": 0.45}
+    refined |= {"grid_artifact_ratio": 1.05, "ssim": 0.45, "drawn_lines": 0.9}
     sketch = {"available": True, "rank1": 0.21}
     comparison = compare_stages(STAGE_ONE, refined, sketch)
     assert comparison["realism_distance_ratio"] == pytest.approx(0.45)
@@ -148,6 +149,8 @@ def test_compare_stages_ratios_differences_and_verdicts() -> None:
         -0.05
     )
     assert comparison["realism_accuracy_difference"] == pytest.approx(-0.15)
+    assert comparison["drawn_lines_difference"] == pytest.approx(-0.3)  # fewer lines left
+    assert "drawn lines -0.30" in describe_comparison(comparison)[0]
     assert comparison["rank1_minus_sketch"] == pytest.approx(0.04)
     go = comparison["go_no_go"]
     assert go["met"] is True and [c["name"] for c in go["criteria"]] == [c.name for c in GO_NO_GO]

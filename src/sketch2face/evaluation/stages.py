@@ -4,8 +4,8 @@
 in ``EvalReport.systems()``: ``realism_distance``, ``rank1``, ...) into
 
 * ``realism_distance_ratio``: refined realism FD / stage one's (below 1 = closer to real photos);
-* ``<figure>_difference`` for rank-1, rank-5, identity cosine, SSIM, PSNR, realism accuracy and
-  grid ratio: refined minus stage one (positive = refined higher);
+* ``<figure>_difference`` for rank-1, rank-5, identity cosine, SSIM, PSNR, realism accuracy,
+  grid ratio and drawn lines: refined minus stage one (positive = refined higher);
 * ``rank1_minus_sketch``: refined rank-1 minus the sketch's own (when the sketch was scored);
 * ``go_no_go`` and ``done``: each criterion of the issue with its value, threshold and whether it
   is met (None when a figure is undefined), and ``met`` for all of them together.
@@ -39,6 +39,7 @@ DIFFERENCE_KEYS = (
     "psnr",
     "realism_accuracy",
     "grid_artifact_ratio",
+    "drawn_lines",
 )
 #: Slack for ">= 0" comparisons of means of the same number of 0/1 hits.
 _TOLERANCE = 1e-9
@@ -210,7 +211,8 @@ def describe_comparison(comparison: Mapping[str, Any]) -> list[str]:
         f"{number(comparison['rank5_difference'], '+.3f')}, identity cos "
         f"{number(comparison['identity_similarity_difference'], '+.4f')}, realism acc "
         f"{number(comparison['realism_accuracy_difference'], '+.3f')}, grid ratio "
-        f"{number(comparison['grid_artifact_ratio_difference'], '+.2f')}; rank-1 vs the sketch "
+        f"{number(comparison['grid_artifact_ratio_difference'], '+.2f')}, drawn lines "
+        f"{number(comparison.get('drawn_lines_difference'), '+.2f')}; rank-1 vs the sketch "
         f"itself {number(comparison['rank1_minus_sketch'], '+.3f')}",
         verdict("go_no_go", "issue 22 go/no-go"),
         verdict("done", "issue 22 done-means (on FS2K test)"),
