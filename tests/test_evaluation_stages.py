@@ -27,6 +27,7 @@ from sketch2face.evaluation.evaluate import (
     SHEET_HEADER_PX,
     SHEET_PAD_PX,
     STAGE_ONE_LABEL,
+    TABLE_COLUMNS,
     comparison_sheet,
     evaluate_pairs,
 )
@@ -328,7 +329,9 @@ def test_one_table_scores_stage_one_refined_sketch_and_mean_face(
     ]
     assert [next(lab for lab in labels if row.startswith(lab)) for row in rows] == labels
     n_columns = len(_row(table, STAGE_ONE_LABEL))
-    assert n_columns == 13 and all(len(_row(table, lab)) == n_columns for lab in labels)
+    assert n_columns == len(TABLE_COLUMNS) == 14 and all(
+        len(_row(table, lab)) == n_columns for lab in labels
+    )
     for column in ("SSIM (RGB)", "PSNR dB", "identity cos", "rank-1", "rank-5", "realism FD"):
         assert column in header
     assert "realism acc" in header and "grid ratio" in header
