@@ -337,7 +337,8 @@ def test_one_table_scores_stage_one_refined_sketch_and_mean_face(
     assert "realism acc" in header and "grid ratio" in header
     cells = _row(table, REFINED_LABEL)
     assert cells[0] == f"{refined['ssim']:.4f}" and f"{refined['psnr']:.2f}" in cells
-    assert f"{refined['realism_distance']:.2f}" == cells[-1]
+    assert f"{refined['realism_distance']:.2f}" == cells[-2]
+    assert f"{refined['drawn_lines']:.2f}" == cells[-1]
     assert f"{refined['rank1']:.3f}" in cells and f"{refined['grid_artifact_ratio']:.2f}" in cells
     assert _row(table, STAGE_ONE_LABEL)[0] == f"{report.ssim:.4f}"
     assert _row(table, "mean face")[0] == f"{report.baselines['mean_face']['ssim']:.4f}"
