@@ -533,7 +533,8 @@ def test_baselines_are_scored_beside_a_perfect_pipeline(
     sketch_row = next(line for line in lines if line.startswith("sketch itself "))
     sharp_row = next(line for line in lines if line.startswith(SHARPENED_LABEL + " "))
     assert sharp_row.removeprefix(SHARPENED_LABEL).split()[0] == f"{sharp_b['ssim']:.4f}"
-    assert f"{sharp_b['realism_distance']:.2f}" == sharp_row.split()[-1]
+    assert f"{sharp_b['realism_distance']:.2f}" == sharp_row.split()[-2]
+    assert f"{sharp_b['drawn_lines']:.2f}" == sharp_row.split()[-1]
     assert lines.index(sharp_row) == lines.index(model_row) + 2  # after stage one and refined
     assert f"{SHARPENED_LABEL}: stage one's own faces through an unsharp mask" in table
     assert "1.0000" in model_row and f"{sum(real_found)}/{n}" in model_row
