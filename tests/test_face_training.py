@@ -154,7 +154,10 @@ def celeba_faces(shared_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.stack(points).astype(np.float32)
 
 
-def test_identity_and_perceptual_losses_have_useful_gradients(celeba_faces) -> None:
+def _faces_on_photo_chips(
+    celeba_faces: tuple[np.ndarray, np.ndarray],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.nn.Module]:
+    """(faces in model range, their chips at their landmarks, all-valid mask, identity loss)."""
     from sketch2face.identity.chips import chip_transform
     from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
     from sketch2face.models.face_losses import FaceIdentityLoss
@@ -163,7 +166,11 @@ def test_identity_and_perceptual_losses_have_useful_gradients(celeba_faces) -> N
     real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     chips = torch.from_numpy(np.stack([chip_transform(p) for p in points])).float()
     valid = torch.ones(len(real), dtype=torch.bool)
-    loss = FaceIdentityLoss(load_dlib_face_resnet())
+    return real, chips, valid, FaceIdentityLoss(load_dlib_face_resnet())
+
+
+def test_identity_and_perceptual_losses_have_useful_gradients(celeba_faces) -> None:
+    real, chips, valid, loss = _faces_on_photo_chips(celeba_faces)
     same = loss(real, real, chips, valid)
     assert same.identity.item() < 1e-4 and same.perceptual.item() < 1e-4
     # another person's face (rolled batch) is far in identity and in features
@@ -209,15 +216,10 @@ def test_own_chips_follow_the_face_and_fall_back_to_the_whole_image(celeba_faces
 
 
 def test_identity_on_own_chips_judges_a_moved_face_as_the_evaluation_does(celeba_faces) -> None:
-    from sketch2face.identity.chips import chip_transform, own_chip_transforms
-    from sketch2face.identity.dlib_resnet import load_dlib_face_resnet
-    from sketch2face.models.face_losses import FaceIdentityLoss
+    from sketch2face.identity.chips import own_chip_transforms
 
-    images, points = celeba_faces
-    real = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    chips = torch.from_numpy(np.stack([chip_transform(p) for p in points])).float()
-    valid = torch.ones(len(real), dtype=torch.bool)
-    loss = FaceIdentityLoss(load_dlib_face_resnet())
+    images, _ = celeba_faces
+    real, chips, valid, loss = _faces_on_photo_chips(celeba_faces)
     shifted_u8 = np.roll(images, 10, axis=2)  # the same faces, 10 px to the right
     shifted = torch.from_numpy(shifted_u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     at_photo = loss(shifted, real, chips, valid).identity.item()
