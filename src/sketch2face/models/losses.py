@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,11 +27,19 @@ SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
+def _gaussian_kernel_1d(
+    sigma_px: float, device: torch.device, radius: int | None = None
+) -> torch.Tensor:
+    """1-D Gaussian taps (sums to 1), ``radius`` each side (default round(3 sigma), at least 1)."""
+    radius = max(1, int(round(3 * sigma_px))) if radius is None else radius
+    taps = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (taps / sigma_px) ** 2)
+    return kernel / kernel.sum()
+
+
 def _gaussian_window(channels: int, device: torch.device) -> torch.Tensor:
     """The 11x11 Gaussian (sums to 1) as a depthwise conv kernel (C, 1, 11, 11)."""
-    taps = torch.arange(SSIM_WINDOW_PX, dtype=torch.float32, device=device) - SSIM_WINDOW_PX // 2
-    g = torch.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
-    g = g / g.sum()
+    g = _gaussian_kernel_1d(SSIM_SIGMA, device, radius=SSIM_WINDOW_PX // 2)
     return (
         (g[:, None] * g[None, :]).expand(channels, 1, SSIM_WINDOW_PX, SSIM_WINDOW_PX).contiguous()
     )
@@ -191,6 +200,7 @@ def _luma(images: torch.Tensor) -> torch.Tensor:
     return (x * x.new_tensor(_LUMA_WEIGHTS).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
+@functools.lru_cache(maxsize=8)  # built once per image size: the spectrum loss runs every step
 def _radial_bin_matrix(height: int, width: int, bins: int, device: torch.device) -> torch.Tensor:
     """(H * (W//2 + 1), bins) matrix that averages an rfft2 power map into radial bins."""
     fy = torch.fft.fftfreq(height, device=device)[:, None]
@@ -229,13 +239,6 @@ def spectrum_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     *this* person has it, without asking where each stroke goes. Phase-free, so it pairs with the
     pixel, SSIM and identity losses that decide what the detail is."""
     return (radial_log_power(fake) - radial_log_power(real)).abs().mean()
-
-
-def _gaussian_kernel_1d(sigma_px: float, device: torch.device) -> torch.Tensor:
-    radius = max(1, int(round(3 * sigma_px)))
-    taps = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (taps / sigma_px) ** 2)
-    return kernel / kernel.sum()
 
 
 def coarse_luma(images: torch.Tensor, sigma_px: float) -> torch.Tensor:

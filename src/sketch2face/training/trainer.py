@@ -306,6 +306,8 @@ class Pix2PixTrainer:
         seed_everything(cfg.runtime.seed + self.dist.rank)
         self.train_data = train_data
         self.val_data = val_data
+        #: (validation rows, their inputs' own-landmark chips), see _own_input_chips
+        self._input_chips_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.show_progress = show_progress and self.dist.is_main_process
         self.out_dir = Path(cfg.run.out_dir)
         self.memory_format = (
@@ -853,6 +855,15 @@ class Pix2PixTrainer:
             out.append(F.normalize(self.face_loss.recogniser(chip).float(), dim=1))
         return torch.cat(out)
 
+    def _own_input_chips(self, rows: torch.Tensor, inputs: np.ndarray) -> torch.Tensor:
+        """Chips of the validation inputs at their own landmarks, found once: the inputs (the
+        sketches, or stage one's cached faces for a refiner) are the same at every validation."""
+        cached = self._input_chips_cache
+        if cached is None or not torch.equal(cached[0], rows):
+            cached = (rows.clone(), torch.from_numpy(own_chip_transforms(list(inputs))))
+            self._input_chips_cache = cached
+        return cached[1]
+
     def validate(self) -> dict[str, float]:
         """SSIM / PSNR on ``run.eval_pairs`` validation pairs (sources balanced), and on the FS2K
         ones: SSIM, identity cosine and rank-1 (generated face, and the model's input, ranked among
@@ -895,7 +906,7 @@ class Pix2PixTrainer:
         fake_chips, input_chips = chips, chips
         if self.cfg.loss.identity_chips == "own":  # each face at its own landmarks, as evaluate
             fake_chips = torch.from_numpy(own_chip_transforms(list(kept_fakes)))
-            input_chips = torch.from_numpy(own_chip_transforms(list(inputs)))
+            input_chips = self._own_input_chips(kept_rows, inputs)
         real = self._descriptors(data.photos[kept_rows], chips)
         fake = self._descriptors(kept_fakes, fake_chips)
         sketch = self._descriptors(inputs, input_chips)
