@@ -36,8 +36,9 @@ OFF_VALUES = ("none", "off")
 #: the notice of every call asking for refinement when none is loaded starts with this
 SKIPPED = "refinement skipped"
 NO_REFINER_NOTICE = (
-    f"{SKIPPED}: no refiner is installed (this release packages none: the first one cost "
-    "identification, see assets/refiner/MODEL_CARD.md), so the face is stage one's; to refine, "
+    f"{SKIPPED}: no refiner is installed (this release packages none: those trained so far "
+    "cost identification, see assets/refiner/MODEL_CARD.md), so the face is stage one's; to "
+    "refine, "
     f"pass --refiner PATH or set {REFINER_ENV_VAR} to a refiner checkpoint, or give GFPGAN "
     "weights with --gfpgan-weights / SKETCH2FACE_GFPGAN_WEIGHTS"
 )
